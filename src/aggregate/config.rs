@@ -1,0 +1,113 @@
+//! The `[[outputs]]` entry of kind `aggregate`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::config::Problem;
+use crate::minimise::FieldSpec;
+use crate::suppress::{Profile, ProfileSpec};
+use crate::tables::FileFormat;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CountKind {
+    /// Distinct people (the default: what disclosure rules are written for).
+    #[default]
+    Persons,
+    Records,
+}
+
+/// `[[outputs]] kind = "aggregate"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AggregateOutput {
+    pub name: String,
+    pub dataset: String,
+    /// Dimensions, each `column[:transform]` like a records field.
+    pub group_by: Vec<String>,
+    #[serde(default)]
+    pub count: CountKind,
+    #[serde(default)]
+    pub totals: bool,
+    /// A preset (`hes`, `csds`) or the NAME of a `[suppression.NAME]` table.
+    pub suppression: String,
+    #[serde(default = "csv")]
+    pub format: FileFormat,
+}
+
+fn csv() -> FileFormat {
+    FileFormat::Csv
+}
+
+impl AggregateOutput {
+    pub fn field_specs(&self) -> Vec<FieldSpec> {
+        self.group_by
+            .iter()
+            .filter_map(|f| FieldSpec::parse(f).ok())
+            .collect()
+    }
+
+    pub fn problems(
+        &self,
+        file: &Path,
+        key: &str,
+        custom: &BTreeMap<String, ProfileSpec>,
+    ) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        if self.group_by.is_empty() {
+            problems.push(Problem::error(
+                file,
+                format!("{key}.group_by"),
+                "lists no dimensions",
+                "list at least one column to count by, e.g. [\"region\"]",
+            ));
+        }
+        for (i, raw) in self.group_by.iter().enumerate() {
+            let k = format!("{key}.group_by[{i}]");
+            match FieldSpec::parse(raw) {
+                Err(e) => problems.push(Problem::error(
+                    file,
+                    &k,
+                    format!("`{raw}`: {e}"),
+                    "write it as column or column:transform",
+                )),
+                Ok(f)
+                    if f.is_direct_identifier(None)
+                        || f.transform == Some(crate::minimise::Transform::Pseudonym) =>
+                {
+                    problems.push(Problem::error(
+                        file,
+                        &k,
+                        format!("`{raw}` would count people one by one"),
+                        "group by a generalised column (region, admission_date:year, age:band10)",
+                    ))
+                }
+                Ok(_) => {}
+            }
+        }
+        if Profile::resolve(&self.suppression, custom).is_none() {
+            problems.push(Problem::error(
+                file,
+                format!("{key}.suppression"),
+                format!(
+                    "`{}` is neither a preset nor a [suppression.{}] table",
+                    self.suppression, self.suppression
+                ),
+                format!(
+                    "use \"hes\" or \"csds\"{}",
+                    if custom.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            ", or one of: {}",
+                            custom.keys().cloned().collect::<Vec<_>>().join(", ")
+                        )
+                    }
+                ),
+            ));
+        }
+        problems
+    }
+}

@@ -1,0 +1,47 @@
+//! `dars link AGREEMENT --out DIR`: linkage only.
+
+use std::path::PathBuf;
+
+use super::{exit, load_agreement, load_site, Cli, Failure};
+use crate::ingest::{self, IngestConfig};
+use crate::link::{self, LinkConfig};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    pub agreement: PathBuf,
+    /// Folder for linkage.csv and review_queue.csv (created 0700).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+pub fn run(args: &Args, cli: &Cli) -> Result<(), Failure> {
+    let site = load_site(cli)?;
+    let agreement = load_agreement(&args.agreement, &site)?;
+    let config = LinkConfig::from_cohort(&agreement.cohort);
+    let cohort = ingest::read_cohort(&IngestConfig {
+        path: agreement.cohort.path.clone(),
+        required: config.required_columns(),
+    })
+    .map_err(|e| Failure::new(exit::INPUT, e))?;
+    let demographics = crate::tables::scan(&site.demographics)
+        .map_err(|source| Failure::new(exit::INPUT, link::LinkError::Demographics { source }))?;
+    let linkage =
+        link::link(&cohort, demographics, &config).map_err(|e| Failure::new(exit::INPUT, e))?;
+    let io =
+        |e: std::io::Error| Failure::new(exit::INTERNAL, format!("{}: {e}", args.out.display()));
+    crate::workdir::create_private_dir(&args.out).map_err(io)?;
+    link::write_linkage_csv(&args.out.join("linkage.csv"), &linkage.rows).map_err(io)?;
+    link::write_review_queue_csv(&args.out.join("review_queue.csv")).map_err(io)?;
+    let c = &linkage.counts;
+    println!(
+        "{} rows: {} validated, {} reviewed, {} queued, {} unmatched, {} invalid -> {}",
+        c.rows,
+        c.validated,
+        c.reviewed,
+        c.queued,
+        c.unmatched,
+        c.invalid,
+        args.out.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,169 @@
+//! The command line: one module per verb (xsv's `src/cmd/<verb>.rs`). Each
+//! verb parses its flags, calls the library, prints counts and study IDs
+//! only, and maps its error to an exit code (documented in the README).
+
+mod agreements;
+mod check;
+mod ledger;
+mod link;
+mod run;
+mod synth;
+mod verify;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Exit codes, as the README documents them.
+pub mod exit {
+    pub const OK: u8 = 0;
+    /// Something unexpected: an I/O error in the work directory, a bug.
+    pub const INTERNAL: u8 = 1;
+    /// The command line is wrong (clap's own code).
+    pub const USAGE: u8 = 2;
+    /// A config file has problems (`dars check` lists them).
+    pub const CONFIG: u8 = 3;
+    /// An input file is malformed: the cohort, a dataset, the index.
+    pub const INPUT: u8 = 4;
+    /// The agreement is not active today: not started or expired.
+    pub const NOT_ACTIVE: u8 = 5;
+    /// Verification failed: a release or the ledger does not check out.
+    pub const VERIFY: u8 = 6;
+    /// Delivery failed: the destination refused or is unreachable.
+    pub const DELIVERY: u8 = 7;
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "dars", version, about = "Release approved health-data extracts safely: link, minimise, protect, encrypt, sign, push.", long_about = None)]
+pub struct Cli {
+    /// The site config: where the custodian's data and keys live.
+    #[arg(
+        long,
+        global = true,
+        default_value = "config/site.toml",
+        env = "DARS_SITE"
+    )]
+    pub site: PathBuf,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The whole pipeline for one agreement.
+    Run(run::Args),
+    /// Linkage only: linkage.csv and review_queue.csv in --out.
+    Link(link::Args),
+    /// Check an agreement and the site config without reading any data.
+    Check(check::Args),
+    /// Recipient-side check of a delivered release.
+    Verify(verify::Args),
+    /// Deterministic synthetic site data, cohort and the true links.
+    Synth(synth::Args),
+    /// The release ledger.
+    #[command(subcommand)]
+    Ledger(ledger::Command),
+    /// Every agreement in a folder with its status.
+    Agreements(agreements::Args),
+}
+
+/// A failed command: the message (already free of identifiers) and its code.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(code: u8, message: impl std::fmt::Display) -> Self {
+        Self {
+            code,
+            message: message.to_string(),
+        }
+    }
+}
+
+impl From<crate::pipeline::PipelineError> for Failure {
+    fn from(e: crate::pipeline::PipelineError) -> Self {
+        use crate::pipeline::PipelineError as E;
+        let code = match &e {
+            E::Config(_) | E::Package(_) => exit::CONFIG,
+            E::NotActive(_) => exit::NOT_ACTIVE,
+            E::Ingest(_)
+            | E::Link(_)
+            | E::Objections(_)
+            | E::Minimise(_)
+            | E::Aggregate(_)
+            | E::Dataset { .. } => exit::INPUT,
+            E::Push(_) => exit::DELIVERY,
+            E::Ledger(_) | E::WorkDir { .. } => exit::INTERNAL,
+        };
+        Self::new(code, e)
+    }
+}
+
+impl From<crate::config::ConfigError> for Failure {
+    fn from(e: crate::config::ConfigError) -> Self {
+        Self::new(exit::CONFIG, e)
+    }
+}
+
+/// Sets up logging, runs the verb, prints the error and returns the code.
+pub fn main(cli: Cli) -> ExitCode {
+    init_logging(cli.log_format);
+    let result = match &cli.command {
+        Command::Run(a) => run::run(a, &cli),
+        Command::Link(a) => link::run(a, &cli),
+        Command::Check(a) => check::run(a, &cli),
+        Command::Verify(a) => verify::run(a),
+        Command::Synth(a) => synth::run(a),
+        Command::Ledger(c) => ledger::run(c, &cli),
+        Command::Agreements(a) => agreements::run(a, &cli),
+    };
+    match result {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(f) => {
+            eprintln!("error: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("DARS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Human => builder.with_target(false).try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Loads the site config, as a failure with every problem.
+pub(crate) fn load_site(cli: &Cli) -> Result<crate::config::Site, Failure> {
+    Ok(crate::config::Site::load(&cli.site)?)
+}
+
+/// Loads an agreement against the site, logging its warnings.
+pub(crate) fn load_agreement(
+    path: &std::path::Path,
+    site: &crate::config::Site,
+) -> Result<crate::config::Agreement, Failure> {
+    let (agreement, warnings) = crate::config::Agreement::load(path, Some(site))?;
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    Ok(agreement)
+}

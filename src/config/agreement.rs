@@ -1,0 +1,549 @@
+//! An agreement file (`config/agreements/*.toml`): what one signed Data
+//! Sharing Agreement allows. The sections are owned by the stages that use
+//! them; this file assembles them, resolves paths and checks the whole.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Deserializer};
+
+use super::problem::{read_toml, section, Problem, Severity};
+use super::{resolve, toml_date, ConfigError, Site};
+use crate::aggregate::AggregateOutput;
+use crate::ingest::CohortField;
+use crate::minimise::RecordsOutput;
+use crate::push::ReleaseConfig;
+use crate::suppress::ProfileSpec;
+
+/// A DARS agreement reference, `DARS-NIC-xxxxxx-xxxxx-xx`: six digits, five
+/// letters or digits, two digits. Invalid references cannot be built.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AgreementRef(String);
+
+impl AgreementRef {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let parts: Vec<&str> = s.split('-').collect();
+        let ok = parts.len() == 5
+            && parts[0] == "DARS"
+            && parts[1] == "NIC"
+            && parts[2].len() == 6
+            && parts[2].bytes().all(|b| b.is_ascii_digit())
+            && parts[3].len() == 5
+            && parts[3]
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+            && parts[4].len() == 2
+            && parts[4].bytes().all(|b| b.is_ascii_digit());
+        if ok {
+            Ok(Self(s.to_string()))
+        } else {
+            Err(format!(
+                "`{s}` is not an agreement reference like DARS-NIC-000001-DEMO1-01"
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for AgreementRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for AgreementRef {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LegalBasis {
+    Consent,
+    #[serde(rename = "section-251")]
+    Section251,
+    Statutory,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    #[default]
+    Once,
+    Daily,
+    Weekly,
+    Monthly,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ObjectionType {
+    Type1,
+    Ndoo,
+}
+
+impl ObjectionType {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Type1 => "type1",
+            Self::Ndoo => "ndoo",
+        }
+    }
+}
+
+/// `[agreement]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgreementMeta {
+    pub reference: AgreementRef,
+    pub organisation: String,
+    #[serde(deserialize_with = "toml_date")]
+    pub start: NaiveDate,
+    #[serde(deserialize_with = "toml_date")]
+    pub end: NaiveDate,
+    pub legal_basis: LegalBasis,
+    #[serde(default)]
+    pub schedule: Schedule,
+    #[serde(default)]
+    pub identifiable: bool,
+}
+
+/// `[cohort]`: the applicant's file and how its rows may be validated.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CohortSection {
+    pub path: PathBuf,
+    pub validation_fields: Vec<String>,
+    #[serde(default)]
+    pub manual_validation: bool,
+    #[serde(default)]
+    pub review_decisions: Option<PathBuf>,
+}
+
+impl CohortSection {
+    /// The validation fields as cohort columns (checked at load).
+    pub fn fields(&self) -> Vec<CohortField> {
+        self.validation_fields
+            .iter()
+            .filter_map(|f| CohortField::from_header(f))
+            .collect()
+    }
+}
+
+/// `[objections]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectionsSection {
+    #[serde(default)]
+    pub apply: Vec<ObjectionType>,
+}
+
+/// One `[[outputs]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum OutputSpec {
+    Records(RecordsOutput),
+    Aggregate(AggregateOutput),
+}
+
+impl OutputSpec {
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Records(r) => &r.name,
+            Self::Aggregate(a) => &a.name,
+        }
+    }
+    pub fn dataset(&self) -> &str {
+        match self {
+            Self::Records(r) => &r.dataset,
+            Self::Aggregate(a) => &a.dataset,
+        }
+    }
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Records(_) => "records",
+            Self::Aggregate(_) => "aggregate",
+        }
+    }
+}
+
+/// A loaded, checked agreement with every path resolved.
+#[derive(Debug, Clone)]
+pub struct Agreement {
+    pub file: PathBuf,
+    pub meta: AgreementMeta,
+    pub cohort: CohortSection,
+    pub objections: ObjectionsSection,
+    pub outputs: Vec<OutputSpec>,
+    pub release: ReleaseConfig,
+    pub suppression: BTreeMap<String, ProfileSpec>,
+}
+
+const SECTIONS: [&str; 6] = [
+    "agreement",
+    "cohort",
+    "objections",
+    "outputs",
+    "release",
+    "suppression",
+];
+const VALIDATION_FIELDS: [CohortField; 4] = [
+    CohortField::NhsNumber,
+    CohortField::DateOfBirth,
+    CohortField::Gender,
+    CohortField::Postcode,
+];
+
+impl Agreement {
+    /// Loads and checks; every problem at once on failure. Warnings are
+    /// returned beside the agreement for the caller to log.
+    pub fn load(
+        path: &Path,
+        site: Option<&Site>,
+    ) -> Result<(Agreement, Vec<Problem>), ConfigError> {
+        let (agreement, problems) = Self::check(path, site);
+        match agreement {
+            Some(a) if !problems.iter().any(|p| p.severity == Severity::Error) => Ok((a, problems)),
+            _ => Err(ConfigError { problems }),
+        }
+    }
+
+    /// Every problem in the file (with the site, the datasets it names are
+    /// checked too). Reads no data.
+    pub fn check(path: &Path, site: Option<&Site>) -> (Option<Agreement>, Vec<Problem>) {
+        let mut problems = Vec::new();
+        let table = match read_toml(path) {
+            Ok(t) => t,
+            Err(p) => return (None, vec![p]),
+        };
+        let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        for key in table.keys() {
+            if !SECTIONS.contains(&key.as_str()) {
+                problems.push(Problem::error(
+                    path,
+                    key.clone(),
+                    "unknown section",
+                    format!(
+                        "remove it; an agreement has only [{}]",
+                        SECTIONS.join("], [")
+                    ),
+                ));
+            }
+        }
+        let required = |name: &str, problems: &mut Vec<Problem>| -> Option<toml::Value> {
+            let v = table.get(name).cloned();
+            if v.is_none() {
+                problems.push(Problem::error(
+                    path,
+                    name,
+                    "missing section",
+                    format!("add a [{name}] table (see config/agreements/ in the repository)"),
+                ));
+            }
+            v
+        };
+        let meta: Option<AgreementMeta> = required("agreement", &mut problems)
+            .and_then(|v| section(path, "agreement", v, &mut problems));
+        let cohort: Option<CohortSection> = required("cohort", &mut problems)
+            .and_then(|v| section(path, "cohort", v, &mut problems));
+        let objections: Option<ObjectionsSection> = match table.get("objections") {
+            Some(v) => section(path, "objections", v.clone(), &mut problems),
+            None => Some(ObjectionsSection::default()),
+        };
+        let release: Option<ReleaseConfig> = required("release", &mut problems)
+            .and_then(|v| section(path, "release", v, &mut problems));
+        let mut suppression = BTreeMap::new();
+        match table.get("suppression") {
+            None => {}
+            Some(toml::Value::Table(t)) => {
+                for (name, v) in t {
+                    let key = format!("suppression.{name}");
+                    if let Some(p) = section::<ProfileSpec>(path, &key, v.clone(), &mut problems) {
+                        problems.extend(p.problems(path, &key));
+                        suppression.insert(name.clone(), p);
+                    }
+                }
+            }
+            Some(_) => problems.push(Problem::error(
+                path,
+                "suppression",
+                "must be tables [suppression.NAME]",
+                "write each custom profile as a [suppression.NAME] table",
+            )),
+        }
+        let mut outputs = Vec::new();
+        match table.get("outputs") {
+            Some(toml::Value::Array(items)) if !items.is_empty() => {
+                for (i, v) in items.iter().enumerate() {
+                    if let Some(o) = section::<OutputSpec>(
+                        path,
+                        &format!("outputs[{i}]"),
+                        v.clone(),
+                        &mut problems,
+                    ) {
+                        outputs.push((i, o));
+                    }
+                }
+            }
+            _ => problems.push(Problem::error(
+                path,
+                "outputs",
+                "no outputs",
+                "add at least one [[outputs]] table with kind = \"records\" or \"aggregate\"",
+            )),
+        }
+
+        if let Some(m) = &meta {
+            if m.start > m.end {
+                problems.push(Problem::error(
+                    path,
+                    "agreement.end",
+                    format!("ends ({}) before it starts ({})", m.end, m.start),
+                    "set end on or after start",
+                ));
+            }
+            if m.organisation.trim().is_empty() {
+                problems.push(Problem::error(
+                    path,
+                    "agreement.organisation",
+                    "is empty",
+                    "name the data recipient",
+                ));
+            }
+        }
+        if let Some(c) = &cohort {
+            let cohort_path = resolve(&base, &c.path);
+            if !cohort_path.is_file() {
+                problems.push(Problem::error(
+                    path,
+                    "cohort.path",
+                    format!("no cohort file at {}", cohort_path.display()),
+                    "point it at the applicant's cohort CSV (relative to this file)",
+                ));
+            }
+            if let Some(d) = &c.review_decisions {
+                let p = resolve(&base, d);
+                if !p.is_file() {
+                    problems.push(Problem::error(
+                        path,
+                        "cohort.review_decisions",
+                        format!("no decisions file at {}", p.display()),
+                        "point it at the reviewed queue CSV, or remove the key",
+                    ));
+                }
+            }
+            let mut seen = BTreeSet::new();
+            for (i, f) in c.validation_fields.iter().enumerate() {
+                match CohortField::from_header(f) {
+                    Some(field) if VALIDATION_FIELDS.contains(&field) => {
+                        if !seen.insert(field) {
+                            problems.push(Problem::error(
+                                path,
+                                format!("cohort.validation_fields[{i}]"),
+                                format!("`{f}` is listed twice"),
+                                "list each field once",
+                            ));
+                        }
+                    }
+                    _ => problems.push(Problem::error(
+                        path,
+                        format!("cohort.validation_fields[{i}]"),
+                        format!("`{f}` is not a validation field"),
+                        "use nhs_number, date_of_birth, gender or postcode",
+                    )),
+                }
+            }
+            if !seen.contains(&CohortField::NhsNumber) {
+                problems.push(Problem::error(
+                    path,
+                    "cohort.validation_fields",
+                    "does not include nhs_number",
+                    "add \"nhs_number\": automatic validation cross-checks a valid NHS number against the index",
+                ));
+            }
+        }
+        if let (Some(m), Some(o)) = (&meta, &objections) {
+            if m.legal_basis == LegalBasis::Consent && o.apply.contains(&ObjectionType::Ndoo) {
+                problems.push(Problem::warning(
+                    path,
+                    "objections.apply",
+                    "lists \"ndoo\" but the legal basis is consent: the national data opt-out does not apply to consented data",
+                    "remove \"ndoo\" unless the DSA asks for it",
+                ));
+            }
+        }
+        let identifiable = meta.as_ref().is_some_and(|m| m.identifiable);
+        let mut names = BTreeSet::new();
+        for (i, o) in &outputs {
+            let key = format!("outputs[{i}]");
+            let name = o.name();
+            let safe = !name.is_empty()
+                && name.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
+                });
+            if !safe {
+                problems.push(Problem::error(
+                    path,
+                    format!("{key}.name"),
+                    format!("`{name}` is not a safe file name"),
+                    "use lower-case letters, digits, `_` and `-`",
+                ));
+            } else if !names.insert(name.to_string()) {
+                problems.push(Problem::error(
+                    path,
+                    format!("{key}.name"),
+                    format!("`{name}` is used by two outputs"),
+                    "give every output its own name",
+                ));
+            }
+            if let Some(site) = site {
+                if !site.datasets.contains_key(o.dataset()) {
+                    problems.push(Problem::error(
+                        path,
+                        format!("{key}.dataset"),
+                        format!("`{}` is not a dataset of the site", o.dataset()),
+                        format!(
+                            "use one of: {}",
+                            site.datasets.keys().cloned().collect::<Vec<_>>().join(", ")
+                        ),
+                    ));
+                }
+            }
+            match o {
+                OutputSpec::Records(r) => {
+                    problems.extend(r.problems(path, &key, identifiable, site))
+                }
+                OutputSpec::Aggregate(a) => problems.extend(a.problems(path, &key, &suppression)),
+            }
+        }
+        if let Some(r) = &release {
+            problems.extend(r.problems(path, &base));
+        }
+
+        let agreement = match (meta, cohort, objections, release) {
+            (Some(meta), Some(mut cohort), Some(objections), Some(mut release)) => {
+                cohort.path = resolve(&base, &cohort.path);
+                cohort.review_decisions = cohort.review_decisions.map(|d| resolve(&base, &d));
+                release.resolve_paths(&base);
+                Some(Agreement {
+                    file: path.to_path_buf(),
+                    meta,
+                    cohort,
+                    objections,
+                    outputs: outputs.into_iter().map(|(_, o)| o).collect(),
+                    release,
+                    suppression,
+                })
+            }
+            _ => None,
+        };
+        (agreement, problems)
+    }
+
+    /// Where the agreement stands on `today`.
+    pub fn status(&self, today: NaiveDate) -> AgreementStatus {
+        AgreementStatus::on(self.meta.start, self.meta.end, today)
+    }
+
+    /// Refuses a release outside start..=end.
+    pub fn ensure_active(&self, today: NaiveDate) -> Result<(), ConfigError> {
+        let (key, message, fix) = match self.status(today) {
+            AgreementStatus::NotStarted => (
+                "agreement.start",
+                format!(
+                    "the agreement starts on {}; today is {today}: nothing may be released before",
+                    self.meta.start
+                ),
+                "wait for the start date, or correct it if the DSA says otherwise",
+            ),
+            AgreementStatus::Expired => (
+                "agreement.end",
+                format!(
+                    "the agreement ended on {}; today is {today}: nothing may be released after",
+                    self.meta.end
+                ),
+                "ask for the DSA to be renewed and update `end`",
+            ),
+            _ => return Ok(()),
+        };
+        Err(ConfigError {
+            problems: vec![Problem::error(&self.file, key, message, fix)],
+        })
+    }
+}
+
+/// Lifecycle of an agreement on a given day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgreementStatus {
+    NotStarted,
+    Active,
+    /// Active, with 30 days or fewer left.
+    Expiring {
+        days_left: i64,
+    },
+    Expired,
+}
+
+impl AgreementStatus {
+    pub fn on(start: NaiveDate, end: NaiveDate, today: NaiveDate) -> Self {
+        if today < start {
+            Self::NotStarted
+        } else if today > end {
+            Self::Expired
+        } else {
+            let days_left = (end - today).num_days();
+            if days_left <= 30 {
+                Self::Expiring { days_left }
+            } else {
+                Self::Active
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references() {
+        assert!(AgreementRef::parse("DARS-NIC-000001-DEMO1-01").is_ok());
+        for bad in [
+            "DARS-NIC-1-DEMO1-01",
+            "DARS-NIC-000001-demo1-01",
+            "NIC-000001-DEMO1-01",
+            "",
+        ] {
+            assert!(AgreementRef::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn lifecycle() {
+        let d = |s| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let (s, e) = (d("2026-01-01"), d("2026-12-31"));
+        assert_eq!(
+            AgreementStatus::on(s, e, d("2025-12-31")),
+            AgreementStatus::NotStarted
+        );
+        assert_eq!(
+            AgreementStatus::on(s, e, d("2026-06-01")),
+            AgreementStatus::Active
+        );
+        assert_eq!(
+            AgreementStatus::on(s, e, d("2026-12-31")),
+            AgreementStatus::Expiring { days_left: 0 }
+        );
+        assert_eq!(
+            AgreementStatus::on(s, e, d("2027-01-01")),
+            AgreementStatus::Expired
+        );
+    }
+}

@@ -1,0 +1,59 @@
+//! The two TOML files that say what a run does: the site config (where the
+//! custodian's data and keys live) and an agreement (what one Data Sharing
+//! Agreement allows). How a run goes (dry run, log format) is in flags.
+//!
+//! Each stage owns the struct for its own part of the agreement (the
+//! `[cohort]` table belongs to linkage, `[[outputs]]` to minimisation and
+//! aggregation, `[release]` to push); this module assembles the file from
+//! them, resolves relative paths against the file's own folder, and collects
+//! every problem at once for `dars check` instead of stopping at the first.
+
+mod agreement;
+mod problem;
+mod site;
+
+pub use agreement::{
+    Agreement, AgreementMeta, AgreementRef, AgreementStatus, CohortSection, LegalBasis,
+    ObjectionType, ObjectionsSection, OutputSpec, Schedule,
+};
+pub use problem::{ConfigError, Problem, Severity};
+pub use site::{DatasetSource, Site};
+
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Deserializer};
+
+/// Resolves `p` against the folder of the config file it came from.
+pub(crate) fn resolve(base: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+/// A TOML date (`2026-01-01`) as a calendar date; times are refused.
+pub(crate) fn toml_date<'de, D: Deserializer<'de>>(d: D) -> Result<NaiveDate, D::Error> {
+    let dt = toml::value::Datetime::deserialize(d)?;
+    match (dt.date, dt.time, dt.offset) {
+        (Some(date), None, None) => NaiveDate::from_ymd_opt(
+            i32::from(date.year),
+            u32::from(date.month),
+            u32::from(date.day),
+        )
+        .ok_or_else(|| serde::de::Error::custom("not a day of the calendar")),
+        _ => Err(serde::de::Error::custom(
+            "expected a bare date like 2026-01-01, without a time",
+        )),
+    }
+}
+
+/// Today, or the date in `DARS_TODAY` (YYYY-MM-DD) for reproducible tests
+/// and for dry-running a schedule.
+pub fn today() -> NaiveDate {
+    std::env::var("DARS_TODAY")
+        .ok()
+        .and_then(|s| NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").ok())
+        .unwrap_or_else(|| chrono::Local::now().date_naive())
+}

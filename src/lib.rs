@@ -1,0 +1,24 @@
+//! `dars`: the Access stage of a data access request service.
+//!
+//! One module per pipeline stage, each a function from typed inputs to typed
+//! outputs; [`pipeline`] wires them together and is the only code that knows
+//! the work directory. `src/main.rs` is a thin shell over [`cli`].
+#![forbid(unsafe_code)]
+
+pub mod aggregate; // stage 5a: counts by group_by with margins
+pub mod cli;
+pub mod config; // site and agreement TOML, newtypes, `dars check`
+pub mod domain; // NHS numbers, postcodes, gender, dates: validated value types
+pub mod ingest; // stage 1: the applicant's cohort CSV -> typed cohort rows
+pub mod ledger; // stage 6c: append-only, hash-chained record of releases
+pub mod link; // stage 2: cohort x master person index -> linkage table
+pub mod minimise; // stage 4: field specs and generalising transforms -> record frames
+pub mod objections; // stage 3: drop linked people who objected
+pub mod package; // stage 6a: age encryption, manifest, SSHSIG signature
+pub mod pipeline; // the orchestrator behind `dars run`
+pub mod push; // stage 6b: deliver a sealed release to its destination
+pub mod suppress; // stage 5b: disclosure control on counts
+pub mod synth; // deterministic synthetic site data, cohort and truth
+pub mod tables; // lazy scans of site tables and writing frames
+pub mod verify; // recipient-side check of a delivered release
+pub mod workdir; // work directory layout: private files, atomic writes // one module per subcommand

@@ -1,0 +1,141 @@
+//! The release manifest: what was sealed, for whom and under which
+//! agreement, with the release counts after suppression; and its signed
+//! form, written as `manifest.json` then `manifest.json.sig`.
+//!
+//! The JSON is byte-for-byte reproducible from the struct (declared field
+//! order, sorted keys inside `counts`, two-space indent, trailing newline)
+//! because its SHA-256 goes into the ledger and its bytes are what is signed.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{
+    sha256_hex, PackageError, SealedFile, SigningKey, MANIFEST_FILE, MANIFEST_NAMESPACE,
+    SIGNATURE_FILE,
+};
+use crate::workdir::write_private;
+
+/// `manifest.json`. Unknown fields are refused when reading, so that a
+/// verifier never passes a manifest that says more than it understands.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// The DSA reference (`DARS-NIC-000001-DEMO1-01`).
+    pub agreement: String,
+    pub run_id: String,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+    pub tool_version: String,
+    pub files: Vec<ManifestFile>,
+    /// Release counts after suppression, by name.
+    pub counts: BTreeMap<String, Value>,
+}
+
+/// One encrypted file of a release.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestFile {
+    /// File name inside the release (`episodes.parquet.age`).
+    pub name: String,
+    /// Size of the encrypted file.
+    pub bytes: u64,
+    /// Lower-case hex SHA-256 of the encrypted file.
+    pub sha256: String,
+    /// Rows in the plaintext table.
+    pub rows: u64,
+    /// `records` or `aggregate`.
+    pub kind: String,
+}
+
+impl ManifestFile {
+    /// The manifest line for a file [`super::seal`] wrote.
+    pub fn from_sealed(sealed: &SealedFile, rows: u64, kind: &str) -> Self {
+        Self {
+            name: sealed.name.clone(),
+            bytes: sealed.bytes,
+            sha256: sealed.sha256.clone(),
+            rows,
+            kind: kind.to_string(),
+        }
+    }
+}
+
+impl Manifest {
+    /// Pretty JSON with a stable key order and a trailing newline.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut stable = self.clone();
+        for value in stable.counts.values_mut() {
+            sort_keys(value);
+        }
+        // Serialising plain strings, integers and `Value`s (whose map keys
+        // are strings and whose numbers are finite) cannot fail.
+        let mut json =
+            serde_json::to_vec_pretty(&stable).expect("a Manifest always serialises to JSON");
+        json.push(b'\n');
+        json
+    }
+
+    /// Reads `manifest.json` bytes.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+
+    /// Signs the exact bytes of [`Manifest::to_json`] in the
+    /// [`MANIFEST_NAMESPACE`].
+    pub fn sign(&self, key: &SigningKey) -> SignedManifest {
+        let json = self.to_json();
+        let signature = key.sign_sshsig(&json, MANIFEST_NAMESPACE);
+        SignedManifest {
+            sha256: sha256_hex(&json),
+            json,
+            signature,
+        }
+    }
+}
+
+/// Recursively sorts object keys, so that the output does not depend on
+/// whether serde_json preserves insertion order in this build.
+fn sort_keys(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<(String, Value)> = std::mem::take(map).into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            for (key, mut inner) in entries {
+                sort_keys(&mut inner);
+                map.insert(key, inner);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(sort_keys),
+        _ => {}
+    }
+}
+
+/// A manifest with its signature, ready to be written or pushed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedManifest {
+    /// The bytes of `manifest.json`.
+    pub json: Vec<u8>,
+    /// The armored SSHSIG of `json`: the bytes of `manifest.json.sig`.
+    pub signature: String,
+    /// Lower-case hex SHA-256 of `json`, for the ledger.
+    pub sha256: String,
+}
+
+impl SignedManifest {
+    /// Writes `dir/manifest.json`, then `dir/manifest.json.sig`, each
+    /// atomically with mode 0600: the signature appears last, so a
+    /// directory with a signature holds a complete release.
+    pub fn write_to(&self, dir: &Path) -> Result<(), PackageError> {
+        for (name, bytes) in [
+            (MANIFEST_FILE, self.json.as_slice()),
+            (SIGNATURE_FILE, self.signature.as_bytes()),
+        ] {
+            let path = dir.join(name);
+            write_private(&path, bytes).map_err(|source| PackageError::Write { path, source })?;
+        }
+        Ok(())
+    }
+}

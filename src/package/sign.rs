@@ -1,0 +1,226 @@
+//! The custodian's Ed25519 release signing key and the OpenSSH SSHSIG
+//! signatures it makes, so that recipients can check a manifest with stock
+//! `ssh-keygen -Y verify` and no dars of their own.
+//!
+//! ssh-key parses the key file and encodes the SSHSIG envelope; ring does
+//! the hashing and the Ed25519 signature. The secret seed lives only in
+//! zeroizing storage and is never printed.
+
+use std::fmt;
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use ring::digest::{digest, SHA256, SHA512};
+use ring::signature::Ed25519KeyPair;
+use ssh_key::{Algorithm, HashAlg, LineEnding, PrivateKey, PublicKey, Signature, SshSig};
+use zeroize::Zeroizing;
+
+use super::PackageError;
+
+/// Key files are a few hundred bytes; anything this large is not one.
+const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
+
+/// The hash inside an SSHSIG. dars signs with SHA-512 (OpenSSH's default);
+/// verification accepts both, as `ssh-keygen -Y verify` does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SshsigHash {
+    Sha256,
+    Sha512,
+}
+
+impl SshsigHash {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            SshsigHash::Sha256 => "sha256",
+            SshsigHash::Sha512 => "sha512",
+        }
+    }
+}
+
+/// The bytes an SSHSIG signature covers (OpenSSH PROTOCOL.sshsig):
+/// `"SSHSIG" || string(namespace) || string(reserved = "") ||
+/// string(hash_algorithm) || string(H(message))`, each `string` a 32-bit
+/// big-endian length then the bytes.
+pub(crate) fn sshsig_signed_data(namespace: &str, hash: SshsigHash, message: &[u8]) -> Vec<u8> {
+    let message_hash = match hash {
+        SshsigHash::Sha256 => digest(&SHA256, message),
+        SshsigHash::Sha512 => digest(&SHA512, message),
+    };
+    let mut out = Vec::with_capacity(6 + 4 * 4 + namespace.len() + 6 + 64);
+    out.extend_from_slice(b"SSHSIG");
+    for field in [
+        namespace.as_bytes(),
+        b"",
+        hash.name().as_bytes(),
+        message_hash.as_ref(),
+    ] {
+        // Every field is far below 4 GiB: a namespace, a hash name, a digest.
+        out.extend_from_slice(&(field.len() as u32).to_be_bytes());
+        out.extend_from_slice(field);
+    }
+    out
+}
+
+/// An Ed25519 release signing key loaded from an unencrypted OpenSSH
+/// private key file.
+pub struct SigningKey {
+    seed: Zeroizing<[u8; 32]>,
+    public: PublicKey,
+}
+
+impl SigningKey {
+    /// Loads an OpenSSH Ed25519 private key. Refuses a file that group or
+    /// others may read (the error says `chmod 600 PATH`), a passphrase-
+    /// protected key, a key of another type, and a public key file.
+    pub fn load(path: &Path) -> Result<Self, PackageError> {
+        let read_error = |source| PackageError::KeyRead {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = File::open(path).map_err(read_error)?;
+        // Check the open file, not the path, so that the mode checked is the
+        // mode of the bytes read.
+        let metadata = file.metadata().map_err(read_error)?;
+        let mode = metadata.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(PackageError::KeyPermissions {
+                path: path.to_path_buf(),
+                mode,
+            });
+        }
+        if !metadata.is_file() || metadata.len() > MAX_KEY_FILE_BYTES {
+            return Err(PackageError::KeyNotOpenssh {
+                path: path.to_path_buf(),
+                reason: "not a small regular file".to_string(),
+            });
+        }
+        // Sized up front so that the buffer never reallocates and leaves an
+        // unzeroed copy of the key behind.
+        let mut pem = Zeroizing::new(Vec::with_capacity(MAX_KEY_FILE_BYTES as usize + 1));
+        file.take(MAX_KEY_FILE_BYTES)
+            .read_to_end(&mut pem)
+            .map_err(read_error)?;
+        Self::from_openssh(path, &pem)
+    }
+
+    fn from_openssh(path: &Path, pem: &[u8]) -> Result<Self, PackageError> {
+        let text = String::from_utf8_lossy(pem.get(..64).unwrap_or(pem)).into_owned();
+        if text.starts_with("ssh-") || text.starts_with("ecdsa-") || text.starts_with("sk-") {
+            return Err(PackageError::KeyIsPublic {
+                path: path.to_path_buf(),
+            });
+        }
+        let private = PrivateKey::from_openssh(pem).map_err(|e| PackageError::KeyNotOpenssh {
+            path: path.to_path_buf(),
+            reason: if text.starts_with("-----BEGIN OPENSSH PRIVATE KEY-----") {
+                format!("the key data is damaged: {e}")
+            } else if text.starts_with("-----BEGIN") {
+                "it is a PEM or PKCS#8 key".to_string()
+            } else {
+                "no OpenSSH private key header".to_string()
+            },
+        })?;
+        if private.is_encrypted() {
+            return Err(PackageError::KeyEncrypted {
+                path: path.to_path_buf(),
+            });
+        }
+        let Some(keypair) = private.key_data().ed25519() else {
+            return Err(PackageError::KeyNotEd25519 {
+                path: path.to_path_buf(),
+                algorithm: private.algorithm().as_str().to_string(),
+            });
+        };
+        let seed = Zeroizing::new(*keypair.private.as_ref());
+        // ssh-key (without its ed25519 feature) does not check that the two
+        // halves belong together; ring does.
+        if Ed25519KeyPair::from_seed_and_public_key(&seed[..], keypair.public.as_ref()).is_err() {
+            return Err(PackageError::KeyMismatch {
+                path: path.to_path_buf(),
+            });
+        }
+        Ok(Self {
+            seed,
+            public: private.public_key().clone(),
+        })
+    }
+
+    /// An armored `-----BEGIN SSH SIGNATURE-----` SSHSIG over `message` in
+    /// `namespace`, hash SHA-512, accepted by `ssh-keygen -Y verify`.
+    ///
+    /// # Panics
+    /// If `namespace` is empty, which SSHSIG forbids; callers pass a constant
+    /// such as [`super::MANIFEST_NAMESPACE`].
+    pub fn sign_sshsig(&self, message: &[u8], namespace: &str) -> String {
+        assert!(!namespace.is_empty(), "an SSHSIG namespace cannot be empty");
+        let signed_data = sshsig_signed_data(namespace, SshsigHash::Sha512, message);
+        let signature = self.keypair().sign(&signed_data);
+        // An Ed25519 signature is always 64 bytes, which is what
+        // `Signature::new` checks for this algorithm.
+        let signature = Signature::new(Algorithm::Ed25519, signature.as_ref().to_vec())
+            .expect("ring returns 64-byte Ed25519 signatures");
+        // `SshSig::new` fails only on an empty namespace, refused above.
+        let sshsig = SshSig::new(
+            self.public.key_data().clone(),
+            namespace,
+            HashAlg::Sha512,
+            signature,
+        )
+        .expect("namespace is not empty");
+        // Encoding fails only if lengths overflow, impossible for a few
+        // hundred bytes.
+        sshsig
+            .to_pem(LineEnding::LF)
+            .expect("an SSHSIG of a few hundred bytes always encodes")
+    }
+
+    /// The public key as an OpenSSH line: `ssh-ed25519 AAAA… comment`.
+    pub fn public_key_openssh(&self) -> String {
+        // Encoding a 32-byte Ed25519 public key and a comment cannot fail.
+        self.public
+            .to_openssh()
+            .expect("an Ed25519 public key always encodes")
+    }
+
+    /// The key's `SHA256:…` fingerprint, as `ssh-keygen -l` prints it.
+    pub fn fingerprint(&self) -> String {
+        self.public.fingerprint(HashAlg::Sha256).to_string()
+    }
+
+    fn keypair(&self) -> Ed25519KeyPair {
+        let public = self.public.key_data().ed25519().map(|k| k.as_ref());
+        // `load` only builds a SigningKey from an Ed25519 key whose halves
+        // ring accepted together, so both lookups succeed.
+        Ed25519KeyPair::from_seed_and_public_key(
+            &self.seed[..],
+            public.expect("SigningKey holds an Ed25519 public key"),
+        )
+        .expect("checked by SigningKey::load")
+    }
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("public", &self.fingerprint())
+            .field("secret", &"[redacted]")
+            .finish()
+    }
+}
+
+#[cfg(test)]
+impl SigningKey {
+    /// A key from a fixed seed, for tests that need a second, untrusted key.
+    pub(crate) fn from_seed_for_tests(seed: [u8; 32], comment: &str) -> Self {
+        use ring::signature::KeyPair;
+        use ssh_key::public::{Ed25519PublicKey, KeyData};
+        let pair = Ed25519KeyPair::from_seed_unchecked(&seed).unwrap();
+        let public: [u8; 32] = pair.public_key().as_ref().try_into().unwrap();
+        Self {
+            seed: Zeroizing::new(seed),
+            public: PublicKey::new(KeyData::Ed25519(Ed25519PublicKey(public)), comment),
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! The agreement's `[release]` table: recipients and destination.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer};
+
+use crate::config::Problem;
+
+/// `file:///path` or `sftp://user@host:port/path`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    Local(PathBuf),
+    Sftp {
+        user: String,
+        host: String,
+        port: u16,
+        path: String,
+    },
+}
+
+impl Destination {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if let Some(rest) = s.strip_prefix("file://") {
+            if rest.is_empty() {
+                return Err("file:// needs a path, e.g. file:///srv/outbox or file://outbox (relative to the agreement)".into());
+            }
+            return Ok(Self::Local(PathBuf::from(rest)));
+        }
+        if let Some(rest) = s.strip_prefix("sftp://") {
+            let (authority, path) = rest
+                .split_once('/')
+                .ok_or("sftp:// needs a path after the host")?;
+            let (user, hostport) = authority
+                .split_once('@')
+                .ok_or("sftp:// needs a user, as sftp://user@host:port/path")?;
+            let (host, port) = match hostport.rsplit_once(':') {
+                Some((h, p)) => (
+                    h,
+                    p.parse::<u16>()
+                        .map_err(|_| format!("`{p}` is not a port"))?,
+                ),
+                None => (hostport, 22),
+            };
+            if user.is_empty() || host.is_empty() {
+                return Err("sftp:// needs a user and a host".into());
+            }
+            return Ok(Self::Sftp {
+                user: user.into(),
+                host: host.into(),
+                port,
+                path: format!("/{path}"),
+            });
+        }
+        Err(format!("`{s}` is neither file:// nor sftp://"))
+    }
+}
+
+impl fmt::Display for Destination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Local(p) => write!(f, "file://{}", p.display()),
+            Self::Sftp {
+                user,
+                host,
+                port,
+                path,
+            } => write!(f, "sftp://{user}@{host}:{port}{path}"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Destination {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// `[release]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseConfig {
+    /// age X25519 (`age1…`) or `ssh-ed25519` public keys.
+    pub recipients: Vec<String>,
+    pub destination: Destination,
+    #[serde(default)]
+    pub known_hosts: Option<PathBuf>,
+    #[serde(default)]
+    pub identity: Option<PathBuf>,
+}
+
+impl ReleaseConfig {
+    pub fn problems(&self, file: &Path, base: &Path) -> Vec<Problem> {
+        let mut p = Vec::new();
+        if self.recipients.is_empty() {
+            p.push(Problem::error(
+                file,
+                "release.recipients",
+                "is empty",
+                "list the recipients' age1… or ssh-ed25519 public keys",
+            ));
+        }
+        for (i, r) in self.recipients.iter().enumerate() {
+            if let Err(e) = crate::package::Recipients::parse(std::slice::from_ref(r)) {
+                p.push(Problem::error(
+                    file,
+                    format!("release.recipients[{i}]"),
+                    format!("is not a usable public key: {e}"),
+                    "paste the recipient's age1… line or ssh-ed25519 public key",
+                ));
+            }
+        }
+        if let Destination::Sftp { .. } = self.destination {
+            for (key, v) in [
+                ("release.known_hosts", &self.known_hosts),
+                ("release.identity", &self.identity),
+            ] {
+                match v {
+                    None => p.push(Problem::error(
+                        file,
+                        key,
+                        "is required for an sftp:// destination",
+                        "point it at the file (relative to this agreement)",
+                    )),
+                    Some(path) if !crate::config::resolve(base, path).is_file() => {
+                        p.push(Problem::error(
+                            file,
+                            key,
+                            format!(
+                                "no file at {}",
+                                crate::config::resolve(base, path).display()
+                            ),
+                            "point it at the file (relative to this agreement)",
+                        ))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        p
+    }
+
+    pub fn resolve_paths(&mut self, base: &Path) {
+        if let Destination::Local(p) = &self.destination {
+            self.destination = Destination::Local(crate::config::resolve(base, p));
+        }
+        self.known_hosts = self
+            .known_hosts
+            .as_ref()
+            .map(|p| crate::config::resolve(base, p));
+        self.identity = self
+            .identity
+            .as_ref()
+            .map(|p| crate::config::resolve(base, p));
+    }
+}
