@@ -34,8 +34,21 @@ pub(crate) fn resolve(base: &Path, p: &Path) -> PathBuf {
 }
 
 /// A TOML date (`2026-01-01`) as a calendar date; times are refused.
+/// (Through a `toml::Value` a date arrives as its text, so both forms are
+/// accepted.)
 pub(crate) fn toml_date<'de, D: Deserializer<'de>>(d: D) -> Result<NaiveDate, D::Error> {
-    let dt = toml::value::Datetime::deserialize(d)?;
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Repr {
+        Datetime(toml::value::Datetime),
+        Text(String),
+    }
+    let dt = match Repr::deserialize(d)? {
+        Repr::Datetime(dt) => dt,
+        Repr::Text(s) => s
+            .parse::<toml::value::Datetime>()
+            .map_err(|_| serde::de::Error::custom(format!("`{s}` is not a date like 2026-01-01")))?,
+    };
     match (dt.date, dt.time, dt.offset) {
         (Some(date), None, None) => NaiveDate::from_ymd_opt(
             i32::from(date.year),

@@ -131,32 +131,35 @@ pub(crate) fn section<T: serde::de::DeserializeOwned>(
     problems: &mut Vec<Problem>,
 ) -> Option<T> {
     loop {
-        match value.clone().try_into::<T>() {
+        match serde_path_to_error::deserialize::<_, T>(value.clone()) {
             Ok(v) => return Some(v),
             Err(e) => {
-                let msg = e.message().to_string();
+                let at = e.path().to_string();
+                let full_key = if at == "." || at.is_empty() { key.to_string() } else { format!("{key}.{at}") };
+                let msg = e.inner().message().to_string();
                 if let Some(unknown) = unknown_field(&msg) {
-                    let (expected, fix) = match msg.split_once("expected ") {
-                        Some((_, rest)) => {
-                            (rest.to_string(), format!("remove it, or use one of {rest}"))
-                        }
-                        None => (String::new(), "remove it".into()),
+                    let fix = match msg.split_once("expected ") {
+                        Some((_, rest)) => format!("remove it, or use one of {rest}"),
+                        None => "remove it".into(),
                     };
-                    let _ = expected;
-                    problems.push(Problem::error(
-                        file,
-                        format!("{key}.{unknown}"),
-                        "unknown key",
-                        fix,
-                    ));
-                    if let Some(t) = value.as_table_mut() {
-                        if t.remove(&unknown).is_some() {
-                            continue;
+                    let parent = full_key.rsplit_once('.').map(|(p, _)| p.to_string());
+                    let unknown_key = match &parent {
+                        Some(p) if at != "." && !at.is_empty() && full_key.ends_with(&unknown) => full_key.clone(),
+                        _ => format!("{full_key}.{unknown}"),
+                    };
+                    let _ = parent;
+                    problems.push(Problem::error(file, unknown_key, "unknown key", fix));
+                    // Only a top-level unknown key can be removed and retried.
+                    if at == "." || at.is_empty() || at == unknown {
+                        if let Some(t) = value.as_table_mut() {
+                            if t.remove(&unknown).is_some() {
+                                continue;
+                            }
                         }
                     }
                     return None;
                 }
-                problems.push(Problem::error(file, key, msg, fix_for(key)));
+                problems.push(Problem::error(file, &full_key, msg, fix_for(&full_key)));
                 return None;
             }
         }

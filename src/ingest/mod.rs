@@ -71,7 +71,22 @@ impl CohortField {
                 c => c.to_ascii_lowercase(),
             })
             .collect();
-        Self::ALL.into_iter().find(|f| f.name() == norm)
+        let norm = norm.replace('.', "");
+        if let Some(f) = Self::ALL.into_iter().find(|f| f.name() == norm) {
+            return Some(f);
+        }
+        // Spellings applicants use for the same columns.
+        let alias = match norm.as_str() {
+            "studyid" | "study_number" | "participant_id" => Self::StudyId,
+            "nhs_no" | "nhsno" | "nhsnumber" | "nhs" => Self::NhsNumber,
+            "dob" | "birth_date" | "dateofbirth" => Self::DateOfBirth,
+            "sex" | "gender_code" => Self::Gender,
+            "post_code" | "postal_code" => Self::Postcode,
+            "first_name" | "firstname" | "given_name" | "forenames" => Self::Forename,
+            "last_name" | "lastname" | "family_name" => Self::Surname,
+            _ => return None,
+        };
+        Some(alias)
     }
 }
 

@@ -725,3 +725,21 @@ fn line_numbers_hold_for_every_line_ending() {
         }
     }
 }
+
+#[test]
+fn header_aliases_applicants_use() {
+    use crate::ingest::CohortField as F;
+    for (raw, want) in [
+        ("Study ID", F::StudyId),
+        ("NHS No.", F::NhsNumber),
+        ("DOB", F::DateOfBirth),
+        ("Sex", F::Gender),
+        ("Post Code", F::Postcode),
+        ("First name", F::Forename),
+        ("Last_Name", F::Surname),
+        ("\u{feff}study_id", F::StudyId),
+    ] {
+        assert_eq!(F::from_header(raw), Some(want), "{raw}");
+    }
+    assert_eq!(F::from_header("Favourite colour"), None);
+}

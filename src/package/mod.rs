@@ -127,8 +127,9 @@ pub enum PackageError {
     KeyEncrypted { path: PathBuf },
 
     #[error(
-        "signing key {path} is a {algorithm} key: dars signs releases with Ed25519; create one \
-         with `ssh-keygen -t ed25519 -f {path}` and give recipients its allowed_signers line"
+        "signing key {path} is not an Ed25519 key ({algorithm}): dars signs releases with \
+         Ed25519; create one with `ssh-keygen -t ed25519 -f NEW_KEY`, point [keys].signing_key \
+         at it and give recipients its allowed_signers line"
     )]
     KeyNotEd25519 { path: PathBuf, algorithm: String },
 

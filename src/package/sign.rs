@@ -112,14 +112,24 @@ impl SigningKey {
                 path: path.to_path_buf(),
             });
         }
-        let private = PrivateKey::from_openssh(pem).map_err(|e| PackageError::KeyNotOpenssh {
-            path: path.to_path_buf(),
-            reason: if text.starts_with("-----BEGIN OPENSSH PRIVATE KEY-----") {
-                format!("the key data is damaged: {e}")
-            } else if text.starts_with("-----BEGIN") {
-                "it is a PEM or PKCS#8 key".to_string()
-            } else {
-                "no OpenSSH private key header".to_string()
+        let private = PrivateKey::from_openssh(pem).map_err(|e| match e {
+            // ssh-key is built with Ed25519 support only: other key types
+            // (ECDSA) are unknown to it.
+            ssh_key::Error::AlgorithmUnknown | ssh_key::Error::AlgorithmUnsupported { .. } => {
+                PackageError::KeyNotEd25519 {
+                    path: path.to_path_buf(),
+                    algorithm: "an unsupported type".to_string(),
+                }
+            }
+            e => PackageError::KeyNotOpenssh {
+                path: path.to_path_buf(),
+                reason: if text.starts_with("-----BEGIN OPENSSH PRIVATE KEY-----") {
+                    format!("the key data is damaged: {e}")
+                } else if text.starts_with("-----BEGIN") {
+                    "it is a PEM or PKCS#8 key".to_string()
+                } else {
+                    "no OpenSSH private key header".to_string()
+                },
             },
         })?;
         if private.is_encrypted() {

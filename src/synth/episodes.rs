@@ -167,16 +167,21 @@ impl ClinicalCodes {
 }
 
 /// Who can be admitted, with what weight: cumulative admission rates over
-/// every person in file order, for sampling by binary search.
+/// every person in file order, and a guide table (Chen and Asau's cutpoint
+/// method) so that sampling costs a couple of memory reads rather than a
+/// binary search through millions of cache lines.
 pub struct Admissions<'a> {
     chunks: &'a [PeopleChunk],
     cumulative: Vec<f64>,
+    /// `guide[k]`: the first person whose interval ends after `k / scale`.
+    guide: Vec<u32>,
+    scale: f64,
 }
 
 impl<'a> Admissions<'a> {
     pub fn new(chunks: &'a [PeopleChunk]) -> Self {
         let mut total = 0.0f64;
-        let cumulative = chunks
+        let cumulative: Vec<f64> = chunks
             .iter()
             .flat_map(|c| c.persons.iter())
             .map(|p| {
@@ -184,7 +189,28 @@ impl<'a> Admissions<'a> {
                 total
             })
             .collect();
-        Self { chunks, cumulative }
+        let buckets = cumulative.len().max(1);
+        let scale = if total > 0.0 {
+            buckets as f64 / total
+        } else {
+            0.0
+        };
+        let mut guide = Vec::with_capacity(buckets);
+        let mut i = 0;
+        for k in 0..buckets {
+            let bound = k as f64 / scale;
+            while i + 1 < cumulative.len() && cumulative[i] <= bound {
+                i += 1;
+            }
+            // People fit in u32: NHS_SLOTS (20 million) bounds them.
+            guide.push(i as u32);
+        }
+        Self {
+            chunks,
+            cumulative,
+            guide,
+            scale,
+        }
     }
 
     /// True when nobody can be admitted (every admission rate is zero).
@@ -193,16 +219,23 @@ impl<'a> Admissions<'a> {
     }
 
     /// A person chosen in proportion to their admission rate, with their
-    /// global index. Only called when `!is_empty()`.
+    /// global index: the first person whose interval ends after a uniform
+    /// draw, so people with rate zero are never chosen. Only called when
+    /// `!is_empty()`.
     fn pick<R: Rng>(&self, rng: &mut R) -> (usize, &'a Person) {
         let total = self.cumulative.last().copied().unwrap_or(0.0);
         let u = rng.gen::<f64>() * total;
-        // The first person whose interval ends after u: their interval has
-        // positive width, so people with rate zero are never chosen.
-        let i = self
-            .cumulative
-            .partition_point(|&c| c <= u)
-            .min(self.cumulative.len() - 1);
+        let bucket = ((u * self.scale) as usize).min(self.guide.len() - 1);
+        let last = self.cumulative.len() - 1;
+        let mut i = self.guide[bucket] as usize;
+        // The guide is a lower bound up to rounding: step back if rounding
+        // overshot, then forward to the first interval ending after u.
+        while i > 0 && self.cumulative[i - 1] > u {
+            i -= 1;
+        }
+        while i < last && self.cumulative[i] <= u {
+            i += 1;
+        }
         (i, &self.chunks[i / PEOPLE_CHUNK].persons[i % PEOPLE_CHUNK])
     }
 }
@@ -332,6 +365,25 @@ mod tests {
 
     fn day(y: i32, m: u32, d: u32) -> i32 {
         to_epoch_days(NaiveDate::from_ymd_opt(y, m, d).unwrap())
+    }
+
+    #[test]
+    fn guided_pick_matches_binary_search() {
+        use crate::synth::people::{people_chunk, World};
+        use rand::SeedableRng;
+        let world = World::new(1);
+        let chunks = vec![people_chunk(&world, 0, 5_000)];
+        let adm = Admissions::new(&chunks);
+        let mut a = rand_chacha::ChaCha8Rng::seed_from_u64(2);
+        let mut b = a.clone();
+        for _ in 0..20_000 {
+            let (i, p) = adm.pick(&mut a);
+            let total = *adm.cumulative.last().unwrap();
+            let u = b.gen::<f64>() * total;
+            let j = adm.cumulative.partition_point(|&c| c <= u);
+            assert_eq!(i, j);
+            assert!(p.activity > 0.0);
+        }
     }
 
     #[test]
