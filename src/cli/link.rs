@@ -31,7 +31,7 @@ pub fn run(args: &Args, cli: &Cli) -> Result<(), Failure> {
         |e: std::io::Error| Failure::new(exit::INTERNAL, format!("{}: {e}", args.out.display()));
     crate::workdir::create_private_dir(&args.out).map_err(io)?;
     link::write_linkage_csv(&args.out.join("linkage.csv"), &linkage.rows).map_err(io)?;
-    link::write_review_queue_csv(&args.out.join("review_queue.csv")).map_err(io)?;
+    link::write_review_queue_csv(&args.out.join("review_queue.csv"), &linkage).map_err(io)?;
     let c = &linkage.counts;
     println!(
         "{} rows: {} validated, {} reviewed, {} queued, {} unmatched, {} invalid -> {}",

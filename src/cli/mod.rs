@@ -104,6 +104,7 @@ impl From<crate::pipeline::PipelineError> for Failure {
             | E::Objections(_)
             | E::Minimise(_)
             | E::Aggregate(_)
+            | E::Suppress(_)
             | E::Dataset { .. } => exit::INPUT,
             E::Push(_) => exit::DELIVERY,
             E::Ledger(_) | E::WorkDir { .. } => exit::INTERNAL,

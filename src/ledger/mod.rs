@@ -142,9 +142,9 @@ pub enum LedgerError {
     },
 
     #[error(
-        "line {line} of the ledger {path} (seq {seq}) was moved: it was written right after the \
-         line now at {written_after}; the ledger was reordered or a line was copied; restore it \
-         from a backup and find out who changed it"
+        "line {line} of the ledger {path} (seq {seq}) is out of place: it was written right \
+         after what is now line {written_after}; lines were reordered or copied; restore the \
+         ledger from a backup and find out who changed it"
     )]
     ReorderedLine {
         path: PathBuf,

@@ -35,7 +35,7 @@ pub fn write_linkage_csv(path: &Path, rows: &[LinkageRow]) -> std::io::Result<()
 /// agreement level and both sides' values side by side.
 pub const REVIEW_QUEUE_HEADER: [&str; 4] = ["study_id", "person_id", "rank", "score"];
 
-pub fn write_review_queue_csv(path: &Path) -> std::io::Result<()> {
+pub fn write_review_queue_csv(path: &Path, _linkage: &super::Linkage) -> std::io::Result<()> {
     let file = AtomicFile::create(path, 0o600)?;
     let mut w = csv::Writer::from_writer(file);
     w.write_record(REVIEW_QUEUE_HEADER)?;

@@ -52,6 +52,18 @@ impl Recipients {
         Ok(Self { keys })
     }
 
+    /// Every problem with `keys` at once, each naming its real index, for
+    /// `dars check`; empty when [`Recipients::parse`] would succeed.
+    pub fn problems(keys: &[String]) -> Vec<PackageError> {
+        if keys.is_empty() {
+            return vec![PackageError::NoRecipients];
+        }
+        keys.iter()
+            .enumerate()
+            .filter_map(|(index, key)| parse_one(index, key.trim()).err())
+            .collect()
+    }
+
     /// How many recipients the release is encrypted to.
     pub fn len(&self) -> usize {
         self.keys.len()

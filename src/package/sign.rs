@@ -83,13 +83,6 @@ impl SigningKey {
         // Check the open file, not the path, so that the mode checked is the
         // mode of the bytes read.
         let metadata = file.metadata().map_err(read_error)?;
-        let mode = metadata.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(PackageError::KeyPermissions {
-                path: path.to_path_buf(),
-                mode,
-            });
-        }
         if !metadata.is_file() || metadata.len() > MAX_KEY_FILE_BYTES {
             return Err(PackageError::KeyNotOpenssh {
                 path: path.to_path_buf(),
@@ -102,16 +95,27 @@ impl SigningKey {
         file.take(MAX_KEY_FILE_BYTES)
             .read_to_end(&mut pem)
             .map_err(read_error)?;
-        Self::from_openssh(path, &pem)
-    }
-
-    fn from_openssh(path: &Path, pem: &[u8]) -> Result<Self, PackageError> {
-        let text = String::from_utf8_lossy(pem.get(..64).unwrap_or(pem)).into_owned();
-        if text.starts_with("ssh-") || text.starts_with("ecdsa-") || text.starts_with("sk-") {
+        // A public key file is normally world-readable: say what it is
+        // rather than ask for a chmod that would not help.
+        if [b"ssh-".as_slice(), b"ecdsa-", b"sk-"]
+            .iter()
+            .any(|prefix| pem.starts_with(prefix))
+        {
             return Err(PackageError::KeyIsPublic {
                 path: path.to_path_buf(),
             });
         }
+        let mode = metadata.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(PackageError::KeyPermissions {
+                path: path.to_path_buf(),
+                mode,
+            });
+        }
+        Self::from_openssh(path, &pem)
+    }
+
+    fn from_openssh(path: &Path, pem: &[u8]) -> Result<Self, PackageError> {
         let private = PrivateKey::from_openssh(pem).map_err(|e| match e {
             // ssh-key is built with Ed25519 support only: other key types
             // (ECDSA) are unknown to it.
@@ -123,9 +127,9 @@ impl SigningKey {
             }
             e => PackageError::KeyNotOpenssh {
                 path: path.to_path_buf(),
-                reason: if text.starts_with("-----BEGIN OPENSSH PRIVATE KEY-----") {
+                reason: if pem.starts_with(b"-----BEGIN OPENSSH PRIVATE KEY-----") {
                     format!("the key data is damaged: {e}")
-                } else if text.starts_with("-----BEGIN") {
+                } else if pem.starts_with(b"-----BEGIN") {
                     "it is a PEM or PKCS#8 key".to_string()
                 } else {
                     "no OpenSSH private key header".to_string()

@@ -131,6 +131,32 @@ fn recipients_name_the_bad_key_by_index_and_never_echo_a_secret() {
 }
 
 #[test]
+fn recipient_problems_lists_every_bad_key_with_its_index() {
+    let good = SSH_RECIPIENT.to_string();
+    let keys = [
+        good.clone(),
+        "nonsense".to_string(),
+        good,
+        "AGE-SECRET-KEY-1QQ".to_string(),
+    ];
+    let problems = Recipients::problems(&keys);
+    assert_eq!(problems.len(), 2);
+    assert!(matches!(
+        problems[0],
+        PackageError::InvalidRecipient { index: 1, .. }
+    ));
+    assert!(matches!(
+        problems[1],
+        PackageError::SecretKeyAsRecipient { index: 3 }
+    ));
+    assert!(Recipients::problems(&keys[..1]).is_empty());
+    assert!(matches!(
+        Recipients::problems(&[])[..],
+        [PackageError::NoRecipients]
+    ));
+}
+
+#[test]
 fn recipients_refuse_key_types_other_than_ed25519() {
     let rsa = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQDE7nIXTGNuaRBN9toI/wNALuQec8mvlt0iJ7o3OaD2UvoKHJ7S8rmIn4FiQDUed/Vac3OhUibei1k+TBmm16u2Rj3klgWZOIDgi8d4vXKI5N3YBhxr3jsQ+kz1c+iZ4z/tTtz306+4K46XViVMWwyyg9j82Jn41mOAy9vdeDIfQ5fLeaGqn5KwlT61GNkZ+ozWK/ZNlQIlNCcoXxhJULIs9XrtczWyVBAea1nlDo0WHODePxoJjmsNHrpQXn5mf9O83xs10qfTUjnRUt48jRmedFy4tcra3QGmSTQ3KZne+wXXSb0cIpXLGvZjQSPHgG1hc4r3uBpiSzvesGLv79XL alice@rust";
     let err = Recipients::parse(&[rsa.to_string()]).unwrap_err();
@@ -390,7 +416,7 @@ fn signing_key_refuses_encrypted_other_types_public_and_missing_files() {
     assert!(err.to_string().contains("ssh-keygen -t ed25519"), "{err}");
 
     let err =
-        SigningKey::load(&copy_key("release_signing_ed25519.pub", dir.path(), 0o600)).unwrap_err();
+        SigningKey::load(&copy_key("release_signing_ed25519.pub", dir.path(), 0o644)).unwrap_err();
     assert!(matches!(err, PackageError::KeyIsPublic { .. }), "{err:?}");
 
     let garbage = dir.path().join("garbage");

@@ -37,6 +37,7 @@ use crate::package::{
 };
 use crate::push::{self, PushError, PushReport, StagedRelease};
 use crate::suppress::{self, Profile, SuppressionCounts};
+use crate::tables::FileFormat;
 
 /// How this run goes (flags, not config).
 #[derive(Debug, Clone)]
@@ -89,6 +90,8 @@ pub enum PipelineError {
     Minimise(#[from] MinimiseError),
     #[error(transparent)]
     Aggregate(#[from] AggregateError),
+    #[error(transparent)]
+    Suppress(#[from] suppress::SuppressError),
     #[error(transparent)]
     Package(#[from] PackageError),
     #[error(transparent)]
@@ -179,7 +182,7 @@ pub fn run(
     let linkage = link::link(&cohort, demographics, &link_config)?;
     link::write_linkage_csv(&run_dir.join("linkage.csv"), &linkage.rows)
         .map_err(PipelineError::work(&run_dir, "writing linkage.csv"))?;
-    link::write_review_queue_csv(&run_dir.join("review_queue.csv"))
+    link::write_review_queue_csv(&run_dir.join("review_queue.csv"), &linkage)
         .map_err(PipelineError::work(&run_dir, "writing review_queue.csv"))?;
     info!(
         validated = linkage.counts.validated,
@@ -223,15 +226,25 @@ pub fn run(
             "creating the release folder",
         ))?;
     }
-    let mut outputs = Vec::new();
-    let mut files = Vec::new();
-    for spec in &agreement.outputs {
+    // Records are sealed as soon as they are built; aggregates are counted
+    // first and protected together, so that a cell shared by two tables of
+    // one release gets the same treatment in both.
+    let mut built: Vec<Option<(OutputSummary, Option<ManifestFile>)>> = vec![None; agreement.outputs.len()];
+    let mut tables = Vec::new();
+    let seal = |name: &str, format: FileFormat, frame: &mut polars::prelude::DataFrame, kind: &str| -> Result<Option<ManifestFile>, PipelineError> {
+        let Some(recipients) = &recipients else { return Ok(None) };
+        let sealed = package::seal(&release_dir.join(format!("{name}.{}.age", format.extension())), recipients, |w| {
+            crate::tables::write_frame(frame, format, w).map_err(Into::into)
+        })?;
+        Ok(Some(ManifestFile::from_sealed(&sealed, frame.height() as u64, kind)))
+    };
+    for (i, spec) in agreement.outputs.iter().enumerate() {
         let t = Instant::now();
         let dataset_name = spec.dataset();
         let source = site.datasets.get(dataset_name).ok_or_else(|| {
             ConfigError::from(crate::config::Problem::error(
                 &agreement.file,
-                "outputs.dataset",
+                format!("outputs[{i}].dataset"),
                 format!("`{dataset_name}` is not a dataset of the site"),
                 "add it under [datasets] in the site config or correct the name",
             ))
@@ -241,84 +254,61 @@ pub fn run(
             dataset: dataset_name.to_string(),
             source: e,
         })?;
-        let (mut frame, format, suppression) = match spec {
-            OutputSpec::Records(r) => (
-                minimise::records(r, &released, dataset, &source.key, &pseudonym)?,
-                r.format,
-                None,
-            ),
+        match spec {
+            OutputSpec::Records(r) => {
+                let mut frame = minimise::records(r, &released, dataset, &source.key, &pseudonym)?;
+                let file = seal(&r.name, r.format, &mut frame, "records")?;
+                let rows = frame.height() as u64;
+                info!(output = %r.name, kind = "records", rows, "output built");
+                let summary = OutputSummary { name: r.name.clone(), kind: "records", file: format!("{}.{}", r.name, r.format.extension()), rows, suppression: None };
+                built[i] = Some((summary, file));
+                stage("records", t);
+            }
             OutputSpec::Aggregate(a) => {
                 let table = aggregate::count(a, &released, dataset, &source.key, &pseudonym)?;
-                let profile =
-                    Profile::resolve(&a.suppression, &agreement.suppression).ok_or_else(|| {
-                        ConfigError::from(crate::config::Problem::error(
-                            &agreement.file,
-                            "outputs.suppression",
-                            format!("unknown profile `{}`", a.suppression),
-                            "use hes, csds or a [suppression.NAME] table",
-                        ))
-                    })?;
-                let protected = suppress::protect(&table, &profile);
-                report::write_suppression_report(
-                    &run_dir.join("suppression"),
-                    &a.name,
-                    &protected,
-                    &profile,
-                )
-                .map_err(PipelineError::work(
-                    &run_dir,
-                    "writing the suppression report",
-                ))?;
-                let count_name = match a.count {
-                    aggregate::CountKind::Persons => "persons",
-                    aggregate::CountKind::Records => "records",
-                };
-                let frame = protected
-                    .to_frame(count_name)
-                    .map_err(|e| AggregateError::Polars {
-                        output: a.name.clone(),
-                        source: e,
-                    })?;
-                (frame, a.format, Some(protected.counts.clone()))
+                let profile = Profile::resolve(&a.suppression, &agreement.suppression).ok_or_else(|| {
+                    ConfigError::from(crate::config::Problem::error(
+                        &agreement.file,
+                        format!("outputs[{i}].suppression"),
+                        format!("unknown profile `{}`", a.suppression),
+                        "use hes, csds or a [suppression.NAME] table",
+                    ))
+                })?;
+                tables.push((i, a, suppress::ReleaseTable { name: a.name.clone(), table, profile }));
+                stage("aggregate", t);
             }
-        };
-        let file_name = format!("{}.{}", spec.name(), format.extension());
-        let rows = frame.height() as u64;
-        if let (Some(recipients), false) = (&recipients, opts.dry_run) {
-            let sealed_name = format!("{file_name}.age");
-            let sealed = package::seal(&release_dir.join(&sealed_name), recipients, |w| {
-                crate::tables::write_frame(&mut frame, format, w).map_err(Into::into)
-            })?;
-            files.push(ManifestFile {
-                name: sealed.name,
-                bytes: sealed.bytes,
-                sha256: sealed.sha256,
-                rows,
-                kind: spec.kind().into(),
-            });
         }
-        info!(
-            output = spec.name(),
-            kind = spec.kind(),
-            rows,
-            "output built"
-        );
-        outputs.push(OutputSummary {
-            name: spec.name().to_string(),
-            kind: spec.kind(),
-            file: file_name,
-            rows,
-            suppression,
-        });
-        stage(
-            if matches!(spec, OutputSpec::Records(_)) {
-                "records"
-            } else {
-                "aggregate"
-            },
-            t,
-        );
     }
+    if !tables.is_empty() {
+        let t = Instant::now();
+        let release_tables: Vec<&suppress::ReleaseTable> = tables.iter().map(|(_, _, r)| r).collect();
+        let protected = suppress::protect_release(&release_tables)?;
+        for ((i, a, r), protected) in tables.iter().zip(protected) {
+            report::write_suppression_report(&run_dir.join("suppression"), &a.name, &protected, &r.profile)
+                .map_err(PipelineError::work(&run_dir, "writing the suppression report"))?;
+            let count_name = match a.count {
+                aggregate::CountKind::Persons => "persons",
+                aggregate::CountKind::Records => "records",
+            };
+            let mut frame = protected
+                .to_frame(count_name)
+                .map_err(|e| AggregateError::Polars { output: a.name.clone(), source: e })?;
+            let file = seal(&a.name, a.format, &mut frame, "aggregate")?;
+            let rows = frame.height() as u64;
+            info!(output = %a.name, kind = "aggregate", rows, cells_suppressed = protected.counts.primary, "output built");
+            let summary = OutputSummary {
+                name: a.name.clone(),
+                kind: "aggregate",
+                file: format!("{}.{}", a.name, a.format.extension()),
+                rows,
+                suppression: Some(protected.counts.clone()),
+            };
+            built[*i] = Some((summary, file));
+        }
+        stage("suppress", t);
+    }
+    let (outputs, files): (Vec<OutputSummary>, Vec<Option<ManifestFile>>) = built.into_iter().flatten().unzip();
+    let files: Vec<ManifestFile> = files.into_iter().flatten().collect();
 
     let mut summary = RunSummary {
         agreement: reference.to_string(),
@@ -385,7 +375,7 @@ pub fn run(
             files: order,
             folder: format!("{reference}/{run_id}"),
         };
-        let report = push::push(&agreement.release.destination, &staged)?;
+        let report = push::push(&agreement.release, &staged)?;
         info!(location = %report.location, files = report.files_sent, bytes = report.bytes_sent, "release delivered");
         stage("push", t);
 

@@ -61,12 +61,12 @@ pub enum PushError {
     SftpUnsupported { location: String },
 }
 
-/// Pushes every staged file to `destination` in order.
-pub fn push(destination: &Destination, release: &StagedRelease) -> Result<PushReport, PushError> {
-    match destination {
+/// Pushes every staged file to the release's destination, in order.
+pub fn push(config: &ReleaseConfig, release: &StagedRelease) -> Result<PushReport, PushError> {
+    match &config.destination {
         Destination::Local(root) => local::push(root, release),
         Destination::Sftp { .. } => Err(PushError::SftpUnsupported {
-            location: destination.to_string(),
+            location: config.destination.to_string(),
         }),
     }
 }

@@ -2,6 +2,15 @@
 
 use super::*;
 
+fn local(root: &std::path::Path) -> ReleaseConfig {
+    ReleaseConfig {
+        recipients: vec![],
+        destination: Destination::Local(root.to_path_buf()),
+        known_hosts: None,
+        identity: None,
+    }
+}
+
 #[test]
 fn destinations_parse() {
     assert_eq!(
@@ -41,7 +50,7 @@ fn local_push_delivers_in_order_and_reruns_are_idempotent() {
     let work = tempfile::tempdir().unwrap();
     let dest = tempfile::tempdir().unwrap();
     let release = staged(work.path());
-    let d = Destination::Local(dest.path().to_path_buf());
+    let d = local(dest.path());
     let r = push(&d, &release).unwrap();
     assert_eq!(r.files_sent, 3);
     let folder = dest.path().join("REF/RUN");
@@ -63,7 +72,7 @@ fn a_different_file_under_the_same_name_is_never_overwritten() {
     let release = staged(work.path());
     std::fs::create_dir_all(dest.path().join("REF/RUN")).unwrap();
     std::fs::write(dest.path().join("REF/RUN/a.csv.age"), b"something else").unwrap();
-    let err = push(&Destination::Local(dest.path().to_path_buf()), &release).unwrap_err();
+    let err = push(&local(dest.path()), &release).unwrap_err();
     assert!(matches!(err, PushError::Conflict { .. }), "{err}");
     assert!(!dest.path().join("REF/RUN/manifest.json.sig").exists());
 }
@@ -72,7 +81,7 @@ fn a_different_file_under_the_same_name_is_never_overwritten() {
 fn a_missing_destination_is_a_clear_error() {
     let work = tempfile::tempdir().unwrap();
     let release = staged(work.path());
-    let err = push(&Destination::Local("/nonexistent/outbox".into()), &release)
+    let err = push(&local(std::path::Path::new("/nonexistent/outbox")), &release)
         .unwrap_err()
         .to_string();
     assert!(err.contains("/nonexistent/outbox"), "{err}");

@@ -75,6 +75,22 @@ pub struct ProtectedCell {
     pub action: Action,
 }
 
+/// One aggregate table of a release with the rule that protects it.
+#[derive(Debug, Clone)]
+pub struct ReleaseTable {
+    pub name: String,
+    pub table: CountTable,
+    pub profile: Profile,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SuppressError {}
+
+/// Protects every aggregate table of one release together, in order.
+pub fn protect_release(tables: &[&ReleaseTable]) -> Result<Vec<ProtectedTable>, SuppressError> {
+    Ok(tables.iter().map(|t| protect(&t.table, &t.profile)).collect())
+}
+
 /// Applies `profile` to every cell of `table`.
 pub fn protect(table: &CountTable, profile: &Profile) -> ProtectedTable {
     let mut counts = SuppressionCounts {

@@ -280,7 +280,7 @@ where
             .collect::<PolarsResult<Vec<DataFrame>>>()
     };
     let indexes: Vec<usize> = (0..chunks.max(1)).collect();
-    let mut batches = indexes.chunks(rayon::current_num_threads().max(1) * 2);
+    let mut batches = indexes.chunks(rayon::current_num_threads().max(1));
     let mut pending = make_batch(batches.next().unwrap_or(&[0])).map_err(parquet_error)?;
     let mut rows: usize = pending.iter().map(DataFrame::height).sum();
     {
