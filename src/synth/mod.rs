@@ -144,7 +144,8 @@ pub enum SynthError {
         source: std::io::Error,
     },
     #[error(
-        "cannot encode {} as Parquet: {source}; this is a bug in dars synth, please report it",
+        "cannot write {} as Parquet: {source}; check free space and permissions under --out \
+         (if they are fine, this is a bug in dars synth: please report it)",
         path.display()
     )]
     Parquet { path: PathBuf, source: PolarsError },
