@@ -19,6 +19,32 @@ pub enum CountKind {
     Records,
 }
 
+impl CountKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Persons => "persons",
+            Self::Records => "records",
+        }
+    }
+}
+
+/// `percent_of = "sex"` or `percent_of = ["region", "sex"]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn names(&self) -> Vec<String> {
+        match self {
+            Self::One(s) => vec![s.clone()],
+            Self::Many(v) => v.clone(),
+        }
+    }
+}
+
 /// `[[outputs]] kind = "aggregate"`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -35,6 +61,10 @@ pub struct AggregateOutput {
     pub suppression: String,
     #[serde(default = "csv")]
     pub format: FileFormat,
+    /// Derived percentages: each cell as a percentage of its total over
+    /// these group_by dimensions (which needs `totals = true`).
+    #[serde(default)]
+    pub percent_of: Option<OneOrMany>,
 }
 
 fn csv() -> FileFormat {
@@ -46,6 +76,25 @@ impl AggregateOutput {
         self.group_by
             .iter()
             .filter_map(|f| FieldSpec::parse(f).ok())
+            .collect()
+    }
+
+    /// The dimension names (output names) of `percent_of`, each given as
+    /// written in `group_by` or as its output name; the unknown one on error.
+    pub fn percent_dims(&self, dims: &[String]) -> Result<Vec<String>, String> {
+        let Some(p) = &self.percent_of else {
+            return Ok(Vec::new());
+        };
+        p.names()
+            .into_iter()
+            .map(|name| {
+                self.group_by
+                    .iter()
+                    .zip(dims)
+                    .find(|(raw, out)| **raw == name || **out == name)
+                    .map(|(_, out)| out.clone())
+                    .ok_or(name)
+            })
             .collect()
     }
 
@@ -85,6 +134,24 @@ impl AggregateOutput {
                     ))
                 }
                 Ok(_) => {}
+            }
+        }
+        if self.percent_of.is_some() {
+            let dims: Vec<String> = self.field_specs().iter().map(FieldSpec::output_name).collect();
+            if let Err(name) = self.percent_dims(&dims) {
+                problems.push(Problem::error(
+                    file,
+                    format!("{key}.percent_of"),
+                    format!("`{name}` is not a group_by dimension, so the denominator is not in the table"),
+                    format!("use one of: {}", self.group_by.join(", ")),
+                ));
+            } else if !self.totals {
+                problems.push(Problem::error(
+                    file,
+                    format!("{key}.percent_of"),
+                    "percentages divide by totals, but totals = false",
+                    "set totals = true, or remove percent_of",
+                ));
             }
         }
         if Profile::resolve(&self.suppression, custom).is_none() {

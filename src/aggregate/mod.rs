@@ -1,12 +1,15 @@
 //! Stage 5a, aggregation: counts of persons or records by `group_by`, with
-//! a margin per dimension and a grand total when `totals = true`.
+//! every margin and a grand total when `totals = true`.
 //!
 //! The table is a full grid: every combination of the observed values of
 //! each dimension, so a true zero is present as 0 and can never be confused
-//! with a suppressed cell. Margins are counted from the records, not summed
-//! from cells, because one person can fall in several cells. Counts are
-//! taken on the linked, non-objecting cohort before any disclosure control;
-//! [`crate::suppress`] protects them.
+//! with a suppressed cell. With totals, every sub-table is added: for three
+//! dimensions the three two-way margins, the three one-way margins and the
+//! grand total, so that each margin cell is the total of the cells one
+//! dimension finer. Margins of persons are counted from the records, not
+//! summed from cells, because one person can fall in several cells; margins
+//! of records are sums. Counts are taken on the linked, non-objecting cohort
+//! before any disclosure control; [`crate::suppress`] protects them.
 
 mod config;
 #[cfg(test)]
@@ -28,9 +31,11 @@ pub const UNKNOWN: &str = "Unknown";
 /// Refuse grids larger than this: a group_by this fine is a re-identification
 /// risk and a memory hazard, not a table.
 pub const MAX_CELLS: usize = 2_000_000;
+/// Refuse more dimensions than this: 2^dims sub-tables are counted.
+pub const MAX_DIMS: usize = 8;
 
 /// Where a cell sits in the table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CellLevel {
     Interior,
@@ -38,6 +43,16 @@ pub enum CellLevel {
     Margin,
     /// Summed over every dimension: the national total.
     GrandTotal,
+}
+
+impl CellLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Interior => "interior",
+            Self::Margin => "margin",
+            Self::GrandTotal => "grand_total",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,10 +64,58 @@ pub struct Cell {
 }
 
 /// True (unprotected) counts. Internal: never released as is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CountTable {
     pub dims: Vec<String>,
     pub cells: Vec<Cell>,
+    /// What is counted, e.g. `hes_apc/persons`. Two tables of one release
+    /// with the same universe describe the same people, so a cell with the
+    /// same dimension values in both is the same cell and must be protected
+    /// the same way.
+    pub universe: String,
+    /// Dimensions summed over in the denominator of each cell's derived
+    /// percentage (`percent_of`); empty for no percentages.
+    pub percent_of: Vec<String>,
+}
+
+impl CountTable {
+    /// A table of `cells` in its own universe, without percentages.
+    pub fn new(dims: Vec<String>, cells: Vec<Cell>) -> Self {
+        Self {
+            dims,
+            cells,
+            universe: String::new(),
+            percent_of: Vec::new(),
+        }
+    }
+
+    /// The key of the denominator of `key`'s percentage: the dimensions of
+    /// `percent_of` replaced by [`TOTAL`]. `None` when the table has no
+    /// percentages or when `key` is already summed over all of them.
+    pub fn denominator_key(&self, key: &[String]) -> Option<Vec<String>> {
+        if self.percent_of.is_empty() {
+            return None;
+        }
+        let mut out = key.to_vec();
+        let mut changed = false;
+        for d in &self.percent_of {
+            let i = self.dims.iter().position(|x| x == d)?;
+            if out[i] != TOTAL {
+                out[i] = TOTAL.to_string();
+                changed = true;
+            }
+        }
+        changed.then_some(out)
+    }
+}
+
+/// What a count counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unit {
+    /// Rows.
+    Records,
+    /// Distinct values of this column (people).
+    DistinctOf(String),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +129,24 @@ pub enum AggregateError {
     },
     #[error("output `{output}`: the table would have {cells} cells (more than {MAX_CELLS})\n  fix: group by fewer or coarser columns (e.g. admission_date:year)")]
     TooManyCells { output: String, cells: usize },
+    #[error("output `{output}`: {dims} group_by dimensions (at most {MAX_DIMS})\n  fix: group by fewer columns")]
+    TooManyDims { output: String, dims: usize },
+    #[error("output `{output}`: percent_of `{name}` is not a group_by dimension, so the denominator of the percentages is not in the table\n  fix: use one of: {dims}")]
+    PercentOfUnknown {
+        output: String,
+        name: String,
+        dims: String,
+    },
+    #[error("output `{output}`: percent_of needs the totals it divides by, but the table has no margins\n  fix: set totals = true (or pass --totals), or remove percent_of")]
+    PercentWithoutTotals { output: String },
+    #[error("{output}: count column `{column}` has {problem} on row {row} (`{value}`)\n  fix: a count is a whole number of people or records, 0 or more: correct that row")]
+    BadCount {
+        output: String,
+        column: String,
+        problem: &'static str,
+        row: usize,
+        value: String,
+    },
     #[error("output `{output}`: {source}")]
     Polars {
         output: String,
@@ -99,6 +180,11 @@ pub fn count(
         }
     }
     let dims: Vec<String> = fields.iter().map(FieldSpec::output_name).collect();
+    let percent_of = spec.percent_dims(&dims).map_err(|name| AggregateError::PercentOfUnknown {
+        output: spec.name.clone(),
+        name,
+        dims: spec.group_by.join(", "),
+    })?;
     let persons = released.persons.clone().lazy().select([col("person_id")]);
     let mut select: Vec<Expr> = fields
         .iter()
@@ -118,90 +204,227 @@ pub fn count(
             JoinArgs::new(JoinType::Semi),
         )
         .select(select);
-    let measure = match spec.count {
-        CountKind::Persons => col("__dars_person")
-            .n_unique()
-            .cast(DataType::UInt64)
-            .alias("n"),
-        CountKind::Records => len().cast(DataType::UInt64).alias("n"),
+    let unit = match spec.count {
+        CountKind::Persons => Unit::DistinctOf("__dars_person".into()),
+        CountKind::Records => Unit::Records,
     };
+    let mut table = count_frame(joined, &dims, &unit, spec.totals, &spec.name)?;
+    table.universe = format!("{}/{}", spec.dataset, spec.count.as_str());
+    set_percent_of(&mut table, percent_of, &spec.name)?;
+    Ok(table)
+}
 
-    // One grouping per level: all dimensions, then (with totals) each
-    // dimension summed over, then the grand total.
-    let mut groupings: Vec<(Vec<usize>, CellLevel)> =
-        vec![((0..dims.len()).collect(), CellLevel::Interior)];
-    if spec.totals {
-        if dims.len() > 1 {
-            for skip in 0..dims.len() {
-                groupings.push((
-                    (0..dims.len()).filter(|&i| i != skip).collect(),
-                    CellLevel::Margin,
-                ));
+/// Sets the percentage denominators, refusing a table that lacks them.
+pub fn set_percent_of(
+    table: &mut CountTable,
+    percent_of: Vec<String>,
+    output: &str,
+) -> Result<(), AggregateError> {
+    for name in &percent_of {
+        if !table.dims.contains(name) {
+            return Err(AggregateError::PercentOfUnknown {
+                output: output.to_string(),
+                name: name.clone(),
+                dims: table.dims.join(", "),
+            });
+        }
+    }
+    table.percent_of = percent_of;
+    if !table.percent_of.is_empty() {
+        let keys: BTreeSet<&Vec<String>> = table.cells.iter().map(|c| &c.key).collect();
+        let missing = table
+            .cells
+            .iter()
+            .filter_map(|c| table.denominator_key(&c.key))
+            .any(|k| !keys.contains(&k));
+        if missing {
+            return Err(AggregateError::PercentWithoutTotals {
+                output: output.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Counts `frame` (string columns `dims`, plus the unit's column) into a
+/// full grid, with every margin when `totals`.
+pub fn count_frame(
+    frame: LazyFrame,
+    dims: &[String],
+    unit: &Unit,
+    totals: bool,
+    output: &str,
+) -> Result<CountTable, AggregateError> {
+    let wrap = |source| AggregateError::Polars {
+        output: output.to_string(),
+        source,
+    };
+    if dims.len() > MAX_DIMS {
+        return Err(AggregateError::TooManyDims {
+            output: output.to_string(),
+            dims: dims.len(),
+        });
+    }
+    let measure = match unit {
+        Unit::DistinctOf(c) => col(c.as_str()).n_unique().cast(DataType::UInt64).alias("n"),
+        Unit::Records => len().cast(DataType::UInt64).alias("n"),
+    };
+    let all: Vec<usize> = (0..dims.len()).collect();
+    let interior = group_counts(&frame, dims, &all, &measure).map_err(wrap)?;
+    let subsets = if totals { margin_subsets(dims.len()) } else { Vec::new() };
+    let mut counted = vec![(all, interior)];
+    for kept in subsets {
+        // Records add up; people do not (one person, several cells), so
+        // their margins are counted again from the rows.
+        let map = match unit {
+            Unit::Records => sum_to(&counted[0].1, &kept),
+            Unit::DistinctOf(_) => group_counts(&frame, dims, &kept, &measure).map_err(wrap)?,
+        };
+        counted.push((kept, map));
+    }
+    grid_table(dims, counted, output)
+}
+
+/// Builds a table from rows that already hold counts: `rows` maps each
+/// key (one value per dimension, [`TOTAL`] in a given margin) to its count.
+/// Interior keys fill a full grid (a missing combination is a true zero);
+/// margins given in `rows` are kept as given, others are summed when
+/// `totals`.
+pub fn from_counts(
+    dims: &[String],
+    rows: HashMap<Vec<String>, u64>,
+    totals: bool,
+    output: &str,
+) -> Result<CountTable, AggregateError> {
+    if dims.len() > MAX_DIMS {
+        return Err(AggregateError::TooManyDims {
+            output: output.to_string(),
+            dims: dims.len(),
+        });
+    }
+    let all: Vec<usize> = (0..dims.len()).collect();
+    let mut interior = HashMap::new();
+    let mut given: HashMap<Vec<usize>, HashMap<Vec<String>, u64>> = HashMap::new();
+    for (key, n) in rows {
+        let kept: Vec<usize> = (0..dims.len()).filter(|&i| key[i] != TOTAL).collect();
+        if kept.len() == dims.len() {
+            interior.insert(key, n);
+        } else {
+            let short: Vec<String> = kept.iter().map(|&i| key[i].clone()).collect();
+            given.entry(kept).or_default().insert(short, n);
+        }
+    }
+    let mut counted = vec![(all, interior)];
+    let mut subsets: Vec<Vec<usize>> = given.keys().cloned().collect();
+    if totals {
+        for s in margin_subsets(dims.len()) {
+            if !subsets.contains(&s) {
+                subsets.push(s);
             }
         }
-        groupings.push((vec![], CellLevel::GrandTotal));
     }
-    let mut counted: Vec<(Vec<usize>, CellLevel, HashMap<Vec<String>, u64>)> = Vec::new();
-    for (kept, level) in groupings {
-        let by: Vec<Expr> = kept.iter().map(|&i| col(dims[i].as_str())).collect();
-        let lf = if by.is_empty() {
-            joined.clone().select([measure.clone()])
-        } else {
-            joined.clone().group_by(by).agg([measure.clone()])
+    subsets.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
+    for kept in subsets {
+        let map = match given.remove(&kept) {
+            Some(m) => m,
+            None => sum_to(&counted[0].1, &kept),
         };
-        let df = crate::tables::collect(lf).map_err(wrap)?;
-        let mut map = HashMap::with_capacity(df.height());
-        let n = df.column("n").map_err(wrap)?.u64().map_err(wrap)?.clone();
-        let cols: Vec<StringChunked> = kept
-            .iter()
-            .map(|&i| Ok(df.column(&dims[i])?.str()?.clone()))
-            .collect::<PolarsResult<_>>()
-            .map_err(wrap)?;
-        for row in 0..df.height() {
-            let key: Vec<String> = cols
-                .iter()
-                .map(|c| c.get(row).unwrap_or(UNKNOWN).to_string())
-                .collect();
-            map.insert(key, n.get(row).unwrap_or(0));
-        }
-        counted.push((kept, level, map));
+        counted.push((kept, map));
     }
+    grid_table(dims, counted, output)
+}
 
+/// Every proper subset of the dimensions, finest first, the grand total last.
+fn margin_subsets(d: usize) -> Vec<Vec<usize>> {
+    let mut out: Vec<Vec<usize>> = (0..(1usize << d) - 1)
+        .map(|mask| (0..d).filter(|i| mask & (1 << i) != 0).collect())
+        .collect();
+    out.sort_by(|a: &Vec<usize>, b| b.len().cmp(&a.len()).then(a.cmp(b)));
+    out
+}
+
+/// Counts per combination of the `kept` dimensions.
+fn group_counts(
+    frame: &LazyFrame,
+    dims: &[String],
+    kept: &[usize],
+    measure: &Expr,
+) -> PolarsResult<HashMap<Vec<String>, u64>> {
+    let by: Vec<Expr> = kept.iter().map(|&i| col(dims[i].as_str())).collect();
+    let lf = if by.is_empty() {
+        frame.clone().select([measure.clone()])
+    } else {
+        frame.clone().group_by(by).agg([measure.clone()])
+    };
+    let df = crate::tables::collect(lf)?;
+    let n = df.column("n")?.u64()?.clone();
+    let cols: Vec<StringChunked> = kept
+        .iter()
+        .map(|&i| Ok(df.column(&dims[i])?.str()?.clone()))
+        .collect::<PolarsResult<_>>()?;
+    let mut map = HashMap::with_capacity(df.height());
+    for row in 0..df.height() {
+        let key: Vec<String> = cols
+            .iter()
+            .map(|c| c.get(row).unwrap_or(UNKNOWN).to_string())
+            .collect();
+        map.insert(key, n.get(row).unwrap_or(0));
+    }
+    Ok(map)
+}
+
+/// Sums interior counts (keyed by every dimension) down to `kept`.
+fn sum_to(interior: &HashMap<Vec<String>, u64>, kept: &[usize]) -> HashMap<Vec<String>, u64> {
+    let mut out: HashMap<Vec<String>, u64> = HashMap::new();
+    for (key, n) in interior {
+        let short: Vec<String> = kept.iter().map(|&i| key[i].clone()).collect();
+        *out.entry(short).or_default() += n;
+    }
+    out
+}
+
+/// Lays counted sub-tables out as a full grid of cells.
+fn grid_table(
+    dims: &[String],
+    counted: Vec<(Vec<usize>, HashMap<Vec<String>, u64>)>,
+    output: &str,
+) -> Result<CountTable, AggregateError> {
     // The observed values of each dimension, sorted, for the full grid.
     let mut values: Vec<BTreeSet<String>> = vec![BTreeSet::new(); dims.len()];
-    for key in counted[0].2.keys() {
-        for (i, v) in key.iter().enumerate() {
-            values[i].insert(v.clone());
+    for (kept, map) in &counted {
+        for key in map.keys() {
+            for (slot, v) in kept.iter().zip(key) {
+                values[*slot].insert(v.clone());
+            }
         }
     }
     let mut cells = Vec::new();
-    for (kept, level, map) in &counted {
+    for (kept, map) in &counted {
+        let level = if kept.len() == dims.len() {
+            CellLevel::Interior
+        } else if kept.is_empty() {
+            CellLevel::GrandTotal
+        } else {
+            CellLevel::Margin
+        };
         let size: usize = kept.iter().map(|&i| values[i].len().max(1)).product();
         if size.saturating_add(cells.len()) > MAX_CELLS {
             return Err(AggregateError::TooManyCells {
-                output: spec.name.clone(),
-                cells: size,
+                output: output.to_string(),
+                cells: size.saturating_add(cells.len()),
             });
         }
-        for combo in grid(
-            kept.iter()
-                .map(|&i| &values[i])
-                .collect::<Vec<_>>()
-                .as_slice(),
-        ) {
+        let sets: Vec<&BTreeSet<String>> = kept.iter().map(|&i| &values[i]).collect();
+        for combo in grid(&sets) {
             let count = map.get(&combo).copied().unwrap_or(0);
             let mut key = vec![TOTAL.to_string(); dims.len()];
             for (slot, v) in kept.iter().zip(combo) {
                 key[*slot] = v;
             }
-            cells.push(Cell {
-                key,
-                count,
-                level: *level,
-            });
+            cells.push(Cell { key, count, level });
         }
     }
-    Ok(CountTable { dims, cells })
+    Ok(CountTable::new(dims.to_vec(), cells))
 }
 
 /// The cartesian product of the value sets, in order.

@@ -28,6 +28,7 @@ fn spec(count: CountKind, totals: bool) -> AggregateOutput {
         totals,
         suppression: "hes".into(),
         format: crate::tables::FileFormat::Csv,
+        percent_of: None,
     }
 }
 

@@ -21,6 +21,10 @@ pub fn run(args: &Args, cli: &Cli) -> Result<(), Failure> {
         .collect();
     files.sort();
     let today = crate::config::today();
+    let ledger = site
+        .as_ref()
+        .and_then(|s| crate::ledger::Ledger::open(&crate::pipeline::ledger_path(s)).entries().ok())
+        .unwrap_or_default();
     println!(
         "{:<28} {:<14} {:<11} {:<11} file",
         "reference", "status", "start", "end"
@@ -33,6 +37,9 @@ pub fn run(args: &Args, cli: &Cli) -> Result<(), Failure> {
                     AgreementStatus::NotStarted => "not started".to_string(),
                     AgreementStatus::Active => "active".to_string(),
                     AgreementStatus::Expiring { days_left } => format!("expiring ({days_left}d)"),
+                    AgreementStatus::Expired if destruction_due(&ledger, a.meta.reference.as_str()) => {
+                        "expired, destruction due".to_string()
+                    }
                     AgreementStatus::Expired => "expired".to_string(),
                 };
                 println!(
@@ -56,4 +63,25 @@ pub fn run(args: &Args, cli: &Cli) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// Released at least once, with no certificate of destruction recorded
+/// after the last release.
+fn destruction_due(ledger: &[crate::ledger::LedgerEntry], reference: &str) -> bool {
+    use crate::ledger::LedgerEvent;
+    let last = |want_release: bool| {
+        ledger
+            .iter()
+            .filter(|e| match &e.event {
+                LedgerEvent::Release { agreement, .. } => want_release && agreement == reference,
+                LedgerEvent::Destruction { agreement, .. } => !want_release && agreement == reference,
+            })
+            .map(|e| e.seq)
+            .max()
+    };
+    match (last(true), last(false)) {
+        (Some(release), Some(destruction)) => destruction < release,
+        (Some(_), None) => true,
+        _ => false,
+    }
 }

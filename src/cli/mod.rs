@@ -3,10 +3,13 @@
 //! only, and maps its error to an exit code (documented in the README).
 
 mod agreements;
+mod batch;
 mod check;
+mod clean;
 mod ledger;
 mod link;
 mod run;
+mod suppress;
 mod synth;
 mod verify;
 
@@ -32,6 +35,11 @@ pub mod exit {
     pub const VERIFY: u8 = 6;
     /// Delivery failed: the destination refused or is unreachable.
     pub const DELIVERY: u8 = 7;
+    /// Disclosure control cannot protect a table: the audit found a
+    /// suppressed cell a reader could narrow down.
+    pub const DISCLOSURE: u8 = 8;
+    /// `dars batch`: at least one agreement failed (the summary says which).
+    pub const BATCH: u8 = 8;
 }
 
 #[derive(Debug, Parser)]
@@ -62,6 +70,8 @@ pub enum LogFormat {
 pub enum Command {
     /// The whole pipeline for one agreement.
     Run(run::Args),
+    /// Every active, due agreement in a folder, each isolated; one summary.
+    Batch(batch::Args),
     /// Linkage only: linkage.csv and review_queue.csv in --out.
     Link(link::Args),
     /// Check an agreement and the site config without reading any data.
@@ -70,11 +80,15 @@ pub enum Command {
     Verify(verify::Args),
     /// Deterministic synthetic site data, cohort and the true links.
     Synth(synth::Args),
+    /// Disclosure control on a sample table, with a report of every cell.
+    Suppress(suppress::Args),
     /// The release ledger.
     #[command(subcommand)]
     Ledger(ledger::Command),
     /// Every agreement in a folder with its status.
     Agreements(agreements::Args),
+    /// Remove the work folders of released runs older than an age.
+    Clean(clean::Args),
 }
 
 /// A failed command: the message (already free of identifiers) and its code.
@@ -104,9 +118,9 @@ impl From<crate::pipeline::PipelineError> for Failure {
             | E::Objections(_)
             | E::Minimise(_)
             | E::Aggregate(_)
-            | E::Suppress(_)
             | E::Dataset { .. } => exit::INPUT,
             E::Push(_) => exit::DELIVERY,
+            E::Suppress(_) => exit::DISCLOSURE,
             E::Ledger(_) | E::WorkDir { .. } => exit::INTERNAL,
         };
         Self::new(code, e)
@@ -124,10 +138,13 @@ pub fn main(cli: Cli) -> ExitCode {
     init_logging(cli.log_format);
     let result = match &cli.command {
         Command::Run(a) => run::run(a, &cli),
+        Command::Batch(a) => batch::run(a, &cli),
+        Command::Clean(a) => clean::run(a, &cli),
         Command::Link(a) => link::run(a, &cli),
         Command::Check(a) => check::run(a, &cli),
         Command::Verify(a) => verify::run(a),
         Command::Synth(a) => synth::run(a),
+        Command::Suppress(a) => suppress::run(a),
         Command::Ledger(c) => ledger::run(c, &cli),
         Command::Agreements(a) => agreements::run(a, &cli),
     };

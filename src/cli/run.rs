@@ -24,6 +24,7 @@ pub fn run(args: &Args, cli: &Cli) -> Result<(), Failure> {
         &RunOptions {
             dry_run: args.dry_run,
             today: crate::config::today(),
+            forced: false,
         },
     )?;
     let l = &summary.linkage;

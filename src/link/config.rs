@@ -1,9 +1,24 @@
-//! What the link stage needs from the agreement's `[cohort]` table.
+//! What the link stage needs from the agreement's `[cohort]` table, and the
+//! limits of the scoring model and of blocking.
 
 use std::path::PathBuf;
 
 use crate::config::CohortSection;
 use crate::ingest::CohortField;
+
+/// Candidates scoring at least this (0–100) are queued for review.
+pub const REVIEW_THRESHOLD: f64 = 50.0;
+/// A study ID whose top two candidates are this close is ambiguous.
+pub const AMBIGUITY_MARGIN: f64 = 5.0;
+/// Candidates shown per study ID.
+pub const MAX_CANDIDATES: usize = 5;
+/// People in one block (sharing one key value) before the block is
+/// dropped and reported: real blocks hold a handful, a block of hundreds
+/// is a default value (1900-01-01) or a key that does not discriminate.
+pub const MAX_BLOCK: usize = 500;
+/// Comparisons of one run before the largest blocks are dropped and
+/// reported: bounds the memory of tier 2 (about 40 bytes a pair).
+pub const MAX_COMPARISONS: u64 = 20_000_000;
 
 #[derive(Debug, Clone)]
 pub struct LinkConfig {
@@ -13,6 +28,11 @@ pub struct LinkConfig {
     /// Whether names may be used to queue candidates for manual review.
     pub manual_validation: bool,
     pub review_decisions: Option<PathBuf>,
+    pub review_threshold: f64,
+    pub ambiguity_margin: f64,
+    pub max_candidates: usize,
+    pub max_block: usize,
+    pub max_comparisons: u64,
 }
 
 impl LinkConfig {
@@ -21,6 +41,7 @@ impl LinkConfig {
             validation_fields: section.fields(),
             manual_validation: section.manual_validation,
             review_decisions: section.review_decisions.clone(),
+            ..Self::default()
         }
     }
 
@@ -38,5 +59,27 @@ impl LinkConfig {
             }
         }
         req
+    }
+}
+
+impl Default for LinkConfig {
+    /// NHS number, date of birth, gender and postcode; no names; no
+    /// decisions; the model's limits.
+    fn default() -> Self {
+        Self {
+            validation_fields: vec![
+                CohortField::NhsNumber,
+                CohortField::DateOfBirth,
+                CohortField::Gender,
+                CohortField::Postcode,
+            ],
+            manual_validation: false,
+            review_decisions: None,
+            review_threshold: REVIEW_THRESHOLD,
+            ambiguity_margin: AMBIGUITY_MARGIN,
+            max_candidates: MAX_CANDIDATES,
+            max_block: MAX_BLOCK,
+            max_comparisons: MAX_COMPARISONS,
+        }
     }
 }

@@ -1,33 +1,93 @@
-//! Stage 2, link: matches each cohort row to the master person index.
+//! Stage 2, link: matches each cohort row to the master person index, in
+//! the tiers of the NHS master person service's trace (DESIGN.md,
+//! "Linkage tiers").
 //!
-//! Tier 1 (this module today) is the cross-check of the NHS master person
-//! service's trace: a valid NHS number found in demographics where every
-//! validation field the agreement selects agrees — date of birth exactly,
-//! postcode in full, gender equal or not known on either side (neutral) —
-//! is `validated`. A row whose number is found but where a field disagrees
-//! or is missing is `unmatched` with the reason; fuzzy candidates and the
-//! manual review loop are the next tiers. Nothing is ever validated on
-//! names.
+//! **Tier 1, cross-check.** A valid NHS number found once in the index
+//! where every validation field the agreement selects agrees (date of
+//! birth exactly, postcode in full, gender equal or not known on either
+//! side) is `validated`. A field blank on both sides (a postcode the index
+//! never recorded) is neutral, but at least one selected field besides the
+//! NHS number must positively agree. This is the only automatic
+//! validation, and it never looks at names.
+//!
+//! **Tier 2, candidates.** Every other row with something to match on is
+//! blocked on a union of keys (see `block`): its NHS number; the valid
+//! numbers one edit or one transposition away when its number fails
+//! modulus 11 (the check digit says it is a typo); date of birth with the
+//! postcode district, and the same with day and month swapped; and, only
+//! when the agreement sets `manual_validation = true`, date of birth with
+//! the surname initial (also swapped) and forename, surname and year of
+//! birth. Blocks are sized before any pair is made, and capped with a
+//! report, so a key that degenerates (a default date of birth shared by a
+//! million people) cannot exhaust memory. Pairs come from polars joins;
+//! scoring runs on rayon.
+//!
+//! **Scoring model (Fellegi–Sunter).** Each field of a pair is compared at
+//! a level of agreement: NHS number exact / one edit / transposition;
+//! date of birth exact / day-month swapped / one component (or one day)
+//! out / year only; postcode full / sector / district / area; gender agree
+//! / not known; names exact / swapped / Jaro-Winkler ≥ 0.92 / a shared
+//! part of a multi-part name / ≥ 0.88 / ≥ 0.70; each field also disagree
+//! or missing. A level weighs `log2(m / u)` bits: `m` is the chance of that
+//! level for a true match (round error rates, in `model`), `u` the chance
+//! for two different people, measured on this index — the coincidence
+//! `Σ (n_v / N)²` of dates of birth, years and each postcode level, and,
+//! for names, the share of the index holding the agreeing value itself, so
+//! that agreeing on a rare surname weighs about 16 bits and on Smith about
+//! 6. Missing values, gender not known and names not in use weigh 0. The
+//! score is the summed weight as a share of the weight a perfect match
+//! would give that row (every field its cohort file has, at the best
+//! level), clamped to 0–100: a blank field lowers the score instead of
+//! being ignored, and scores are comparable across rows. (A posterior
+//! probability would saturate at 100 for twins and hide how close they
+//! are.) Candidates scoring at least the review threshold are queued, best
+//! first, at most `max_candidates` per study ID; a study ID whose top two
+//! are within the ambiguity margin (twins without names) is flagged.
+//!
+//! **Partial matches.** A row whose valid NHS number is found but where a
+//! validation field disagrees or is missing on one side (someone who moved
+//! house) is queued with that person ranked first, whatever the scores,
+//! and the queue shows the disagreeing field's level and both values.
+//!
+//! **Tier 3, reviewed.** The agreement's `review_decisions` file is read
+//! back and checked whole against the current queue (see `decisions`);
+//! each accepted pair becomes `reviewed`, rejected pairs leave the queue,
+//! and a study ID whose candidates are all rejected is `unmatched`.
+//!
+//! Nothing here logs an identifier: counts and study IDs only.
 
+mod block;
+mod candidates;
+mod compare;
 mod config;
+mod decisions;
+mod index;
+mod model;
 mod output;
 #[cfg(test)]
 mod tests;
 
+pub use block::{BlockingReport, KeyReport};
+pub use candidates::{Candidate, QueueEntry};
+pub use compare::{Field, Level};
 pub use config::LinkConfig;
-pub use output::{write_linkage_csv, write_review_queue_csv};
+pub use decisions::{DecisionProblem, DecisionProblemKind, DecisionsError};
+pub use output::{write_linkage_csv, write_review_queue_csv, REVIEW_QUEUE_HEADER};
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::ops::Range;
+use std::time::Instant;
 
-use chrono::NaiveDate;
 use polars::prelude::*;
 use rayon::prelude::*;
 
-use crate::domain::date::from_epoch_days;
 use crate::domain::gender::GenderAgreement;
-use crate::domain::{Gender, Postcode};
 use crate::ingest::{Cohort, CohortField, CohortRow};
 use crate::objections::Linked;
+use block::{Key, Limits, Pair};
+use candidates::Scoring;
+use index::{column, Index};
+use model::Model;
 
 /// What linkage decided for one cohort row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -65,7 +125,7 @@ pub struct LinkageRow {
 }
 
 /// Counts per outcome, for the run summary.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LinkCounts {
     pub rows: usize,
     pub validated: usize,
@@ -75,6 +135,34 @@ pub struct LinkCounts {
     pub invalid: usize,
     /// Persons linked from more than one study ID (reported, not dropped).
     pub persons_linked_twice: usize,
+    /// Queued study IDs whose valid NHS number was found but a validation
+    /// field disagreed (partial matches).
+    #[serde(default)]
+    pub partial: usize,
+    /// Queued study IDs whose top two candidates score close together.
+    #[serde(default)]
+    pub ambiguous: usize,
+    /// Candidate pairs in the review queue.
+    #[serde(default)]
+    pub queue_pairs: usize,
+    /// Decisions read back: accepted and rejected pairs.
+    #[serde(default)]
+    pub accepted: usize,
+    #[serde(default)]
+    pub rejected: usize,
+}
+
+/// Wall time of each tier, for the bench and the run summary.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct LinkTimings {
+    /// Collecting the index and measuring the model.
+    pub index_seconds: f64,
+    pub tier1_seconds: f64,
+    pub tier1_rows: usize,
+    pub tier2_seconds: f64,
+    pub tier2_rows: usize,
+    pub decisions_seconds: f64,
+    pub index_people: usize,
 }
 
 /// The linkage stage's result.
@@ -85,6 +173,12 @@ pub struct Linkage {
     /// `study_id`, `person_id`, and the index's `nhs_number` of every
     /// validated or reviewed row: the input of the objections stage.
     pub linked: Linked,
+    /// The pending review queue: study IDs still `queued`, in cohort
+    /// order, each with its candidates best first.
+    pub queue: Vec<QueueEntry>,
+    /// What each blocking key cost and what was capped.
+    pub blocking: BlockingReport,
+    pub timings: LinkTimings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -94,16 +188,17 @@ pub enum LinkError {
         #[source]
         source: PolarsError,
     },
+    #[error(transparent)]
+    ReviewDecisions(#[from] DecisionsError),
 }
 
-/// The index's record of a person, as far as tier 1 compares it.
-#[derive(Debug, Clone)]
-struct IndexPerson {
-    person_id: i64,
-    nhs_number: String,
-    date_of_birth: Option<NaiveDate>,
-    gender: Gender,
-    postcode: Option<Postcode>,
+/// Tier 1's verdict on one row.
+enum CrossCheck {
+    Validated { idx: u32, reason: &'static str },
+    Invalid,
+    /// Go to tier 2; the reason says why tier 1 could not validate, and
+    /// `partial` whether the NHS number was found once.
+    Candidates { reason: String, partial: bool },
 }
 
 /// Links the cohort to the index.
@@ -112,166 +207,345 @@ pub fn link(
     demographics: LazyFrame,
     config: &LinkConfig,
 ) -> Result<Linkage, LinkError> {
-    let index = lookup_by_nhs_number(cohort, demographics)?;
-    let rows: Vec<LinkageRow> = cohort
-        .rows
-        .par_iter()
-        .map(|row| cross_check(row, &index, config))
-        .collect();
+    let wrap = |source| LinkError::Demographics { source };
+    let mut timings = LinkTimings::default();
+    let started = Instant::now();
+    let names = config.manual_validation;
+    let index = Index::load(demographics, names)?;
+    let model = Model::measure(&index, names)?;
+    timings.index_people = index.len();
+    timings.index_seconds = started.elapsed().as_secs_f64();
 
-    let mut counts = LinkCounts {
-        rows: rows.len(),
-        ..Default::default()
+    // Tier 1.
+    let started = Instant::now();
+    let limits = Limits {
+        max_block: config.max_block,
+        max_comparisons: config.max_comparisons,
     };
+    let mut blocking = BlockingReport::default();
+    let rows = &cohort.rows;
+    let nhs_pairs = block::candidates(
+        &index,
+        vec![(
+            Key::NhsNumber,
+            candidates::nhs_lookup(rows).map_err(wrap)?,
+        )],
+        limits,
+        &mut blocking,
+    )?;
+    let nhs_ranges = ranges_by_row(&nhs_pairs, rows.len());
+    let checks: Vec<CrossCheck> = rows
+        .par_iter()
+        .zip(nhs_ranges.par_iter())
+        .map(|(row, range)| cross_check(row, &nhs_pairs[range.clone()], &index, config))
+        .collect();
+    timings.tier1_rows = rows.len();
+    timings.tier1_seconds = started.elapsed().as_secs_f64();
+
+    // Tier 2.
+    let started = Instant::now();
+    let wanted: Vec<u32> = checks
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| matches!(c, CrossCheck::Candidates { .. }))
+        .map(|(i, _)| i as u32)
+        .collect();
+    let lookups = candidates::lookups(rows, &wanted, names).map_err(wrap)?;
+    let mut pairs = block::candidates(&index, lookups, limits, &mut blocking)?;
+    let wanted_set: HashSet<u32> = wanted.iter().copied().collect();
+    pairs.extend(
+        nhs_pairs
+            .iter()
+            .filter(|p| wanted_set.contains(&p.row))
+            .copied(),
+    );
+    let pairs = block::merge_pairs(pairs);
+    let ranges = ranges_by_row(&pairs, rows.len());
+    let scoring = Scoring {
+        names,
+        fields: [
+            CohortField::NhsNumber,
+            CohortField::DateOfBirth,
+            CohortField::Gender,
+            CohortField::Postcode,
+            CohortField::Forename,
+            CohortField::Surname,
+        ]
+        .map(|f| {
+            cohort.columns.contains(&f)
+                && (names || !matches!(f, CohortField::Forename | CohortField::Surname))
+        }),
+        review_threshold: config.review_threshold,
+        ambiguity_margin: config.ambiguity_margin,
+        max_candidates: config.max_candidates,
+    };
+    let mut queue: Vec<QueueEntry> = wanted
+        .par_iter()
+        .filter_map(|&w| {
+            let w = w as usize;
+            candidates::queue_entry(
+                &model,
+                &scoring,
+                &index,
+                w,
+                &rows[w],
+                &pairs[ranges[w].clone()],
+            )
+        })
+        .collect();
+    timings.tier2_rows = wanted.len();
+    timings.tier2_seconds = started.elapsed().as_secs_f64();
+
+    // Tier 3.
+    let started = Instant::now();
+    let mut accepted: HashMap<usize, (Candidate, String)> = HashMap::new();
+    let mut rejected_all: HashSet<usize> = HashSet::new();
+    let mut counts = LinkCounts::default();
+    if let Some(path) = &config.review_decisions {
+        let decisions = decisions::read(path)?;
+        let by_study: HashMap<&str, usize> = queue
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.study_id.as_str(), i))
+            .collect();
+        let existing = existing_people(&index, decisions.iter().map(|d| d.person_id))?;
+        decisions::check(
+            path,
+            &decisions,
+            |study, person| {
+                by_study
+                    .get(study)
+                    .is_some_and(|&i| queue[i].candidates.iter().any(|c| c.person_id == person))
+            },
+            |person| existing.contains(&person),
+        )?;
+        let mut rejected: HashSet<(&str, i64)> = HashSet::new();
+        let mut accepts: HashMap<&str, &decisions::Decision> = HashMap::new();
+        for d in &decisions {
+            if d.accept {
+                counts.accepted += 1;
+                accepts.insert(d.study_id.as_str(), d);
+            } else {
+                counts.rejected += 1;
+                rejected.insert((d.study_id.as_str(), d.person_id));
+            }
+        }
+        for entry in &mut queue {
+            if let Some(d) = accepts.get(entry.study_id.as_str()) {
+                if let Some(c) = entry.candidates.iter().find(|c| c.person_id == d.person_id) {
+                    let reason = format!(
+                        "accepted in review by {} on {} (decisions line {})",
+                        d.reviewer, d.decided_on, d.line
+                    );
+                    accepted.insert(entry.row, (c.clone(), reason));
+                }
+                continue;
+            }
+            let before = entry.candidates.len();
+            entry
+                .candidates
+                .retain(|c| !rejected.contains(&(entry.study_id.as_str(), c.person_id)));
+            if entry.candidates.is_empty() {
+                rejected_all.insert(entry.row);
+            } else if entry.candidates.len() != before {
+                entry.ambiguous = match entry.candidates.as_slice() {
+                    [first, second, ..] => second.score + config.ambiguity_margin >= first.score,
+                    _ => false,
+                };
+            }
+        }
+    }
+    timings.decisions_seconds = started.elapsed().as_secs_f64();
+
+    // Outcomes, in cohort order.
+    let queued: HashMap<usize, usize> = queue
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.row, i))
+        .collect();
+    let mut out = Vec::with_capacity(rows.len());
     let mut linked_study = Vec::new();
     let mut linked_person = Vec::new();
     let mut linked_nhs = Vec::new();
     let mut seen_person: HashMap<i64, usize> = HashMap::new();
-    for (row, cohort_row) in rows.iter().zip(&cohort.rows) {
-        match row.outcome {
+    for (i, (row, check)) in rows.iter().zip(&checks).enumerate() {
+        let problems: Vec<String> = row.problems.iter().map(ToString::to_string).collect();
+        let with_problems = |reason: String| {
+            if problems.is_empty() {
+                reason
+            } else {
+                format!("{reason}; {}", problems.join("; "))
+            }
+        };
+        let mut result = LinkageRow {
+            study_id: row.study_id.clone(),
+            person_id: None,
+            outcome: Outcome::Unmatched,
+            tier: None,
+            score: None,
+            reason: String::new(),
+        };
+        let mut link_to: Option<(i64, String)> = None;
+        match check {
+            CrossCheck::Invalid => {
+                result.outcome = Outcome::Invalid;
+                result.reason = with_problems("nothing to match on".into());
+            }
+            CrossCheck::Validated { idx, reason } => {
+                let p = index.person(*idx);
+                result.outcome = Outcome::Validated;
+                result.person_id = Some(p.person_id);
+                result.tier = Some(1);
+                result.score = Some(100.0);
+                result.reason = with_problems((*reason).into());
+                link_to = Some((p.person_id, p.nhs_number.unwrap_or_default().into()));
+            }
+            CrossCheck::Candidates { reason, partial } => {
+                if let Some((c, why)) = accepted.get(&i) {
+                    result.outcome = Outcome::Reviewed;
+                    result.person_id = Some(c.person_id);
+                    result.tier = Some(3);
+                    result.score = Some(c.score);
+                    result.reason = with_problems(format!("{reason}; {why}"));
+                    link_to = Some((c.person_id, c.index_nhs_number.clone()));
+                } else if rejected_all.contains(&i) {
+                    result.reason =
+                        with_problems(format!("{reason}; every candidate rejected in review"));
+                } else if let Some(&q) = queued.get(&i) {
+                    let e = &queue[q];
+                    result.outcome = Outcome::Queued;
+                    result.tier = Some(2);
+                    result.score = e.candidates.first().map(|c| c.score);
+                    let n = e.candidates.len();
+                    let mut why = format!(
+                        "{reason}; {n} candidate{} queued for review",
+                        if n == 1 { "" } else { "s" }
+                    );
+                    if e.ambiguous {
+                        why.push_str(&format!(
+                            "; ambiguous: top two within {} points",
+                            config.ambiguity_margin
+                        ));
+                    }
+                    if *partial {
+                        counts.partial += 1;
+                    }
+                    if e.ambiguous {
+                        counts.ambiguous += 1;
+                    }
+                    result.reason = with_problems(why);
+                } else {
+                    result.reason = with_problems(format!(
+                        "{reason}; no candidate scored {} or more",
+                        config.review_threshold
+                    ));
+                }
+            }
+        }
+        match result.outcome {
             Outcome::Validated => counts.validated += 1,
             Outcome::Reviewed => counts.reviewed += 1,
             Outcome::Queued => counts.queued += 1,
             Outcome::Unmatched => counts.unmatched += 1,
             Outcome::Invalid => counts.invalid += 1,
         }
-        if let Some(pid) = row.person_id {
+        if let Some((pid, nhs)) = link_to {
             let times = seen_person.entry(pid).or_insert(0);
             *times += 1;
             if *times == 2 {
                 counts.persons_linked_twice += 1;
             }
-            let nhs = cohort_row
-                .nhs_number
-                .and_then(|n| index.get(&n.as_string()))
-                .and_then(|people| people.first())
-                .map(|p| p.nhs_number.clone())
-                .unwrap_or_default();
             linked_study.push(row.study_id.clone());
             linked_person.push(pid);
             linked_nhs.push(nhs);
         }
+        out.push(result);
     }
+    counts.rows = out.len();
+    queue.retain(|e| !accepted.contains_key(&e.row) && !rejected_all.contains(&e.row));
+    counts.queue_pairs = queue.iter().map(|e| e.candidates.len()).sum();
     let persons = DataFrame::new_infer_height(vec![
         Column::new("study_id".into(), linked_study),
         Column::new("person_id".into(), linked_person),
         Column::new("nhs_number".into(), linked_nhs),
     ])
-    .map_err(|source| LinkError::Demographics { source })?;
+    .map_err(wrap)?;
+    tracing::info!(
+        rows = counts.rows,
+        validated = counts.validated,
+        reviewed = counts.reviewed,
+        queued = counts.queued,
+        partial = counts.partial,
+        ambiguous = counts.ambiguous,
+        unmatched = counts.unmatched,
+        invalid = counts.invalid,
+        comparisons = blocking.comparisons(),
+        capped_comparisons = blocking.capped_comparisons(),
+        "linkage done"
+    );
     Ok(Linkage {
-        rows,
+        rows: out,
         counts,
         linked: Linked { persons },
+        queue,
+        blocking,
+        timings,
     })
 }
 
-/// The index's people whose NHS number one of the cohort's valid numbers,
-/// by NHS number (a number held twice in the index maps to two people,
-/// which the cross-check refuses to choose between).
-fn lookup_by_nhs_number(
-    cohort: &Cohort,
-    demographics: LazyFrame,
-) -> Result<HashMap<String, Vec<IndexPerson>>, LinkError> {
+/// For pairs sorted by row, the range of each row's pairs.
+fn ranges_by_row(pairs: &[Pair], rows: usize) -> Vec<Range<usize>> {
+    let mut ranges = vec![0..0; rows];
+    let mut start = 0;
+    while start < pairs.len() {
+        let row = pairs[start].row as usize;
+        let end = start
+            + pairs[start..]
+                .iter()
+                .take_while(|p| p.row as usize == row)
+                .count();
+        if let Some(r) = ranges.get_mut(row) {
+            *r = start..end;
+        }
+        start = end;
+    }
+    ranges
+}
+
+/// Which of `people` exist in the index (a semi-join on `person_id`).
+fn existing_people(
+    index: &Index,
+    people: impl Iterator<Item = i64>,
+) -> Result<HashSet<i64>, LinkError> {
     let wrap = |source| LinkError::Demographics { source };
-    let wanted: Vec<String> = cohort
-        .rows
-        .iter()
-        .filter_map(|r| r.nhs_number.map(|n| n.as_string()))
-        .collect();
-    let wanted = DataFrame::new_infer_height(vec![Column::new("nhs_number".into(), wanted)])
-        .map_err(wrap)?
+    let wanted: Vec<i64> = people.collect();
+    let wanted = DataFrame::new_infer_height(vec![Column::new(column::PERSON_ID.into(), wanted)])
+        .map_err(wrap)?;
+    let found = index
+        .frame
+        .clone()
         .lazy()
-        .unique(None, UniqueKeepStrategy::Any);
-    let df = crate::tables::collect(
-        demographics
-            .select([
-                col("person_id").cast(DataType::Int64),
-                col("nhs_number").cast(DataType::String),
-                col("date_of_birth")
-                    .cast(DataType::Date)
-                    .cast(DataType::Int32),
-                col("gender").cast(DataType::String),
-                col("postcode").cast(DataType::String),
-            ])
-            .join(
-                wanted,
-                [col("nhs_number")],
-                [col("nhs_number")],
-                JoinArgs::new(JoinType::Semi),
-            ),
-    )
-    .map_err(wrap)?;
-    let pid = df
-        .column("person_id")
+        .select([col(column::PERSON_ID)])
+        .join(
+            wanted.lazy(),
+            [col(column::PERSON_ID)],
+            [col(column::PERSON_ID)],
+            JoinArgs::new(JoinType::Semi),
+        )
+        .collect()
+        .map_err(wrap)?;
+    Ok(found
+        .column(column::PERSON_ID)
         .map_err(wrap)?
         .i64()
         .map_err(wrap)?
-        .clone();
-    let nhs = df
-        .column("nhs_number")
-        .map_err(wrap)?
-        .str()
-        .map_err(wrap)?
-        .clone();
-    let dob = df
-        .column("date_of_birth")
-        .map_err(wrap)?
-        .i32()
-        .map_err(wrap)?
-        .clone();
-    let gender = df
-        .column("gender")
-        .map_err(wrap)?
-        .str()
-        .map_err(wrap)?
-        .clone();
-    let postcode = df
-        .column("postcode")
-        .map_err(wrap)?
-        .str()
-        .map_err(wrap)?
-        .clone();
-    let mut index: HashMap<String, Vec<IndexPerson>> = HashMap::with_capacity(df.height());
-    for i in 0..df.height() {
-        let (Some(person_id), Some(n)) = (pid.get(i), nhs.get(i)) else {
-            continue;
-        };
-        index.entry(n.to_string()).or_default().push(IndexPerson {
-            person_id,
-            nhs_number: n.to_string(),
-            date_of_birth: dob.get(i).and_then(from_epoch_days),
-            gender: gender
-                .get(i)
-                .and_then(Gender::parse)
-                .unwrap_or(Gender::NotKnown),
-            postcode: postcode.get(i).and_then(Postcode::parse),
-        });
-    }
-    Ok(index)
+        .iter()
+        .flatten()
+        .collect())
 }
 
-/// Tier 1 for one row.
-fn cross_check(
-    row: &CohortRow,
-    index: &HashMap<String, Vec<IndexPerson>>,
-    config: &LinkConfig,
-) -> LinkageRow {
-    let result = |outcome, person_id, reason: String| LinkageRow {
-        study_id: row.study_id.clone(),
-        person_id,
-        outcome,
-        tier: (outcome == Outcome::Validated).then_some(1),
-        score: (outcome == Outcome::Validated).then_some(100.0),
-        reason,
-    };
-    let problems: Vec<String> = row.problems.iter().map(ToString::to_string).collect();
-    let with_problems = |reason: &str| {
-        if problems.is_empty() {
-            reason.to_string()
-        } else {
-            format!("{reason}; {}", problems.join("; "))
-        }
-    };
+/// Tier 1 for one row, given the index rows holding its NHS number.
+fn cross_check(row: &CohortRow, holders: &[Pair], index: &Index, config: &LinkConfig) -> CrossCheck {
     let nothing_to_match = row.nhs_number.is_none()
         && row.nhs_number_typo.is_none()
         && row.date_of_birth.is_none()
@@ -279,77 +553,104 @@ fn cross_check(
         && row.forename.is_none()
         && row.surname.is_none();
     if nothing_to_match {
-        return result(Outcome::Invalid, None, with_problems("nothing to match on"));
+        return CrossCheck::Invalid;
     }
-    let Some(nhs) = row.nhs_number else {
-        return result(
-            Outcome::Unmatched,
-            None,
-            with_problems("no valid nhs_number to cross-check"),
-        );
+    let candidates = |reason: &str, partial| CrossCheck::Candidates {
+        reason: reason.to_string(),
+        partial,
     };
-    let people = match index.get(&nhs.as_string()) {
-        None => {
-            return result(
-                Outcome::Unmatched,
-                None,
-                with_problems("nhs_number not found in the index"),
+    if row.nhs_number.is_none() {
+        return candidates("no valid nhs_number to cross-check", false);
+    }
+    let person = match holders {
+        [] => return candidates("nhs_number not found in the index", false),
+        [one] => index.person(one.idx),
+        _ => {
+            return candidates(
+                "nhs_number is held by more than one person in the index",
+                false,
             )
         }
-        Some(p) if p.len() > 1 => {
-            return result(
-                Outcome::Unmatched,
-                None,
-                with_problems("nhs_number is held by more than one person in the index"),
-            )
-        }
-        Some(p) => &p[0],
     };
     let mut disagree = Vec::new();
     let mut missing = Vec::new();
-    let mut neutral = false;
+    let mut agree = 0usize;
+    let mut selected = 0usize;
+    let mut neutral = Vec::new();
     for field in &config.validation_fields {
-        match field {
-            CohortField::DateOfBirth => match row.date_of_birth {
-                None => missing.push("date_of_birth"),
-                Some(d) if Some(d) != people.date_of_birth => disagree.push("date_of_birth"),
-                Some(_) => {}
-            },
-            CohortField::Postcode => match &row.postcode {
-                None => missing.push("postcode"),
-                Some(p) if Some(p) != people.postcode.as_ref() => disagree.push("postcode"),
-                Some(_) => {}
-            },
-            CohortField::Gender => match row.gender.map(|g| g.compare(people.gender)) {
-                None | Some(GenderAgreement::NotKnown) => neutral = true,
-                Some(GenderAgreement::Disagree) => disagree.push("gender"),
-                Some(GenderAgreement::Agree) => {}
-            },
-            _ => {}
+        let (name, check) = match field {
+            CohortField::DateOfBirth => (
+                "date_of_birth",
+                FieldCheck::of(row.date_of_birth.as_ref(), person.date_of_birth.as_ref()),
+            ),
+            CohortField::Postcode => (
+                "postcode",
+                FieldCheck::of(row.postcode.as_ref(), person.postcode.as_ref()),
+            ),
+            CohortField::Gender => (
+                "gender",
+                match row.gender.zip(person.gender).map(|(c, i)| c.compare(i)) {
+                    Some(GenderAgreement::Agree) => FieldCheck::Agree,
+                    Some(GenderAgreement::Disagree) => FieldCheck::Disagree,
+                    Some(GenderAgreement::NotKnown) | None => FieldCheck::Neutral,
+                },
+            ),
+            _ => continue,
+        };
+        selected += 1;
+        match check {
+            FieldCheck::Agree => agree += 1,
+            FieldCheck::Disagree => disagree.push(name),
+            FieldCheck::Neutral => neutral.push(name),
+            FieldCheck::MissingInCohort => missing.push(format!("{name} missing in the cohort")),
+            FieldCheck::MissingInIndex => missing.push(format!("{name} missing in the index")),
         }
     }
-    if disagree.is_empty() && missing.is_empty() {
-        let reason = if neutral {
-            "all validation fields agree (gender not known: neutral)"
-        } else {
-            "all validation fields agree"
+    if disagree.is_empty() && missing.is_empty() && (agree > 0 || selected == 0) {
+        let idx = holders[0].idx;
+        let reason = match (neutral.contains(&"gender"), neutral.len()) {
+            (_, 0) => "all validation fields agree",
+            (true, 1) => "all validation fields agree (gender not known: neutral)",
+            _ => "all validation fields agree (a field not recorded on either side: neutral)",
         };
-        return result(
-            Outcome::Validated,
-            Some(people.person_id),
-            with_problems(reason),
-        );
+        return CrossCheck::Validated { idx, reason };
     }
-    let mut parts = Vec::new();
+    let mut parts = vec!["nhs_number found".to_string()];
     if !disagree.is_empty() {
         parts.push(format!(
-            "nhs_number found; {} disagree{}",
+            "{} disagree{}",
             disagree.join(", "),
             if disagree.len() == 1 { "s" } else { "" }
         ));
     }
-    if !missing.is_empty() {
-        parts.push(format!("{} missing", missing.join(", ")));
+    parts.extend(missing);
+    if agree == 0 && disagree.is_empty() && selected > 0 {
+        parts.push("no validation field besides nhs_number to cross-check".into());
     }
-    result(Outcome::Unmatched, None, with_problems(&parts.join("; ")))
+    CrossCheck::Candidates {
+        reason: parts.join("; "),
+        partial: true,
+    }
+}
+
+/// How one validation field cross-checks.
+enum FieldCheck {
+    Agree,
+    Disagree,
+    /// Not recorded on either side, or gender not known.
+    Neutral,
+    MissingInCohort,
+    MissingInIndex,
+}
+
+impl FieldCheck {
+    fn of<T: PartialEq>(cohort: Option<&T>, index: Option<&T>) -> Self {
+        match (cohort, index) {
+            (Some(c), Some(i)) if c == i => Self::Agree,
+            (Some(_), Some(_)) => Self::Disagree,
+            (None, None) => Self::Neutral,
+            (None, Some(_)) => Self::MissingInCohort,
+            (Some(_), None) => Self::MissingInIndex,
+        }
+    }
 }

@@ -1,21 +1,27 @@
-//! Unit tests for tier 1 linkage.
+//! Unit tests of the link stage: tiers, scoring, blocking caps, the queue
+//! and the decisions file (issue #3).
+
+use std::path::PathBuf;
 
 use chrono::NaiveDate;
 use polars::prelude::*;
 
 use super::*;
+use super::compare::Field;
 use crate::domain::date::to_epoch_days;
-use crate::domain::NhsNumber;
+use crate::domain::{Gender, NhsNumber, Postcode};
 use crate::ingest::{Cohort, CohortRow};
 
-fn nhs(first9: [u8; 9]) -> NhsNumber {
-    // Walk forward to the next nine digits that give a valid number.
-    let mut d = first9;
+/// The `n`th valid NHS number of a deterministic sequence in the 4xx range.
+fn nhs_n(n: u64) -> NhsNumber {
+    let mut k = n * 7 + 1_000_000;
     loop {
-        if let Some(n) = NhsNumber::complete(d) {
-            return n;
+        let s = format!("4{k:08}");
+        let d: Vec<u8> = s.bytes().map(|b| b - b'0').collect();
+        if let Some(x) = NhsNumber::complete(d.try_into().unwrap()) {
+            return x;
         }
-        d[8] = (d[8] + 1) % 10;
+        k += 1;
     }
 }
 
@@ -23,28 +29,86 @@ fn date(s: &str) -> NaiveDate {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
 }
 
-fn demographics(people: &[(i64, NhsNumber, &str, &str, &str)]) -> LazyFrame {
-    let dob: Vec<i32> = people.iter().map(|p| to_epoch_days(date(p.2))).collect();
+/// A person of the test index.
+#[derive(Clone)]
+struct P {
+    id: i64,
+    nhs: NhsNumber,
+    dob: &'static str,
+    gender: &'static str,
+    postcode: Option<&'static str>,
+    forename: &'static str,
+    surname: &'static str,
+}
+
+fn p(id: i64, dob: &'static str, gender: &'static str, postcode: &'static str) -> P {
+    P {
+        id,
+        nhs: nhs_n(id as u64),
+        dob,
+        gender,
+        postcode: Some(postcode),
+        forename: "Alex",
+        surname: "Smith",
+    }
+}
+
+const FORENAMES: [&str; 8] = [
+    "Oliver", "Amelia", "George", "Isla", "Harry", "Ava", "Jack", "Mia",
+];
+const SURNAMES: [&str; 8] = [
+    "Smith", "Jones", "Taylor", "Brown", "Patel", "Wilson", "Evans", "Thomas",
+];
+const DISTRICTS: [&str; 6] = ["LS1", "LS2", "M1", "M14", "B12", "EC1A"];
+
+/// The people of `named` plus 3000 deterministic others, so that the
+/// weights are measured on a population, not on three people.
+fn demographics(named: &[P]) -> LazyFrame {
+    let mut ids = Vec::new();
+    let mut nhs = Vec::new();
+    let mut dob = Vec::new();
+    let mut gender = Vec::new();
+    let mut postcode: Vec<Option<String>> = Vec::new();
+    let mut forename = Vec::new();
+    let mut surname = Vec::new();
+    for x in named {
+        ids.push(x.id);
+        nhs.push(x.nhs.as_string());
+        dob.push(to_epoch_days(date(x.dob)));
+        gender.push(x.gender.to_string());
+        postcode.push(x.postcode.map(String::from));
+        forename.push(x.forename.to_string());
+        surname.push(x.surname.to_string());
+    }
+    for i in 0..3000u64 {
+        let id = 10_000 + i as i64;
+        ids.push(id);
+        nhs.push(nhs_n(id as u64).as_string());
+        // Births spread over 1930–2009, never in 2010 or later (the
+        // named people of the tests are born then).
+        dob.push(to_epoch_days(date("1930-01-01")) + ((i * 7919) % 29_000) as i32);
+        gender.push(if i % 2 == 0 { "1" } else { "2" }.to_string());
+        let d = DISTRICTS[(i % 6) as usize];
+        let unit = format!(
+            "{d} {}{}{}",
+            i % 10,
+            char::from(b'A' + (i / 10 % 20) as u8),
+            char::from(b'A' + (i / 200 % 20) as u8)
+        );
+        postcode.push(Some(unit));
+        forename.push(FORENAMES[(i % 8) as usize].to_string());
+        surname.push(SURNAMES[(i / 8 % 8) as usize].to_string());
+    }
     DataFrame::new_infer_height(vec![
-        Column::new(
-            "person_id".into(),
-            people.iter().map(|p| p.0).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "nhs_number".into(),
-            people.iter().map(|p| p.1.as_string()).collect::<Vec<_>>(),
-        ),
+        Column::new("person_id".into(), ids),
+        Column::new("nhs_number".into(), nhs),
         Column::new("date_of_birth".into(), dob)
             .cast(&DataType::Date)
             .unwrap(),
-        Column::new(
-            "gender".into(),
-            people.iter().map(|p| p.3).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "postcode".into(),
-            people.iter().map(|p| p.4).collect::<Vec<_>>(),
-        ),
+        Column::new("gender".into(), gender),
+        Column::new("postcode".into(), postcode),
+        Column::new("forename".into(), forename),
+        Column::new("surname".into(), surname),
     ])
     .unwrap()
     .lazy()
@@ -62,58 +126,84 @@ fn row(study: &str, n: Option<NhsNumber>, dob: &str, gender: Gender, pc: &str) -
     }
 }
 
-fn config() -> LinkConfig {
-    LinkConfig {
-        validation_fields: vec![
-            CohortField::NhsNumber,
-            CohortField::DateOfBirth,
-            CohortField::Gender,
-            CohortField::Postcode,
-        ],
-        manual_validation: false,
-        review_decisions: None,
+fn named(mut r: CohortRow, forename: &str, surname: &str) -> CohortRow {
+    r.forename = Some(forename.into());
+    r.surname = Some(surname.into());
+    r
+}
+
+fn cohort(rows: Vec<CohortRow>, names: bool) -> Cohort {
+    let mut columns = vec![
+        CohortField::StudyId,
+        CohortField::NhsNumber,
+        CohortField::DateOfBirth,
+        CohortField::Gender,
+        CohortField::Postcode,
+    ];
+    if names {
+        columns.extend([CohortField::Forename, CohortField::Surname]);
     }
+    Cohort {
+        columns,
+        rows,
+        ..Default::default()
+    }
+}
+
+fn config() -> LinkConfig {
+    LinkConfig::default()
+}
+
+fn with_names() -> LinkConfig {
+    LinkConfig {
+        manual_validation: true,
+        ..LinkConfig::default()
+    }
+}
+
+fn outcomes(l: &Linkage) -> Vec<(&str, Outcome, Option<i64>)> {
+    l.rows
+        .iter()
+        .map(|r| (r.study_id.as_str(), r.outcome, r.person_id))
+        .collect()
+}
+
+fn entry<'a>(l: &'a Linkage, study: &str) -> &'a QueueEntry {
+    l.queue
+        .iter()
+        .find(|e| e.study_id == study)
+        .unwrap_or_else(|| panic!("{study} not queued"))
 }
 
 #[test]
 fn tier_one_cross_check() {
-    let a = nhs([4, 0, 1, 0, 2, 3, 2, 1, 3]);
-    let b = nhs([6, 9, 5, 2, 4, 3, 5, 7, 8]);
-    let c = nhs([5, 9, 9, 0, 1, 2, 8, 0, 8]);
-    let index = demographics(&[
-        (1, a, "1980-02-29", "1", "LS1 4AP"),
-        (2, b, "1975-06-01", "2", "M1 1AE"),
-        (3, c, "2001-12-31", "9", "EC1A 1BB"),
-    ]);
-    let cohort = Cohort {
-        rows: vec![
-            row("S1", Some(a), "1980-02-29", Gender::Male, "ls14ap"),
-            row("S2", Some(b), "1975-06-01", Gender::Female, "M1 1AF"), // moved house
-            row("S3", Some(c), "2001-12-31", Gender::Male, "EC1A 1BB"), // index gender not known
-            row("S4", Some(b), "1975-06-01", Gender::Male, "M1 1AE"),   // gender disagrees
-            row("S5", None, "1975-06-01", Gender::Female, "M1 1AE"),
-            CohortRow {
-                line: 7,
-                study_id: "S6".into(),
-                ..Default::default()
-            },
-        ],
-        ..Default::default()
-    };
-    let l = link(&cohort, index, &config()).unwrap();
-    let outcomes: Vec<_> = l
-        .rows
-        .iter()
-        .map(|r| (r.study_id.as_str(), r.outcome, r.person_id))
-        .collect();
+    let people = [
+        p(1, "2010-02-28", "1", "LS1 4AP"),
+        p(2, "2011-06-01", "2", "M1 1AE"),
+        p(3, "2012-12-31", "9", "EC1A 1BB"),
+    ];
+    let (a, b, c) = (people[0].nhs, people[1].nhs, people[2].nhs);
+    let rows = vec![
+        row("S1", Some(a), "2010-02-28", Gender::Male, "ls14ap"),
+        row("S2", Some(b), "2011-06-01", Gender::Female, "M1 1AF"), // moved house
+        row("S3", Some(c), "2012-12-31", Gender::Male, "EC1A 1BB"), // index gender not known
+        row("S4", Some(b), "2011-06-01", Gender::Male, "M1 1AE"),   // gender disagrees
+        row("S5", None, "2011-06-01", Gender::Female, "M1 1AE"),    // no NHS number
+        CohortRow {
+            line: 7,
+            study_id: "S6".into(),
+            ..Default::default()
+        },
+    ];
+    let l = link(&cohort(rows, false), demographics(&people), &config()).unwrap();
     assert_eq!(
-        outcomes,
+        outcomes(&l),
         [
             ("S1", Outcome::Validated, Some(1)),
-            ("S2", Outcome::Unmatched, None),
+            ("S2", Outcome::Queued, None),
             ("S3", Outcome::Validated, Some(3)),
-            ("S4", Outcome::Unmatched, None),
-            ("S5", Outcome::Unmatched, None),
+            ("S4", Outcome::Queued, None),
+            ("S5", Outcome::Queued, None),
             ("S6", Outcome::Invalid, None),
         ]
     );
@@ -124,6 +214,8 @@ fn tier_one_cross_check() {
     );
     assert!(l.rows[3].reason.contains("gender"), "{}", l.rows[3].reason);
     assert_eq!(l.counts.validated, 2);
+    assert_eq!(l.counts.queued, 3);
+    assert_eq!(l.counts.partial, 2);
     assert_eq!(l.linked.persons.height(), 2);
     let linked_nhs: Vec<_> = l
         .linked
@@ -137,22 +229,309 @@ fn tier_one_cross_check() {
         .map(String::from)
         .collect();
     assert_eq!(linked_nhs, [a.as_string(), c.as_string()]);
+    // The row without an NHS number finds person 2 on date of birth and
+    // postcode district.
+    let s5 = entry(&l, "S5");
+    assert_eq!(s5.candidates[0].person_id, 2);
+    assert!(s5.candidates[0].found_by.contains("dob+district"));
 }
 
 #[test]
 fn only_selected_fields_are_cross_checked() {
-    let a = nhs([4, 0, 1, 0, 2, 3, 2, 1, 3]);
-    let index = demographics(&[(1, a, "1980-02-29", "1", "LS1 4AP")]);
-    let cohort = Cohort {
-        rows: vec![row("S1", Some(a), "1980-02-29", Gender::Male, "M1 1AE")],
-        ..Default::default()
-    };
+    let people = [p(1, "2010-02-28", "1", "LS1 4AP")];
+    let rows = vec![row(
+        "S1",
+        Some(people[0].nhs),
+        "2010-02-28",
+        Gender::Male,
+        "M1 1AE",
+    )];
     let mut cfg = config();
     cfg.validation_fields = vec![CohortField::NhsNumber, CohortField::DateOfBirth];
-    assert_eq!(
-        link(&cohort, index, &cfg).unwrap().rows[0].outcome,
-        Outcome::Validated
+    let l = link(&cohort(rows, false), demographics(&people), &cfg).unwrap();
+    assert_eq!(l.rows[0].outcome, Outcome::Validated);
+}
+
+#[test]
+fn a_postcode_recorded_on_neither_side_is_neutral_but_one_sided_is_not() {
+    let mut x = p(1, "2010-02-28", "1", "LS1 4AP");
+    x.postcode = None;
+    let y = p(2, "2011-03-01", "2", "LS1 4AP");
+    let mut r1 = row("S1", Some(x.nhs), "2010-02-28", Gender::Male, "");
+    r1.postcode = None;
+    let mut r2 = row("S2", Some(y.nhs), "2011-03-01", Gender::Female, "");
+    r2.postcode = None;
+    let l = link(&cohort(vec![r1, r2], false), demographics(&[x, y]), &config()).unwrap();
+    assert_eq!(l.rows[0].outcome, Outcome::Validated);
+    assert!(l.rows[0].reason.contains("neutral"), "{}", l.rows[0].reason);
+    assert_eq!(l.rows[1].outcome, Outcome::Queued);
+    assert!(
+        l.rows[1].reason.contains("postcode missing in the cohort"),
+        "{}",
+        l.rows[1].reason
     );
+}
+
+/// Issue #3: a valid NHS number found where another field disagrees is
+/// queued with that person first and the disagreeing field shown, even
+/// when someone else agrees on everything else.
+#[test]
+fn partial_match_puts_the_nhs_person_first_and_shows_the_field() {
+    let mover = p(1, "2010-05-20", "2", "LS1 4AP");
+    // Someone else now living at the address the mover gave, same birthday.
+    let other = p(2, "2010-05-20", "2", "M14 5QT");
+    let rows = vec![row(
+        "S1",
+        Some(mover.nhs),
+        "2010-05-20",
+        Gender::Female,
+        "M14 5QT",
+    )];
+    let l = link(&cohort(rows, false), demographics(&[mover, other]), &config()).unwrap();
+    assert_eq!(l.rows[0].outcome, Outcome::Queued);
+    let e = entry(&l, "S1");
+    assert_eq!(e.candidates[0].person_id, 1);
+    assert!(e.candidates[0].nhs_number_found);
+    assert_eq!(e.candidates[0].levels[3], Level::Disagree);
+    assert_eq!(e.values[3], "M14 5QT");
+    assert_eq!(e.candidates[0].values[3], "LS1 4AP");
+    assert_eq!(e.candidates[1].person_id, 2);
+}
+
+#[test]
+fn a_failed_check_digit_finds_the_person_one_edit_away() {
+    let x = p(1, "2010-05-20", "1", "LS2 7UE");
+    let mut typo = x.nhs.digits();
+    typo[4] = (typo[4] + 3) % 10;
+    let mut swap = x.nhs.digits();
+    let i = (0..9).find(|&i| swap[i] != swap[i + 1]).unwrap();
+    swap.swap(i, i + 1);
+    let mut r1 = row("S1", None, "2010-05-20", Gender::Male, "M1 1AE"); // moved too
+    r1.nhs_number_typo = Some(typo);
+    let mut r2 = row("S2", None, "2010-05-20", Gender::Male, "LS2 7UE");
+    r2.nhs_number_typo = Some(swap);
+    let l = link(&cohort(vec![r1, r2], false), demographics(&[x]), &config()).unwrap();
+    let e1 = entry(&l, "S1");
+    assert_eq!(e1.candidates[0].person_id, 1);
+    assert_eq!(e1.candidates[0].levels[0], Level::OneEdit);
+    assert!(e1.candidates[0].found_by.contains("nhs_number_one_edit"));
+    let e2 = entry(&l, "S2");
+    assert_eq!(e2.candidates[0].levels[0], Level::Transposition);
+    assert!(l.rows.iter().all(|r| r.outcome == Outcome::Queued));
+}
+
+#[test]
+fn twins_are_ambiguous_without_names_and_told_apart_with_them() {
+    let mut t1 = p(1, "2015-03-09", "1", "B12 9ZZ");
+    t1.forename = "Oscar";
+    t1.surname = "Okonkwo";
+    let mut t2 = p(2, "2015-03-09", "1", "B12 9ZZ");
+    t2.forename = "Felix";
+    t2.surname = "Okonkwo";
+    let people = [t1, t2];
+    let r = named(
+        row("S1", None, "2015-03-09", Gender::Male, "B12 9ZZ"),
+        "Felix",
+        "Okonkwo",
+    );
+    let l = link(
+        &cohort(vec![r.clone()], false),
+        demographics(&people),
+        &config(),
+    )
+    .unwrap();
+    let e = entry(&l, "S1");
+    assert!(e.ambiguous);
+    assert_eq!(e.candidates.len(), 2);
+    assert!(l.rows[0].reason.contains("ambiguous"));
+    assert_eq!(l.counts.ambiguous, 1);
+    // Names are not shown when the agreement does not use them.
+    assert_eq!(e.candidates[0].levels[4], Level::NotUsed);
+    assert_eq!(e.values[4], "");
+
+    let l = link(&cohort(vec![r], true), demographics(&people), &with_names()).unwrap();
+    let e = entry(&l, "S1");
+    assert!(!e.ambiguous);
+    assert_eq!(e.candidates[0].person_id, 2);
+    assert_eq!(e.candidates[0].levels[4], Level::Exact);
+    // Names only rank: the row is queued, never validated.
+    assert_eq!(l.rows[0].outcome, Outcome::Queued);
+}
+
+/// Issue #3: names never validate, however well everything else agrees.
+#[test]
+fn names_never_validate() {
+    let mut x = p(1, "2013-08-02", "2", "EC1A 4JQ");
+    x.forename = "Zenobia";
+    x.surname = "Quillfeather";
+    let r = named(
+        row("S1", None, "2013-08-02", Gender::Female, "EC1A 4JQ"),
+        "Zenobia",
+        "Quillfeather",
+    );
+    let l = link(&cohort(vec![r], true), demographics(&[x]), &with_names()).unwrap();
+    assert_eq!(l.rows[0].outcome, Outcome::Queued);
+    assert_eq!(l.counts.validated, 0);
+    assert!(l.linked.persons.height() == 0);
+}
+
+#[test]
+fn a_rare_surname_says_more_than_smith() {
+    let mut rare = p(1, "2013-08-02", "2", "EC1A 4JQ");
+    rare.surname = "Quillfeather";
+    let index = index::Index::load(demographics(&[rare]), true).unwrap();
+    let model = model::Model::measure(&index, true).unwrap();
+    let smith = model.weight(Field::Surname, Level::Exact, Some("SMITH"));
+    let quill = model.weight(Field::Surname, Level::Exact, Some("QUILLFEATHER"));
+    assert!(quill > smith + 5.0, "{quill} vs {smith}");
+    assert!(model.weight(Field::Surname, Level::Disagree, Some("SMITH")) < 0.0);
+    assert!(
+        model.weight(Field::DateOfBirth, Level::Exact, None)
+            > model.weight(Field::DateOfBirth, Level::OneComponent, None)
+    );
+}
+
+/// Issue #3: a key whose blocks grow too big is reported and capped.
+#[test]
+fn oversized_blocks_are_capped_and_reported() {
+    let people: Vec<P> = (1..=40)
+        .map(|i| {
+            let mut x = p(i, "2016-01-01", "1", "LS1 1AA");
+            x.postcode = Some(["LS1 1AA", "LS1 2AB", "LS1 3AC", "LS1 4AD"][(i % 4) as usize]);
+            x
+        })
+        .collect();
+    let r = row("S1", None, "2016-01-01", Gender::Male, "LS1 1AA");
+    let cfg = LinkConfig {
+        max_block: 10,
+        ..config()
+    };
+    let l = link(&cohort(vec![r.clone()], false), demographics(&people), &cfg).unwrap();
+    let key = l
+        .blocking
+        .keys
+        .iter()
+        .find(|k| k.key == "dob+district")
+        .unwrap();
+    assert_eq!(key.lookups, 1);
+    assert_eq!(key.comparisons, 40);
+    assert_eq!(key.capped_lookups, 1);
+    assert_eq!(key.capped_comparisons, 40);
+    assert_eq!(l.rows[0].outcome, Outcome::Unmatched);
+    assert!(l.rows[0].reason.contains("no candidate"));
+
+    // The budget drops the largest blocks first.
+    let cfg = LinkConfig {
+        max_comparisons: 5,
+        ..config()
+    };
+    let l = link(&cohort(vec![r], false), demographics(&people), &cfg).unwrap();
+    assert!(l.blocking.capped_comparisons() >= 40);
+}
+
+/// The queue fixture of the decisions tests: Q1 and Q3 are both
+/// candidates for twins 101/102 (Q3 is the same child sent twice), Q2 for
+/// twins 103/104.
+fn decisions_fixture(decisions: Option<PathBuf>) -> Result<Linkage, LinkError> {
+    let twins = [
+        p(101, "2014-04-04", "2", "M14 9XY"),
+        p(102, "2014-04-04", "2", "M14 9XY"),
+        p(103, "2017-07-17", "1", "LS2 8QQ"),
+        p(104, "2017-07-17", "1", "LS2 8QQ"),
+    ];
+    let rows = vec![
+        row("Q1", None, "2014-04-04", Gender::Female, "M14 9XY"),
+        row("Q2", None, "2017-07-17", Gender::Male, "LS2 8QQ"),
+        row("Q3", None, "2014-04-04", Gender::Female, "M14 9XY"),
+    ];
+    let cfg = LinkConfig {
+        review_decisions: decisions,
+        ..config()
+    };
+    link(&cohort(rows, false), demographics(&twins), &cfg)
+}
+
+fn decisions_file(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata/decisions")
+        .join(name)
+}
+
+#[test]
+fn accepted_decisions_become_reviewed_and_rejections_leave_the_queue() {
+    let before = decisions_fixture(None).unwrap();
+    assert_eq!(before.counts.queued, 3);
+    assert_eq!(before.counts.queue_pairs, 6);
+    let l = decisions_fixture(Some(decisions_file("decisions.csv"))).unwrap();
+    assert_eq!(
+        outcomes(&l),
+        [
+            ("Q1", Outcome::Reviewed, Some(101)),
+            ("Q2", Outcome::Queued, None),
+            ("Q3", Outcome::Unmatched, None),
+        ]
+    );
+    assert_eq!(l.rows[0].tier, Some(3));
+    assert!(l.rows[0].reason.contains("accepted in review"));
+    assert!(l.rows[2].reason.contains("every candidate rejected"));
+    // Q2 keeps only the twin not rejected, no longer ambiguous.
+    let q2 = entry(&l, "Q2");
+    assert_eq!(q2.candidates.len(), 1);
+    assert_eq!(q2.candidates[0].person_id, 104);
+    assert!(!q2.ambiguous);
+    assert_eq!(l.queue.len(), 1);
+    assert_eq!((l.counts.accepted, l.counts.rejected), (1, 3));
+    // The reviewed person goes on to the objections stage.
+    assert_eq!(l.linked.persons.height(), 1);
+}
+
+fn decision_error(name: &str) -> String {
+    match decisions_fixture(Some(decisions_file(name))) {
+        Err(LinkError::ReviewDecisions(e)) => e.to_string(),
+        other => panic!("{name}: expected a decisions error, got {:?}", other.map(|l| l.counts)),
+    }
+}
+
+/// Issue #3: every bad decisions file names the line and what is wrong.
+#[test]
+fn bad_decisions_name_the_line() {
+    for (file, wants) in [
+        (
+            "fail_not_in_queue.csv",
+            &["line 2:", "Q1 with person_id 103 is not a pair of the current review queue"][..],
+        ),
+        (
+            "fail_unknown_person.csv",
+            &["line 3:", "person_id 999999 does not exist"][..],
+        ),
+        (
+            "fail_study_accepted_twice.csv",
+            &["line 3:", "study ID Q1 is accepted twice (first on line 2)"][..],
+        ),
+        (
+            "fail_person_accepted_twice.csv",
+            &["line 3:", "person_id 101 is accepted for two study IDs (Q1 on line 2)"][..],
+        ),
+        (
+            "fail_unknown_column.csv",
+            &["line 1:", "unknown column `comment`"][..],
+        ),
+        (
+            "fail_unknown_decision.csv",
+            &["line 2:", "unknown decision `maybe`"][..],
+        ),
+        (
+            "fail_missing_column.csv",
+            &["line 1:", "column `reviewer` is missing"][..],
+        ),
+    ] {
+        let message = decision_error(file);
+        for want in wants {
+            assert!(message.contains(want), "{file}: {message}");
+        }
+        assert!(message.contains("fix:"), "{file}: {message}");
+        assert!(message.contains(file), "{file}: {message}");
+    }
 }
 
 #[test]
@@ -180,4 +559,45 @@ fn linkage_csv_has_the_design_columns_in_cohort_order() {
     write_linkage_csv(&path, &rows).unwrap();
     let text = std::fs::read_to_string(&path).unwrap();
     assert_eq!(text, "study_id,person_id,outcome,tier,score,reason\nS2,7,validated,1,100.0,ok\nS1,,unmatched,,,x\n");
+}
+
+#[test]
+fn review_queue_csv_puts_both_sides_side_by_side() {
+    use std::os::unix::fs::PermissionsExt;
+    let l = decisions_fixture(None).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("review_queue.csv");
+    write_review_queue_csv(&path, &l).unwrap();
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let mut r = csv::Reader::from_path(&path).unwrap();
+    let header: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
+    assert_eq!(
+        &header[..10],
+        [
+            "study_id",
+            "person_id",
+            "rank",
+            "score",
+            "nhs_number_level",
+            "cohort_nhs_number",
+            "index_nhs_number",
+            "date_of_birth_level",
+            "cohort_date_of_birth",
+            "index_date_of_birth",
+        ]
+    );
+    assert_eq!(header.last().unwrap(), "found_by");
+    let records: Vec<csv::StringRecord> = r.records().map(Result::unwrap).collect();
+    assert_eq!(records.len(), 6);
+    let first = &records[0];
+    assert_eq!(&first[0], "Q1");
+    assert_eq!(&first[2], "1");
+    assert_eq!(&first[7], "exact");
+    assert_eq!(&first[8], "2014-04-04");
+    assert_eq!(&first[9], "2014-04-04");
+    let ambiguous = header.iter().position(|h| h == "ambiguous").unwrap();
+    assert_eq!(&first[ambiguous], "true");
 }

@@ -40,7 +40,7 @@ impl Released {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ObjectionCounts {
     pub linked: usize,
     /// Linked people with a type 1 objection (applied or not).

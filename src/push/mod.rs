@@ -12,11 +12,17 @@
 //! extra files.
 
 mod config;
+mod identity;
+mod known_hosts;
 mod local;
+mod progress;
+mod sftp;
 #[cfg(test)]
 mod tests;
 
 pub use config::{Destination, ReleaseConfig};
+pub use identity::IdentityError;
+pub use known_hosts::KnownHostsError;
 
 use std::path::PathBuf;
 
@@ -31,7 +37,7 @@ pub struct StagedRelease {
 }
 
 /// Where the release arrived.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct PushReport {
     pub location: String,
     pub files_sent: usize,
@@ -57,16 +63,110 @@ pub enum PushError {
         expected: u64,
         actual: u64,
     },
-    #[error("sftp destinations are not supported by this version of dars ({location})\n  fix: use a file:// destination for now")]
-    SftpUnsupported { location: String },
+    #[error("sftp destination {location}: the agreement names no `known_hosts` file\n  fix: set [release].known_hosts to a file pinning the server's host key (see README, \"Destinations\")")]
+    KnownHostsMissing { location: String },
+    #[error("known_hosts file {}: {source}\n  fix: one `HOST KEYTYPE BASE64` line per pinned key, as `ssh-keyscan -p PORT HOST` prints them", path.display())]
+    KnownHostsUnusable {
+        path: PathBuf,
+        #[source]
+        source: known_hosts::KnownHostsError,
+    },
+    #[error("sftp destination {location}: the server's host key is not pinned in {}; nothing was sent\n  offered: {key_type} {offered}\n  fix: confirm {offered} with the destination's administrators (not over this connection), then pin it: ssh-keyscan -p {port} -t {key_type} {host} >> {0} and check that `ssh-keygen -lf {0}` prints the same fingerprint", known_hosts.display())]
+    UnknownHost {
+        location: String,
+        host: String,
+        port: u16,
+        key_type: String,
+        offered: String,
+        known_hosts: PathBuf,
+    },
+    #[error("sftp destination {location}: HOST KEY MISMATCH: the server offered {key_type} {offered}, but {} pins {pinned} for {host_name}; nothing was sent\n  fix: someone may be intercepting the connection: do not push. Ask the destination's administrators whether the host key changed and for its fingerprint; only if it matches {offered}, replace the pin: ssh-keygen -R '{host_name}' -f {0}, then ssh-keyscan -p {port} -t {key_type} {host} >> {0}", known_hosts.display())]
+    HostKeyMismatch {
+        location: String,
+        host_name: String,
+        host: String,
+        port: u16,
+        key_type: String,
+        offered: String,
+        pinned: String,
+        known_hosts: PathBuf,
+    },
+    #[error("sftp destination {location}: the server offered host key {offered}, which line {line} of {} marks @revoked; nothing was sent\n  fix: the destination must replace its host key; pin the new one once its administrators confirm the fingerprint", known_hosts.display())]
+    HostKeyRevoked {
+        location: String,
+        offered: String,
+        line: usize,
+        known_hosts: PathBuf,
+    },
+    #[error("sftp destination {location}: the agreement names no `identity` key\n  fix: set [release].identity to the private key dars logs in with (its public half in the server's authorized_keys)")]
+    IdentityMissing { location: String },
+    #[error("identity {} is readable by group or others (mode {mode:04o}): refusing a private key others could copy\n  fix: chmod 600 {0}", path.display())]
+    IdentityTooOpen { path: PathBuf, mode: u32 },
+    #[error("identity {}: {source}\n  fix: point [release].identity at an unencrypted private key file (OpenSSH or PEM, mode 600) whose public half is in the server's authorized_keys", path.display())]
+    IdentityUnusable {
+        path: PathBuf,
+        #[source]
+        source: identity::IdentityError,
+    },
+    #[error("sftp destination {location}: the server refused user `{user}` with the key in {}\n  fix: add its public half (`ssh-keygen -y -f {0}`) to the authorized_keys of `{user}` on the server, or correct the user in [release].destination", identity.display())]
+    AuthenticationRefused {
+        location: String,
+        user: String,
+        identity: PathBuf,
+    },
+    #[error("sftp destination {location}: the SSH handshake failed: {detail}\n  fix: the server and dars share no key exchange, cipher or host key algorithm; ask its administrators which they allow")]
+    HandshakeFailed { location: String, detail: String },
+    #[error("sftp destination {location}: connection lost after {attempts} attempt(s): {detail}\n  fix: check the host and port in [release].destination and that the server is up, then run again: complete files are not sent twice and a partial `.part` is resumed")]
+    ConnectionLost {
+        location: String,
+        attempts: usize,
+        detail: String,
+    },
+    #[error("sftp destination {location}: the directory {path} does not exist on the server\n  fix: create it on the server (mkdir -p {path}) or correct the path in [release].destination")]
+    RemoteDirMissing { location: String, path: String },
+    #[error("sftp destination {location}: `{user}` may not write there ({action} {path}: permission denied)\n  fix: give `{user}` write permission on that directory on the server, or choose a writable directory in [release].destination")]
+    RemoteNotWritable {
+        location: String,
+        user: String,
+        path: String,
+        action: &'static str,
+    },
+    #[error("sftp destination {location}: {action} {path} failed: {detail}\n  fix: check free space and permissions at the destination, then run again (complete files are not sent twice)")]
+    RemoteFailed {
+        location: String,
+        action: &'static str,
+        path: String,
+        detail: String,
+    },
+}
+
+impl PushError {
+    /// A lost connection, worth another try; everything else is final.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::ConnectionLost { .. })
+    }
 }
 
 /// Pushes every staged file to the release's destination, in order.
 pub fn push(config: &ReleaseConfig, release: &StagedRelease) -> Result<PushReport, PushError> {
     match &config.destination {
         Destination::Local(root) => local::push(root, release),
-        Destination::Sftp { .. } => Err(PushError::SftpUnsupported {
-            location: config.destination.to_string(),
-        }),
+        Destination::Sftp {
+            user,
+            host,
+            port,
+            path,
+        } => sftp::push(
+            sftp::Remote {
+                user,
+                host,
+                port: *port,
+                root: path,
+            },
+            config.known_hosts.as_deref(),
+            config.identity.as_deref(),
+            release,
+            &sftp::RetryPolicy::default(),
+        ),
     }
 }

@@ -1,26 +1,46 @@
-//! Stage 5b, disclosure control: every count that leaves is protected.
+//! Stage 5b, disclosure control: every count that leaves is protected, and
+//! shown to be protected.
 //!
 //! Presets (DESIGN.md, "Suppression presets"):
 //! - `hes`: below national level counts 1–7 become `*` and every other
 //!   count is rounded to the nearest 5; the national (grand) total is
-//!   released as computed; a true zero stays 0.
+//!   released as computed; a true zero stays 0; a percentage built on a
+//!   `*` is `*`.
 //! - `csds`: counts 0–4 become `*` (zeros too) and every count is rounded
-//!   to the nearest 5; the national total is released as computed.
+//!   to the nearest 5; percentages to whole percent, `*` where built on a
+//!   `*`; the national total is released as computed.
 //!
-//! A custom `[suppression.NAME]` table sets the mask range, the rounding
-//! base, the national exemption and zero handling. Primary suppression is
-//! decided on the true value before rounding, and totals are computed from
-//! true values and then protected like any cell.
+//! A custom `[suppression.NAME]` table (or a profile file) sets the mask
+//! range, the rounding base, the national exemption, zero handling,
+//! percentage decimals, secondary suppression, the audit and its
+//! protection width.
+//!
+//! All aggregate tables of one release are protected together
+//! ([`protect_release`]): primary suppression on the true values, then
+//! complementary cells ([`secondary`]) where a rule asks for them, the same
+//! treatment for a cell wherever it appears, then rounding of what is
+//! published, then the [`audit`]: for every suppressed cell, the interval
+//! a reader could deduce from everything released, by linear programming.
+//! A release whose audit finds an interval narrower than its rule's
+//! protection fails.
 
+mod audit;
 mod config;
+mod model;
+pub mod report;
+mod secondary;
 #[cfg(test)]
 mod tests;
 
-pub use config::{Profile, ProfileSpec};
+pub use audit::Interval;
+pub use config::{Profile, ProfileSpec, Zeros};
+
+use std::collections::HashMap;
 
 use polars::prelude::*;
 
 use crate::aggregate::{CellLevel, CountTable};
+use model::{Model, PercentLink, Status};
 
 /// A released value: a number, or `*` for a suppressed cell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,27 +62,71 @@ impl std::fmt::Display for Protected {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
+    /// Released unchanged (already on the rounding base).
     Kept,
     Rounded,
+    /// Masked by the rule.
     Primary,
+    /// Masked to protect another `*` (complementary).
+    Secondary,
+    /// The national total, released as computed.
     Exempt,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Kept => "kept",
+            Self::Rounded => "rounded",
+            Self::Primary => "primary",
+            Self::Secondary => "secondary",
+            Self::Exempt => "exempt",
+        }
+    }
+}
+
+/// What happened to a table's cells: counts only, safe to print.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct SuppressionCounts {
     pub cells: usize,
     pub primary: usize,
+    pub secondary: usize,
     pub rounded: usize,
     pub exempt: usize,
+    /// Suppressed cells whose interval was audited.
+    pub audited: usize,
+    /// Audited cells whose interval is narrower than the rule's protection.
+    pub audit_failures: usize,
+}
+
+impl SuppressionCounts {
+    /// Cells released as `*`.
+    pub fn suppressed(&self) -> usize {
+        self.primary + self.secondary
+    }
+}
+
+/// A derived percentage of one cell.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProtectedPercent {
+    /// The true percentage: internal, never released.
+    pub original: f64,
+    /// As released: rounded text, `*` where built on a `*`, `None` where
+    /// the denominator is 0.
+    pub value: Option<String>,
 }
 
 /// A protected table: the released values beside the (internal) audit of
 /// what happened to each cell.
 #[derive(Debug, Clone)]
 pub struct ProtectedTable {
+    pub name: String,
     pub dims: Vec<String>,
     pub cells: Vec<ProtectedCell>,
     pub counts: SuppressionCounts,
+    /// Whether cells carry percentages.
+    pub has_percent: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -73,6 +137,12 @@ pub struct ProtectedCell {
     pub original: u64,
     pub value: Protected,
     pub action: Action,
+    /// The rule that decided, and why.
+    pub rule: String,
+    pub reason: String,
+    pub percent: Option<ProtectedPercent>,
+    /// For an audited `*`: what a reader could deduce. Internal.
+    pub interval: Option<Interval>,
 }
 
 /// One aggregate table of a release with the rule that protects it.
@@ -84,49 +154,295 @@ pub struct ReleaseTable {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum SuppressError {}
-
-/// Protects every aggregate table of one release together, in order.
-pub fn protect_release(tables: &[&ReleaseTable]) -> Result<Vec<ProtectedTable>, SuppressError> {
-    Ok(tables.iter().map(|t| protect(&t.table, &t.profile)).collect())
+pub enum SuppressError {
+    #[error("table `{table}`: a reader can narrow the suppressed cell ({cell}) down to {values} possible value(s) from what the release publishes; rule `{rule}` needs at least {needed} ({failures} suppressed cell(s) of this table fail the audit; the suppression report in the work directory lists them)\n  fix: use a [suppression.NAME] rule with secondary = true, group by coarser or fewer columns, or drop a table that shares cells with this one")]
+    AuditFailed {
+        table: String,
+        cell: String,
+        values: u64,
+        needed: u64,
+        rule: String,
+        failures: usize,
+    },
+    #[error("table `{table}`: {source}\n  fix: this is a bug in dars or its solver; report it with the suppression report (kept in the work directory)")]
+    Solver {
+        table: String,
+        #[source]
+        source: audit::SolverError,
+    },
 }
 
-/// Applies `profile` to every cell of `table`.
-pub fn protect(table: &CountTable, profile: &Profile) -> ProtectedTable {
+/// Protects every aggregate table of one release together, in order, and
+/// fails if the audit finds a suppressed cell that is not protected.
+pub fn protect_release(tables: &[&ReleaseTable]) -> Result<Vec<ProtectedTable>, SuppressError> {
+    let protected = protect_tables(tables)?;
+    check_audit(&protected, tables)?;
+    Ok(protected)
+}
+
+/// The first audit failure of `protected` as an error.
+pub fn check_audit(
+    protected: &[ProtectedTable],
+    tables: &[&ReleaseTable],
+) -> Result<(), SuppressError> {
+    for (p, t) in protected.iter().zip(tables) {
+        if let Some(c) = p
+            .cells
+            .iter()
+            .find(|c| c.interval.is_some_and(|i| !i.passes()))
+        {
+            let i = c.interval.unwrap_or(Interval {
+                low: 0,
+                high: None,
+                required: 0,
+            });
+            return Err(SuppressError::AuditFailed {
+                table: p.name.clone(),
+                cell: describe_key(&p.dims, &c.key),
+                values: i.width().map_or(u64::MAX, |w| w + 1),
+                needed: i.required + 1,
+                rule: t.profile.name.clone(),
+                failures: p.counts.audit_failures,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `region = London, sex = Total`.
+pub fn describe_key(dims: &[String], key: &[String]) -> String {
+    dims.iter()
+        .zip(key)
+        .map(|(d, v)| format!("{d} = {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Protects one table alone (its own release), audit failures recorded
+/// in the cells but not raised.
+pub fn protect(table: &CountTable, profile: &Profile) -> Result<ProtectedTable, SuppressError> {
+    let release = ReleaseTable {
+        name: "table".into(),
+        table: table.clone(),
+        profile: profile.clone(),
+    };
+    let mut out = protect_tables(&[&release])?;
+    Ok(out.remove(0))
+}
+
+/// Primary, secondary, rounding and the audit for every table of one
+/// release; audit failures are recorded in the cells and counts, not
+/// raised (see [`protect_release`]).
+pub fn protect_tables(tables: &[&ReleaseTable]) -> Result<Vec<ProtectedTable>, SuppressError> {
+    let mut model = Model::build(tables);
+    model.primary();
+    let solver = |source| SuppressError::Solver {
+        table: tables
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        source,
+    };
+    secondary::complement(&mut model).map_err(solver)?;
+
+    // The audit, once the published state is final.
+    let percents = percent_links(&model);
+    let lp = audit::Lp::build(&model, &percents);
+    let mut intervals: HashMap<usize, Interval> = HashMap::new();
+    for n in 0..model.nodes.len() {
+        if !model.nodes[n].status.suppressed() {
+            continue;
+        }
+        if let Some(required) = model.required_width(n) {
+            intervals.insert(n, lp.interval(n, required).map_err(solver)?);
+        }
+    }
+
+    Ok(tables
+        .iter()
+        .enumerate()
+        .map(|(t, rt)| render(&model, t, rt, &intervals))
+        .collect())
+}
+
+/// The protected cells of table `t`.
+fn render(
+    model: &Model,
+    t: usize,
+    rt: &ReleaseTable,
+    intervals: &HashMap<usize, Interval>,
+) -> ProtectedTable {
+    let profile = &rt.profile;
+    let table = &rt.table;
     let mut counts = SuppressionCounts {
         cells: table.cells.len(),
         ..Default::default()
     };
+    let index: HashMap<&[String], usize> = table
+        .cells
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.key.as_slice(), i))
+        .collect();
     let cells = table
         .cells
         .iter()
-        .map(|c| {
-            let (value, action) = profile.apply(c.count, c.level);
+        .enumerate()
+        .map(|(c, cell)| {
+            let node = &model.nodes[model.place[t][c]];
+            let (value, action, rule, reason) = match node.status {
+                Status::Primary => {
+                    let by = node.masked_by.unwrap_or(t);
+                    let mut reason = model.profile(by).reason(Action::Primary);
+                    if by != t {
+                        reason.push_str(&format!(
+                            "; the same cell is masked in table `{}`",
+                            model.tables[by].name
+                        ));
+                    }
+                    (
+                        Protected::Suppressed,
+                        Action::Primary,
+                        model.profile(by).name.clone(),
+                        reason,
+                    )
+                }
+                Status::Secondary => (
+                    Protected::Suppressed,
+                    Action::Secondary,
+                    profile.name.clone(),
+                    profile.reason(Action::Secondary),
+                ),
+                Status::Published => {
+                    let (v, a) = profile.apply(cell.count, cell.level);
+                    // `apply` masks nothing here: the node is published.
+                    let (v, a) = if a == Action::Primary {
+                        (Protected::Count(cell.count), Action::Kept)
+                    } else {
+                        (v, a)
+                    };
+                    (v, a, profile.name.clone(), profile.reason(a))
+                }
+            };
             match action {
                 Action::Primary => counts.primary += 1,
+                Action::Secondary => counts.secondary += 1,
                 Action::Rounded => counts.rounded += 1,
                 Action::Exempt => counts.exempt += 1,
                 Action::Kept => {}
             }
+            let interval = intervals.get(&model.place[t][c]).copied();
+            if let Some(i) = interval {
+                counts.audited += 1;
+                if !i.passes() {
+                    counts.audit_failures += 1;
+                }
+            }
+            let percent = table.denominator_key(&cell.key).and_then(|dk| {
+                let d = *index.get(dk.as_slice())?;
+                let den = &model.nodes[model.place[t][d]];
+                let original = if den.value == 0 {
+                    0.0
+                } else {
+                    100.0 * cell.count as f64 / den.value as f64
+                };
+                let value = if node.status.suppressed() || den.status.suppressed() {
+                    Some("*".to_string())
+                } else if den.value == 0 {
+                    None
+                } else {
+                    Some(format_percent(
+                        scaled_percent(cell.count, den.value, profile.percent_decimals),
+                        profile.percent_decimals,
+                    ))
+                };
+                Some(ProtectedPercent { original, value })
+            });
             ProtectedCell {
-                key: c.key.clone(),
-                level: c.level,
-                original: c.count,
+                key: cell.key.clone(),
+                level: cell.level,
+                original: cell.count,
                 value,
                 action,
+                rule,
+                reason,
+                percent,
+                interval,
             }
         })
         .collect();
     ProtectedTable {
+        name: rt.name.clone(),
         dims: table.dims.clone(),
         cells,
         counts,
+        has_percent: !table.percent_of.is_empty(),
     }
 }
 
+/// Every percentage the release publishes, as constraints for the audit.
+pub(crate) fn percent_links(model: &Model) -> Vec<PercentLink> {
+    let mut links = Vec::new();
+    for (t, rt) in model.tables.iter().enumerate() {
+        let table = &rt.table;
+        if table.percent_of.is_empty() {
+            continue;
+        }
+        let index: HashMap<&[String], usize> = table
+            .cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.key.as_slice(), i))
+            .collect();
+        for (c, cell) in table.cells.iter().enumerate() {
+            let Some(d) = table
+                .denominator_key(&cell.key)
+                .and_then(|k| index.get(k.as_slice()).copied())
+            else {
+                continue;
+            };
+            let (num, den) = (model.place[t][c], model.place[t][d]);
+            let (n, dn) = (&model.nodes[num], &model.nodes[den]);
+            if n.status.suppressed() || dn.status.suppressed() || dn.value == 0 {
+                continue;
+            }
+            let decimals = rt.profile.percent_decimals;
+            links.push(PercentLink {
+                numerator: num,
+                denominator: den,
+                scaled: scaled_percent(n.value, dn.value, decimals),
+                decimals,
+            });
+        }
+    }
+    links
+}
+
+/// 100 n / d in units of 10^-decimals, rounded half up, in whole numbers.
+fn scaled_percent(n: u64, d: u64, decimals: u32) -> u64 {
+    let scale = 100u128 * 10u128.pow(decimals);
+    let (n, d) = (n as u128, d.max(1) as u128);
+    ((2 * n * scale + d) / (2 * d)) as u64
+}
+
+fn format_percent(scaled: u64, decimals: u32) -> String {
+    if decimals == 0 {
+        return scaled.to_string();
+    }
+    let unit = 10u64.pow(decimals);
+    format!(
+        "{}.{:0width$}",
+        scaled / unit,
+        scaled % unit,
+        width = decimals as usize
+    )
+}
+
 impl ProtectedTable {
-    /// The releasable frame: one string column per dimension and `count`
-    /// as text (`*` for suppressed). The true values are not in it.
+    /// The releasable frame: one string column per dimension, the count as
+    /// text (`*` for suppressed) and, with percentages, `percent`. The true
+    /// values are not in it.
     pub fn to_frame(&self, count_name: &str) -> PolarsResult<DataFrame> {
         let mut columns: Vec<Column> = self
             .dims
@@ -139,6 +455,14 @@ impl ProtectedTable {
             .collect();
         let values: Vec<String> = self.cells.iter().map(|c| c.value.to_string()).collect();
         columns.push(Column::new(count_name.into(), values));
+        if self.has_percent {
+            let values: Vec<Option<&str>> = self
+                .cells
+                .iter()
+                .map(|c| c.percent.as_ref().and_then(|p| p.value.as_deref()))
+                .collect();
+            columns.push(Column::new("percent".into(), values));
+        }
         DataFrame::new_infer_height(columns)
     }
 }

@@ -4,6 +4,8 @@
 //! runs the real binary in it.
 #![allow(dead_code)]
 
+pub mod sshd;
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -95,7 +97,14 @@ dir = "work"
 
     /// The example agreement, with `end` and extra TOML as given.
     pub fn agreement(&self, name: &str, end: &str, extra_release: &str) -> PathBuf {
-        let text = format!(
+        let text = self.agreement_text(end, extra_release);
+        self.write(name, &text);
+        self.path(name)
+    }
+
+    /// The example agreement's text, for paths relative to the work folder.
+    pub fn agreement_text(&self, end: &str, extra_release: &str) -> String {
+        format!(
             r#"[agreement]
 reference = "DARS-NIC-000001-DEMO1-01"
 organisation = "Example University"
@@ -131,9 +140,7 @@ destination = "file://outbox"
 {extra_release}
 "#,
             self.recipient()
-        );
-        self.write(name, &text);
-        self.path(name)
+        )
     }
 
     pub fn cmd(&self) -> Command {

@@ -1,0 +1,74 @@
+//! `dars clean --older-than 30d`: removes the work folders of released runs
+//! older than the given age. Unreleased runs are kept: they may be resumed.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use super::{exit, load_site, Cli, Failure};
+use crate::pipeline::RunState;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Age like 30d, 12h or 2w.
+    #[arg(long, value_parser = parse_age)]
+    pub older_than: Duration,
+    /// List what would be removed without removing it.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+fn parse_age(s: &str) -> Result<Duration, String> {
+    let (n, unit) = s.split_at(s.len().saturating_sub(1));
+    let n: u64 = n.parse().map_err(|_| format!("`{s}` is not an age like 30d, 12h or 2w"))?;
+    let secs = match unit {
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return Err(format!("`{s}`: use h, d or w, e.g. 30d")),
+    };
+    Ok(Duration::from_secs(n * secs))
+}
+
+pub fn run(args: &Args, cli: &Cli) -> Result<(), Failure> {
+    let site = load_site(cli)?;
+    let cutoff = SystemTime::now() - args.older_than;
+    let mut removed = 0;
+    let mut kept = 0;
+    let io = |p: &Path, e: std::io::Error| Failure::new(exit::INTERNAL, format!("{}: {e}", p.display()));
+    let Ok(agreements) = std::fs::read_dir(&site.work_dir) else {
+        println!("nothing to clean in {}", site.work_dir.display());
+        return Ok(());
+    };
+    for agreement in agreements.flatten() {
+        let runs = agreement.path().join("runs");
+        let Ok(entries) = std::fs::read_dir(&runs) else { continue };
+        for run in entries.flatten() {
+            let dir = run.path();
+            let released = RunState::load(&dir).is_some_and(|s| s.released);
+            let modified = std::fs::metadata(RunState::path(&dir)).and_then(|m| m.modified()).map_err(|e| io(&dir, e));
+            match modified {
+                Ok(m) if released && m < cutoff => {
+                    if !args.dry_run {
+                        std::fs::remove_dir_all(&dir).map_err(|e| io(&dir, e))?;
+                    }
+                    println!("{} {}", if args.dry_run { "would remove" } else { "removed" }, dir.display());
+                    removed += 1;
+                }
+                _ => kept += 1,
+            }
+        }
+    }
+    println!("{removed} released run folder(s) {}, {kept} kept", if args.dry_run { "to remove" } else { "removed" });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ages() {
+        assert_eq!(super::parse_age("30d").unwrap().as_secs(), 30 * 86_400);
+        assert_eq!(super::parse_age("2w").unwrap().as_secs(), 14 * 86_400);
+        assert!(super::parse_age("30").is_err());
+        assert!(super::parse_age("d").is_err());
+    }
+}

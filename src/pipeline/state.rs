@@ -1,0 +1,160 @@
+//! Checkpoints: what a run has finished, with the hashes of its inputs and
+//! of every file it wrote, so that a run killed at any point can be started
+//! again and reuse what is still valid instead of starting over.
+//!
+//! A run's `state.json` holds the fingerprint of its inputs (the agreement
+//! and site files, the cohort, the decisions file, and the size and
+//! modification time of every site table). `dars run` resumes the latest
+//! unfinished run of the agreement whose fingerprint matches, under the same
+//! run id; a stage's checkpoint is reused only if its file still has the
+//! recorded SHA-256, else that stage and every later one run again.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use ring::digest::{Context, SHA256};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Agreement, Site};
+use crate::link::LinkCounts;
+use crate::objections::ObjectionCounts;
+use crate::package::ManifestFile;
+use crate::pipeline::OutputSummary;
+
+/// A file a stage wrote, with its hash.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub file: String,
+    pub sha256: String,
+}
+
+/// One sealed output: the manifest line plus the plaintext's hash, which
+/// proves a resumed run released the same content.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SealedOutput {
+    pub summary: OutputSummary,
+    pub manifest: Option<ManifestFile>,
+    pub plaintext_sha256: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RunState {
+    pub fingerprint: String,
+    pub run_id: String,
+    pub dry_run: bool,
+    pub cohort_rows: usize,
+    pub rows_with_value_problems: usize,
+    pub duplicate_nhs_numbers: usize,
+    pub linkage: Option<(LinkCounts, Checkpoint)>,
+    pub objections: Option<(ObjectionCounts, Checkpoint)>,
+    /// By output name, in agreement order of completion.
+    pub outputs: BTreeMap<String, SealedOutput>,
+    pub package: Option<Checkpoint>,
+    pub pushed: Option<crate::push::PushReport>,
+    pub released: bool,
+}
+
+impl RunState {
+    pub fn path(run_dir: &Path) -> PathBuf {
+        run_dir.join("state.json")
+    }
+
+    pub fn save(&self, run_dir: &Path) -> std::io::Result<()> {
+        let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        crate::workdir::write_private(&Self::path(run_dir), &json)
+    }
+
+    pub fn load(run_dir: &Path) -> Option<Self> {
+        serde_json::from_slice(&fs::read(Self::path(run_dir)).ok()?).ok()
+    }
+}
+
+impl Checkpoint {
+    /// Hashes `file` (relative to `run_dir`) as written.
+    pub fn of(run_dir: &Path, file: &str) -> std::io::Result<Self> {
+        Ok(Self { file: file.to_string(), sha256: sha256_file(&run_dir.join(file))? })
+    }
+
+    /// Whether the file is still there with the recorded content.
+    pub fn valid(&self, run_dir: &Path) -> bool {
+        sha256_file(&run_dir.join(&self.file)).is_ok_and(|h| h == self.sha256)
+    }
+}
+
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut f = fs::File::open(path)?;
+    let mut ctx = Context::new(&SHA256);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        ctx.update(&buf[..n]);
+    }
+    Ok(hex::encode(ctx.finish().as_ref()))
+}
+
+/// The fingerprint of everything a run reads. Small inputs (configs,
+/// cohort, decisions) are hashed whole; site tables, which can be larger
+/// than memory, by path, size and modification time.
+pub fn fingerprint(site: &Site, agreement: &Agreement) -> std::io::Result<String> {
+    let mut ctx = Context::new(&SHA256);
+    let mut whole = |p: &Path| -> std::io::Result<()> {
+        ctx.update(p.to_string_lossy().as_bytes());
+        ctx.update(sha256_file(p)?.as_bytes());
+        Ok(())
+    };
+    whole(&agreement.file)?;
+    whole(&site.file)?;
+    whole(&agreement.cohort.path)?;
+    if let Some(d) = &agreement.cohort.review_decisions {
+        whole(d)?;
+    }
+    let mut tables: Vec<&Path> = vec![&site.demographics, &site.objections];
+    tables.extend(site.datasets.values().map(|d| d.path.as_path()));
+    for t in tables {
+        ctx.update(t.to_string_lossy().as_bytes());
+        for f in table_files(t) {
+            if let Ok(m) = fs::metadata(&f) {
+                let mtime = m.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_nanos()).unwrap_or(0);
+                ctx.update(format!("{}:{}:{}", f.display(), m.len(), mtime).as_bytes());
+            }
+        }
+    }
+    ctx.update(env!("CARGO_PKG_VERSION").as_bytes());
+    Ok(hex::encode(ctx.finish().as_ref()))
+}
+
+fn table_files(p: &Path) -> Vec<PathBuf> {
+    if p.is_dir() {
+        let mut v: Vec<PathBuf> = fs::read_dir(p).into_iter().flatten().flatten().map(|e| e.path()).collect();
+        v.sort();
+        v
+    } else {
+        vec![p.to_path_buf()]
+    }
+}
+
+/// The latest unfinished, non-dry run of the agreement with this
+/// fingerprint, if any.
+pub fn find_resumable(runs_dir: &Path, fingerprint: &str) -> Option<(PathBuf, RunState)> {
+    let mut dirs: Vec<PathBuf> = fs::read_dir(runs_dir).ok()?.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
+    dirs.sort();
+    dirs.into_iter().rev().find_map(|d| {
+        let s = RunState::load(&d)?;
+        (s.fingerprint == fingerprint && !s.dry_run && !s.released).then_some((d, s))
+    })
+}
+
+/// Test hook: `DARS_FAIL_AFTER=<point>` aborts the process right after that
+/// point, as a kill -9 would, so tests can prove a re-run resumes. Points:
+/// `link`, `objections`, `output:NAME`, `package`, `push`.
+pub fn fail_point(point: &str) {
+    if std::env::var("DARS_FAIL_AFTER").is_ok_and(|p| p == point) {
+        eprintln!("DARS_FAIL_AFTER={point}: aborting here on purpose");
+        std::process::abort();
+    }
+}
