@@ -189,3 +189,59 @@ fn no_direct_identifier_reaches_a_log_or_an_error() {
     }
     assert!(leaks.is_empty(), "identifiers in logs or errors: {leaks:?}");
 }
+
+#[test]
+fn lifecycle_destruction_hygiene_and_clean() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = Workdir::new(400, 60, 2000, 25);
+    let a = w.agreement("agreements/demo.toml", "2026-12-31", "").to_string_lossy().into_owned();
+    // The agreement file lives in agreements/: its relative paths go up one.
+    let text = fs::read_to_string(&a).unwrap().replace("\"data/cohort.csv\"", "\"../data/cohort.csv\"").replace("file://outbox", "file://../outbox");
+    fs::write(&a, text).unwrap();
+
+    // Within 30 days of the end: released, with a warning.
+    let out = w.cmd().args(["run", &a]).env("DARS_TODAY", "2026-12-10").output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("agreement ends soon"), "{}", stderr(&out));
+
+    // Every file of the work directory is private.
+    fn walk(dir: &std::path::Path, bad: &mut Vec<String>) {
+        for e in fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            let mode = fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+            if p.is_dir() {
+                if mode != 0o700 {
+                    bad.push(format!("{} {mode:o}", p.display()));
+                }
+                walk(&p, bad);
+            } else if mode != 0o600 {
+                bad.push(format!("{} {mode:o}", p.display()));
+            }
+        }
+    }
+    let mut bad = Vec::new();
+    walk(&w.path("work"), &mut bad);
+    assert!(bad.is_empty(), "not private: {bad:?}");
+
+    // After the end: refused, listed as expired with destruction due.
+    let out = w.cmd().args(["run", &a]).env("DARS_TODAY", "2027-01-01").output().unwrap();
+    assert_eq!(out.status.code(), Some(5));
+    let list = w.cmd().args(["agreements", "agreements"]).env("DARS_TODAY", "2027-01-01").output().unwrap();
+    assert!(stdout(&list).contains("expired, destruction due"), "{}", stdout(&list));
+    let list = w.cmd().args(["agreements", "agreements"]).env("DARS_TODAY", "2026-12-10").output().unwrap();
+    assert!(stdout(&list).contains("expiring (21d)"), "{}", stdout(&list));
+
+    w.write("certificate.pdf", "TEST-ONLY certificate of destruction");
+    let rec = w.dars(&["ledger", "record-destruction", "DARS-NIC-000001-DEMO1-01", "--certificate", "certificate.pdf"]);
+    assert!(rec.status.success(), "{}", stderr(&rec));
+    let list = w.cmd().args(["agreements", "agreements"]).env("DARS_TODAY", "2027-01-01").output().unwrap();
+    assert!(stdout(&list).contains("expired") && !stdout(&list).contains("destruction due"), "{}", stdout(&list));
+    assert!(w.dars(&["ledger", "verify"]).status.success());
+
+    // clean removes released runs older than the age, and only those.
+    let keep = w.dars(&["clean", "--older-than", "30d"]);
+    assert!(stdout(&keep).contains("0 released run folder(s) removed"), "{}", stdout(&keep));
+    let gone = w.dars(&["clean", "--older-than", "0h"]);
+    assert!(stdout(&gone).contains("1 released run folder(s) removed"), "{}", stdout(&gone));
+    assert_eq!(fs::read_dir(w.path("work/DARS-NIC-000001-DEMO1-01/runs")).unwrap().count(), 0);
+}

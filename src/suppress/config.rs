@@ -284,11 +284,7 @@ impl Profile {
             r = b;
         }
         if self.masks(r) {
-            r = if count < self.mask_low && self.mask_low / b * b > 0 && (self.mask_low / b * b) < self.mask_low {
-                self.mask_low / b * b
-            } else {
-                above
-            };
+            r = above;
         }
         r
     }

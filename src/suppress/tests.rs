@@ -1,9 +1,67 @@
-//! Unit and property tests for disclosure control.
+//! Unit and property tests for disclosure control: presets, custom rules,
+//! secondary suppression, consistency across tables, percentages and the
+//! audit (including a table built to be unsafe, issue #4).
+
+use std::collections::{BTreeMap, HashMap};
 
 use proptest::prelude::*;
 
 use super::*;
-use crate::aggregate::{Cell, CellLevel, CountTable};
+use crate::aggregate::{self, Cell, CellLevel, CountTable, TOTAL};
+
+fn custom(mask: [u64; 2], round_to: u64, secondary: bool, exempt: bool) -> Profile {
+    Profile::from_spec(
+        "custom",
+        &ProfileSpec {
+            mask,
+            round_to,
+            exempt_national: exempt,
+            zeros: None,
+            percent_decimals: 1,
+            secondary: Some(secondary),
+            audit: Some(true),
+            protection: None,
+        },
+    )
+}
+
+/// A one-dimension table with its grand total.
+fn one_way(counts: &[u64]) -> CountTable {
+    let mut cells: Vec<Cell> = counts
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| Cell {
+            key: vec![format!("r{i}")],
+            count: n,
+            level: CellLevel::Interior,
+        })
+        .collect();
+    cells.push(Cell {
+        key: vec![TOTAL.into()],
+        count: counts.iter().sum(),
+        level: CellLevel::GrandTotal,
+    });
+    CountTable::new(vec!["region".into()], cells)
+}
+
+/// A two-way table of records with every margin.
+fn two_way(grid: &[Vec<u64>]) -> CountTable {
+    let dims = vec!["region".to_string(), "sex".to_string()];
+    let mut rows = HashMap::new();
+    for (i, row) in grid.iter().enumerate() {
+        for (j, &n) in row.iter().enumerate() {
+            rows.insert(vec![format!("r{i}"), format!("s{j}")], n);
+        }
+    }
+    aggregate::from_counts(&dims, rows, true, "test").unwrap()
+}
+
+fn cell<'a>(p: &'a ProtectedTable, key: &[&str]) -> &'a ProtectedCell {
+    p.cells
+        .iter()
+        .find(|c| c.key == key)
+        .unwrap_or_else(|| panic!("no cell {key:?}"))
+}
 
 #[test]
 fn hes_masks_one_to_seven_and_rounds_the_rest() {
@@ -29,40 +87,35 @@ fn hes_masks_one_to_seven_and_rounds_the_rest() {
         hes.apply(123, CellLevel::GrandTotal).0,
         Protected::Count(123)
     );
+    assert!(!hes.secondary && hes.audit);
 }
 
 #[test]
-fn csds_suppresses_zero() {
+fn csds_suppresses_zero_and_rounds_every_count() {
     let csds = Profile::csds();
     assert_eq!(csds.apply(0, CellLevel::Interior).0, Protected::Suppressed);
     assert_eq!(csds.apply(4, CellLevel::Interior).0, Protected::Suppressed);
     assert_eq!(csds.apply(5, CellLevel::Interior).0, Protected::Count(5));
     assert_eq!(csds.apply(7, CellLevel::Interior).0, Protected::Count(5));
+    assert_eq!(csds.apply(8, CellLevel::Margin).0, Protected::Count(10));
+    assert_eq!(csds.percent_decimals, 0);
+}
+
+#[test]
+fn a_reader_knows_what_a_published_number_can_hide() {
+    assert_eq!(Profile::hes().published_range(10), Some((8, 12)));
+    assert_eq!(Profile::hes().published_range(0), Some((0, 0)));
+    assert_eq!(Profile::hes().published_range(5), None, "hes never publishes 5");
+    assert_eq!(Profile::csds().published_range(5), Some((5, 7)));
+    // A rounding that would land in the mask goes to the next multiple out.
+    let odd = custom([1, 6], 5, false, true);
+    assert_eq!(odd.round(7), 10);
+    assert_eq!(odd.published_range(10), Some((7, 12)));
 }
 
 #[test]
 fn the_released_frame_holds_no_true_values() {
-    let table = CountTable {
-        dims: vec!["region".into()],
-        cells: vec![
-            Cell {
-                key: vec!["London".into()],
-                count: 3,
-                level: CellLevel::Interior,
-            },
-            Cell {
-                key: vec!["North East".into()],
-                count: 0,
-                level: CellLevel::Interior,
-            },
-            Cell {
-                key: vec!["Total".into()],
-                count: 3,
-                level: CellLevel::GrandTotal,
-            },
-        ],
-    };
-    let p = protect(&table, &Profile::hes());
+    let p = protect(&one_way(&[3, 0]), &Profile::hes()).unwrap();
     let df = p.to_frame("persons").unwrap();
     let values: Vec<_> = df
         .column("persons")
@@ -80,24 +133,255 @@ fn the_released_frame_holds_no_true_values() {
     assert_eq!(p.counts.primary, 1);
 }
 
+/// Issue #4: the audit must be able to fail. A true zero and the national
+/// total released as computed give the hidden cell away under `hes`.
+#[test]
+fn issue_4_the_audit_fails_a_table_built_to_be_unsafe() {
+    let table = one_way(&[3, 0]);
+    let release = ReleaseTable {
+        name: "unsafe".into(),
+        table,
+        profile: Profile::hes(),
+    };
+    let p = protect_tables(&[&release]).unwrap();
+    let hidden = cell(&p[0], &["r0"]);
+    let interval = hidden.interval.expect("the audit ran");
+    assert_eq!((interval.low, interval.high), (3, Some(3)));
+    assert!(!interval.passes());
+    assert_eq!(p[0].counts.audit_failures, 1);
+    let err = protect_release(&[&release]).unwrap_err().to_string();
+    assert!(err.contains("unsafe") && err.contains("region = r0"), "{err}");
+    assert!(!err.contains(" 3 "), "the error must not state the true value: {err}");
+}
+
+#[test]
+fn without_rounding_or_secondary_the_margin_gives_a_cell_away() {
+    let rule = custom([1, 4], 1, false, true);
+    let p = protect(&one_way(&[3, 10, 12]), &rule).unwrap();
+    let i = cell(&p, &["r0"]).interval.unwrap();
+    assert_eq!((i.low, i.high), (3, Some(3)));
+    assert_eq!(p.counts.audit_failures, 1);
+}
+
+#[test]
+fn secondary_hides_the_cell_at_the_least_cost() {
+    let rule = custom([1, 4], 1, true, true);
+    let p = protect(&one_way(&[3, 10, 12, 40]), &rule).unwrap();
+    assert_eq!(cell(&p, &["r0"]).action, Action::Primary);
+    // The smallest other cell is the complement, not the larger ones.
+    assert_eq!(cell(&p, &["r1"]).action, Action::Secondary);
+    assert_eq!(cell(&p, &["r1"]).value, Protected::Suppressed);
+    assert_eq!(cell(&p, &["r2"]).value, Protected::Count(12));
+    assert_eq!(cell(&p, &[TOTAL]).action, Action::Exempt);
+    assert_eq!(p.counts.secondary, 1);
+    assert_eq!(p.counts.audit_failures, 0);
+    let i = cell(&p, &["r0"]).interval.unwrap();
+    assert!(i.passes() && i.width().unwrap() >= 1, "{i:?}");
+}
+
+#[test]
+fn secondary_in_two_dimensions_never_picks_a_zero_or_the_national_total() {
+    let rule = custom([1, 4], 1, true, true);
+    let p = protect(
+        &two_way(&[vec![2, 0, 30], vec![15, 20, 25], vec![40, 0, 9]]),
+        &rule,
+    )
+    .unwrap();
+    assert_eq!(cell(&p, &["r0", "s0"]).action, Action::Primary);
+    for c in &p.cells {
+        if c.action == Action::Secondary {
+            assert!(c.original > 0, "a zero became a complement: {:?}", c.key);
+            assert_ne!(c.level, CellLevel::GrandTotal);
+        }
+        if c.original == 0 {
+            assert_eq!(c.value, Protected::Count(0), "{:?}", c.key);
+        }
+    }
+    assert!(p.counts.secondary >= 2, "row and column both need a complement");
+    assert_eq!(p.counts.audit_failures, 0, "{:?}", p.counts);
+}
+
+#[test]
+fn a_cell_in_two_tables_gets_the_same_treatment() {
+    // Table A: region x sex, loose rule. Table B: region alone, stricter
+    // rule that masks the r0 total (5), which is A's (r0, Total) margin.
+    let mut a = two_way(&[vec![2, 3], vec![20, 30]]);
+    a.universe = "hes_apc/records".into();
+    let mut b = one_way(&[5, 50]);
+    b.universe = "hes_apc/records".into();
+    let loose = custom([1, 1], 1, true, true);
+    let strict = custom([1, 7], 1, true, true);
+    let ta = ReleaseTable {
+        name: "a".into(),
+        table: a,
+        profile: loose,
+    };
+    let tb = ReleaseTable {
+        name: "b".into(),
+        table: b,
+        profile: strict,
+    };
+    let p = protect_tables(&[&ta, &tb]).unwrap();
+    let in_a = cell(&p[0], &["r0", TOTAL]);
+    let in_b = cell(&p[1], &["r0"]);
+    assert_eq!(in_b.action, Action::Primary);
+    assert_eq!(in_a.value, Protected::Suppressed, "masked in b, so in a too");
+    assert!(in_a.reason.contains("table `b`"), "{}", in_a.reason);
+    // Every shared cell has one treatment.
+    for r in ["r0", "r1"] {
+        assert_eq!(
+            cell(&p[0], &[r, TOTAL]).value == Protected::Suppressed,
+            cell(&p[1], &[r]).value == Protected::Suppressed,
+            "{r}"
+        );
+    }
+    assert_eq!(p[0].counts.audit_failures + p[1].counts.audit_failures, 0);
+}
+
+#[test]
+fn percentages_are_computed_from_true_values_and_starred_on_a_masked_count() {
+    let mut t = two_way(&[vec![3, 40], vec![25, 32]]);
+    aggregate::set_percent_of(&mut t, vec!["sex".into()], "test").unwrap();
+    let p = protect(&t, &Profile::hes()).unwrap();
+    assert!(p.has_percent);
+    let pct = |k: &[&str]| cell(&p, k).percent.clone().unwrap().value;
+    assert_eq!(pct(&["r0", "s0"]), Some("*".into()), "numerator masked");
+    assert_eq!(pct(&["r0", "s1"]), Some("93.0".into()), "40 of 43");
+    assert_eq!(pct(&["r1", "s0"]), Some("43.9".into()), "25 of 57");
+    let df = p.to_frame("records").unwrap();
+    assert!(df.column("percent").is_ok());
+
+    let p = protect(&t, &Profile::csds()).unwrap();
+    let pct = |k: &[&str]| cell(&p, k).percent.clone().unwrap().value;
+    assert_eq!(pct(&["r1", "s0"]), Some("44".into()), "whole percent");
+}
+
+#[test]
+fn a_percentage_needs_its_denominator_in_the_table() {
+    let mut t = CountTable::new(
+        vec!["region".into()],
+        vec![Cell {
+            key: vec!["r0".into()],
+            count: 4,
+            level: CellLevel::Interior,
+        }],
+    );
+    let err = aggregate::set_percent_of(&mut t, vec!["region".into()], "by_region")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("by_region") && err.contains("totals"), "{err}");
+    let err = aggregate::set_percent_of(&mut t, vec!["sex".into()], "by_region")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("`sex`") && err.contains("region"), "{err}");
+}
+
+#[test]
+fn custom_keys_are_read_and_unknown_keys_named() {
+    let spec: ProfileSpec = toml::from_str(
+        "mask = [1, 9]\nround_to = 1\nexempt_national = false\nzeros = \"suppress\"\npercent_decimals = 2\nsecondary = true\naudit = true\nprotection = 3\n",
+    )
+    .unwrap();
+    assert!(spec.problems(std::path::Path::new("a.toml"), "suppression.x").is_empty());
+    let p = Profile::from_spec("x", &spec);
+    assert!(p.masks(0) && p.masks(9) && !p.masks(10));
+    assert_eq!(
+        (p.secondary, p.audit, p.protection, p.percent_decimals, p.exempt_national),
+        (true, true, 3, 2, false)
+    );
+    // Secondary defaults on exactly when the rule does not round.
+    let no_round: ProfileSpec = toml::from_str("mask = [1, 4]").unwrap();
+    assert!(Profile::from_spec("n", &no_round).secondary);
+    let rounds: ProfileSpec = toml::from_str("mask = [1, 4]\nround_to = 5").unwrap();
+    assert!(!Profile::from_spec("r", &rounds).secondary);
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("strict.toml");
+    std::fs::write(&path, "mask = [1, 9]\nround_too = 5\n").unwrap();
+    let err = ProfileSpec::load(&path).unwrap_err().to_string();
+    assert!(err.contains("round_too") && err.contains("strict.toml"), "{err}");
+    std::fs::write(&path, "mask = [1, 9]\nround_to = 5\n").unwrap();
+    assert_eq!(ProfileSpec::load(&path).unwrap().name, "strict");
+}
+
+#[test]
+fn the_report_lists_every_cell_and_ends_with_a_summary() {
+    let rule = custom([1, 4], 1, true, true);
+    let p = protect(&one_way(&[3, 10, 12]), &rule).unwrap();
+    let mut csv = Vec::new();
+    report::write_csv(&mut csv, &p).unwrap();
+    let text = String::from_utf8(csv).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].contains("original_internal") && lines[0].contains("action"));
+    assert!(lines[1].starts_with("r0,interior,3,*,primary,custom,"), "{}", lines[1]);
+    assert!(text.contains("secondary"));
+    assert!(lines.iter().any(|l| l.contains("cells suppressed: 2 of 4")));
+    assert!(lines.iter().any(|l| l.contains("information lost")));
+    let mut html = Vec::new();
+    report::write_html(&mut html, &p, &rule).unwrap();
+    let html = String::from_utf8(html).unwrap();
+    assert!(html.contains("class=\"primary\"") && html.contains("class=\"secondary\""));
+}
+
+/// A random two-way table of records with margins.
+fn tables() -> impl Strategy<Value = Vec<Vec<u64>>> {
+    (1usize..5, 1usize..5).prop_flat_map(|(r, c)| {
+        proptest::collection::vec(proptest::collection::vec(prop_oneof![0u64..12, 0u64..80], c), r)
+    })
+}
+
 proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
     /// No released count lies in the mask range, and every released count is
     /// on the rounding base, except exempt national totals.
     #[test]
-    fn released_counts_are_safe(counts in proptest::collection::vec(0u64..200, 1..60), low in 0u64..3, width in 0u64..10, base in 1u64..11) {
-        let profile = Profile { name: "custom".into(), mask_low: low, mask_high: low + width, round_to: base, exempt_national: true };
-        let mut cells: Vec<Cell> = counts.iter().enumerate().map(|(i, &n)| Cell { key: vec![i.to_string()], count: n, level: CellLevel::Interior }).collect();
-        cells.push(Cell { key: vec!["Total".into()], count: counts.iter().sum(), level: CellLevel::GrandTotal });
-        let p = protect(&CountTable { dims: vec!["d".into()], cells }, &profile);
+    fn released_counts_are_safe(grid in tables(), low in 0u64..3, width in 0u64..10, base in 1u64..11, secondary: bool, exempt: bool) {
+        let profile = custom([low, low + width], base, secondary, exempt);
+        let p = protect(&two_way(&grid), &profile).unwrap();
         for c in &p.cells {
-            match (c.value, c.level) {
-                (Protected::Count(n), CellLevel::GrandTotal) => prop_assert_eq!(n, c.original),
-                (Protected::Count(n), _) => {
-                    prop_assert!(n % base == 0, "{} not on base {}", n, base);
-                    prop_assert!(!(low..=low + width).contains(&c.original), "a masked true count was released");
+            match c.value {
+                Protected::Count(n) if c.action == Action::Exempt => {
+                    prop_assert_eq!(n, c.original);
+                    prop_assert_eq!(c.level, CellLevel::GrandTotal);
                 }
-                (Protected::Suppressed, _) => prop_assert!((low..=low + width).contains(&c.original)),
+                Protected::Count(n) => {
+                    prop_assert!(n % base == 0, "{} not on base {}", n, base);
+                    prop_assert!(!profile.masks(n), "released {} is in the mask range", n);
+                    prop_assert!(!profile.masks(c.original), "a masked true count was released");
+                    prop_assert!(n > 0 || c.original == 0, "a released 0 is a true zero");
+                }
+                Protected::Suppressed => prop_assert!(
+                    profile.masks(c.original) || c.action == Action::Secondary
+                ),
             }
         }
     }
+
+    /// With secondary suppression (and no national exemption to work
+    /// around), every audit interval is at least as wide as the protection.
+    #[test]
+    fn every_audit_interval_is_wide_enough(grid in tables(), low in 1u64..3, width in 0u64..8, base in prop_oneof![Just(1u64), Just(5)], protection in 1u64..4) {
+        let mut profile = custom([low, low + width], base, true, false);
+        profile.protection = protection;
+        let p = protect(&two_way(&grid), &profile).unwrap();
+        for c in &p.cells {
+            if c.value == Protected::Suppressed {
+                let i = c.interval.expect("every suppressed cell is audited");
+                prop_assert!(i.passes(), "{:?} of {:?} is {} (needs {})", c.key, grid, i, i.required);
+            }
+        }
+    }
+}
+
+#[test]
+fn profiles_resolve_presets_and_custom_tables() {
+    let mut custom_tables = BTreeMap::new();
+    custom_tables.insert(
+        "strict".to_string(),
+        toml::from_str::<ProfileSpec>("mask = [1, 9]").unwrap(),
+    );
+    assert_eq!(Profile::resolve("hes", &custom_tables), Some(Profile::hes()));
+    assert_eq!(Profile::resolve("strict", &custom_tables).unwrap().mask_high, 9);
+    assert!(Profile::resolve("nope", &custom_tables).is_none());
 }
