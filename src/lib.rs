@@ -4,6 +4,9 @@
 //! outputs; [`pipeline`] wires them together and is the only code that knows
 //! the work directory. `src/main.rs` is a thin shell over [`cli`].
 #![forbid(unsafe_code)]
+// Errors carry paths, keys and problem lists for the user. They are built
+// once, on the failure path, so their size costs nothing worth boxing for.
+#![allow(clippy::result_large_err)]
 
 pub mod aggregate; // stage 5a: counts by group_by with margins
 pub mod cli;

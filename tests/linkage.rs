@@ -50,6 +50,8 @@ fn link(w: &Workdir, agreement: &str, out: &str) -> std::process::Output {
 struct Outputs {
     /// study_id -> (person_id, outcome)
     linkage: HashMap<String, (String, String)>,
+    /// study_id -> reason
+    reasons: HashMap<String, String>,
     /// study_id -> person_ids in rank order
     queue: HashMap<String, Vec<String>>,
 }
@@ -61,9 +63,10 @@ fn outputs(dir: &Path) -> Outputs {
         ["study_id", "person_id", "outcome", "tier", "score", "reason"]
     );
     let linkage = rows
-        .into_iter()
+        .iter()
         .map(|r| (r[0].clone(), (r[1].clone(), r[2].clone())))
         .collect();
+    let reasons = rows.into_iter().map(|r| (r[0].clone(), r[5].clone())).collect();
     let (header, rows) = read_csv(&dir.join("review_queue.csv"));
     assert_eq!(header[..4], ["study_id", "person_id", "rank", "score"]);
     let mut queue: HashMap<String, Vec<String>> = HashMap::new();
@@ -72,7 +75,11 @@ fn outputs(dir: &Path) -> Outputs {
         assert_eq!(r[2], (ranks.len() + 1).to_string(), "ranks in order");
         ranks.push(r[1].clone());
     }
-    Outputs { linkage, queue }
+    Outputs {
+        linkage,
+        reasons,
+        queue,
+    }
 }
 
 /// Per kind: rows, validated to the right person, validated to a wrong
@@ -106,18 +113,25 @@ fn tally(truth: &HashMap<String, (String, String)>, out: &Outputs) -> Vec<(Strin
                     Some(0) => t.first += 1,
                     Some(_) => {
                         t.lower += 1;
-                        t.misses.push(format!("{study}: true person ranked lower"));
+                        t.misses.push(format!(
+                            "{study}: true person ranked lower ({})",
+                            out.reasons[study]
+                        ));
                     }
                     None => {
                         t.absent += 1;
-                        t.misses.push(format!("{study}: true person not queued"));
+                        t.misses.push(format!(
+                            "{study}: true person not queued ({})",
+                            out.reasons[study]
+                        ));
                     }
                 }
             }
             "unmatched" => {
                 t.unmatched += 1;
                 if !person.is_empty() {
-                    t.misses.push(format!("{study}: unmatched"));
+                    t.misses
+                        .push(format!("{study}: unmatched ({})", out.reasons[study]));
                 }
             }
             _ => t.invalid += 1,

@@ -235,14 +235,14 @@ fn an_unknown_host_is_refused_with_the_offered_fingerprint_and_how_to_pin_it() {
 #[test]
 fn issue_5_a_connection_cut_mid_upload_is_retried_and_resumed() {
     let sshd = Sshd::start();
-    let known_hosts = sshd.known_hosts();
     for limit in [700, 3_000, 9_000, 1_500_000, 5_000_000] {
         let staged = stage(
             &format!("cut-{limit}"),
             &[("a.parquet.age", 3_000_000), ("b.csv.age", 3_000_000)],
         );
         let proxy = CutProxy::start(sshd.port, limit, 1);
-        let report = push_ok(&config(&sshd, proxy.port, known_hosts.clone()), &staged);
+        let known_hosts = sshd.known_hosts_for(proxy.port);
+        let report = push_ok(&config(&sshd, proxy.port, known_hosts), &staged);
         assert_eq!(proxy.cuts(), 1, "cut at {limit}");
         assert!(proxy.connections() >= 2, "cut at {limit}: no reconnect");
         assert_eq!(report.files_sent, 4, "cut at {limit}");
@@ -259,6 +259,7 @@ fn issue_5_a_connection_cut_mid_upload_is_retried_and_resumed() {
     // last one stopped, so no byte is sent twice.
     let staged = stage("cut-thrice", &[("a.parquet.age", 8_000_000)]);
     let proxy = CutProxy::start(sshd.port, 2_500_000, 3);
+    let known_hosts = sshd.known_hosts_for(proxy.port);
     let report = push_ok(&config(&sshd, proxy.port, known_hosts), &staged);
     assert_eq!((proxy.cuts(), proxy.connections()), (3, 4));
     assert!(report.bytes_sent <= staged.total(), "{report:?}");

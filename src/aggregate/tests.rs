@@ -98,3 +98,62 @@ fn an_unknown_group_by_column_is_named() {
         .to_string();
     assert!(err.contains("regoin") && err.contains("region"), "{err}");
 }
+
+#[test]
+fn three_dimensions_with_totals_have_every_margin() {
+    let frame = df!(
+        "region" => ["A", "A", "B", "B", "B"],
+        "sex" => ["1", "2", "1", "1", "2"],
+        "age" => ["0-9", "0-9", "10-19", "0-9", "10-19"],
+    )
+    .unwrap()
+    .lazy();
+    let dims: Vec<String> = ["region", "sex", "age"].map(String::from).to_vec();
+    let t = count_frame(frame, &dims, &Unit::Records, true, "three").unwrap();
+    // 2x2x2 interior, three 2x2 margins, three one-way margins, the total.
+    assert_eq!(t.cells.len(), 8 + 3 * 4 + 3 * 2 + 1);
+    let get = |k: [&str; 3]| t.cells.iter().find(|c| c.key == k).unwrap();
+    assert_eq!(get(["B", "Total", "Total"]).count, 3);
+    assert_eq!(get(["B", "Total", "Total"]).level, CellLevel::Margin);
+    assert_eq!(get(["Total", "1", "0-9"]).count, 2);
+    assert_eq!(get(["A", "1", "10-19"]).count, 0, "a true zero in the grid");
+    assert_eq!(get(["Total", "Total", "Total"]).count, 5);
+    assert_eq!(get(["Total", "Total", "Total"]).level, CellLevel::GrandTotal);
+}
+
+#[test]
+fn a_count_table_keeps_its_given_margins_and_fills_its_grid() {
+    let dims: Vec<String> = vec!["region".into(), "sex".into()];
+    let mut rows = std::collections::HashMap::new();
+    rows.insert(vec!["A".to_string(), "1".to_string()], 4u64);
+    rows.insert(vec!["B".to_string(), "2".to_string()], 6);
+    // People, not additive: the given grand total is kept, not re-summed.
+    rows.insert(vec!["Total".to_string(), "Total".to_string()], 9);
+    let t = from_counts(&dims, rows, true, "given").unwrap();
+    let get = |k: [&str; 2]| t.cells.iter().find(|c| c.key == k).unwrap().count;
+    assert_eq!(get(["A", "2"]), 0);
+    assert_eq!(get(["Total", "Total"]), 9);
+    assert_eq!(get(["A", "Total"]), 4);
+    assert_eq!(t.cells.len(), 4 + 2 + 2 + 1);
+}
+
+#[test]
+fn percent_of_must_name_a_dimension_and_needs_totals() {
+    let key = PseudonymKey::from_bytes(&[0; 32]);
+    let mut s = spec(CountKind::Records, true);
+    s.percent_of = Some(config::OneOrMany::One("sex".into()));
+    let t = count(&s, &released(), episodes(), "person_id", &key).unwrap();
+    assert_eq!(t.percent_of, ["sex"]);
+    assert_eq!(t.universe, "hes_apc/records");
+    s.percent_of = Some(config::OneOrMany::One("ethnicity".into()));
+    let err = count(&s, &released(), episodes(), "person_id", &key)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("ethnicity") && err.contains("not in the table"), "{err}");
+    s.percent_of = Some(config::OneOrMany::One("sex".into()));
+    s.totals = false;
+    let err = count(&s, &released(), episodes(), "person_id", &key)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("totals = true"), "{err}");
+}

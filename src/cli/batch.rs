@@ -26,7 +26,7 @@ pub fn run(args: &Args, cli: &Cli) -> Result<(), Failure> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
     } else {
-        println!("{:<28} {:<12} {}", "agreement", "outcome", "detail");
+        println!("{:<28} {:<12} detail", "agreement", "outcome");
         for e in &report.entries {
             let name = e.agreement.clone().unwrap_or_else(|| e.file.display().to_string());
             let (outcome, detail) = match &e.outcome {

@@ -178,6 +178,9 @@ pub fn lookups(
 /// A cohort row prepared for comparison.
 pub struct Prepared<'a> {
     row: &'a CohortRow,
+    /// People of the index holding a number one edit away from the row's
+    /// failed NHS number: the `u` of a one-edit agreement is this share.
+    held_neighbours: usize,
     nhs: Option<CohortNhs>,
     forename_key: Option<String>,
     surname_key: Option<String>,
@@ -192,6 +195,7 @@ impl<'a> Prepared<'a> {
         };
         Self {
             row,
+            held_neighbours: 1,
             nhs: row
                 .nhs_number
                 .map(|n| CohortNhs::Valid(n.digits()))
@@ -259,7 +263,12 @@ pub fn compare(
         if !scoring.fields[i] {
             levels[i] = Level::NotUsed;
         }
-        weight += model.weight(field, levels[i], name_of(row, field));
+        weight += match (field, levels[i]) {
+            (Field::NhsNumber, Level::OneEdit | Level::Transposition) => {
+                model.nhs_neighbour_weight(levels[i], row.held_neighbours)
+            }
+            _ => model.weight(field, levels[i], name_of(row, field)),
+        };
     }
     (levels, weight)
 }
@@ -283,10 +292,13 @@ pub fn best_weight(model: &Model, scoring: &Scoring, row: &Prepared<'_>) -> f64 
         .sum()
 }
 
+/// A row's queue entry, or the best score of its candidates when none
+/// reached the review threshold (`None`: no candidate at all).
+pub type Scored = Result<QueueEntry, Option<f64>>;
+
 /// Scores the pairs of one row and builds its queue entry: the person
 /// whose NHS number the row gave first (a partial match), then the others
 /// by score, those below the review threshold left out.
-#[allow(clippy::too_many_arguments)]
 pub fn queue_entry(
     model: &Model,
     scoring: &Scoring,
@@ -294,8 +306,13 @@ pub fn queue_entry(
     position: usize,
     row: &CohortRow,
     pairs: &[super::block::Pair],
-) -> Option<QueueEntry> {
-    let prepared = Prepared::new(row, scoring.names);
+) -> Scored {
+    let mut prepared = Prepared::new(row, scoring.names);
+    prepared.held_neighbours = pairs
+        .iter()
+        .filter(|p| p.keys & Key::NhsNumberNeighbour.bit() != 0)
+        .count()
+        .max(1);
     let best = best_weight(model, scoring, &prepared).max(f64::EPSILON);
     let mut candidates: Vec<Candidate> = pairs
         .iter()
@@ -315,10 +332,11 @@ pub fn queue_entry(
                 index_nhs_number: person.nhs_number.unwrap_or_default().to_string(),
             }
         })
-        .filter(|c| c.nhs_number_found || c.score >= scoring.review_threshold)
         .collect();
+    let best = candidates.iter().map(|c| c.score).reduce(f64::max);
+    candidates.retain(|c| c.nhs_number_found || c.score >= scoring.review_threshold);
     if candidates.is_empty() {
-        return None;
+        return Err(best);
     }
     candidates.sort_by(|a, b| {
         b.nhs_number_found
@@ -345,7 +363,7 @@ pub fn queue_entry(
         [first, second, ..] => second.score + scoring.ambiguity_margin >= first.score,
         _ => false,
     };
-    Some(QueueEntry {
+    Ok(QueueEntry {
         row: position,
         study_id: row.study_id.clone(),
         values: prepared.values(scoring.names),

@@ -279,9 +279,9 @@ pub fn link(
         ambiguity_margin: config.ambiguity_margin,
         max_candidates: config.max_candidates,
     };
-    let mut queue: Vec<QueueEntry> = wanted
+    let scored: Vec<candidates::Scored> = wanted
         .par_iter()
-        .filter_map(|&w| {
+        .map(|&w| {
             let w = w as usize;
             candidates::queue_entry(
                 &model,
@@ -293,6 +293,17 @@ pub fn link(
             )
         })
         .collect();
+    let mut best_below: HashMap<usize, f64> = HashMap::new();
+    let mut queue = Vec::with_capacity(scored.len());
+    for (s, &w) in scored.into_iter().zip(&wanted) {
+        match s {
+            Ok(entry) => queue.push(entry),
+            Err(Some(best)) => {
+                best_below.insert(w as usize, best);
+            }
+            Err(None) => {}
+        }
+    }
     timings.tier2_rows = wanted.len();
     timings.tier2_seconds = started.elapsed().as_secs_f64();
 
@@ -434,11 +445,13 @@ pub fn link(
                         counts.ambiguous += 1;
                     }
                     result.reason = with_problems(why);
-                } else {
+                } else if let Some(best) = best_below.get(&i) {
                     result.reason = with_problems(format!(
-                        "{reason}; no candidate scored {} or more",
+                        "{reason}; no candidate scored {} or more (best {best:.1})",
                         config.review_threshold
                     ));
+                } else {
+                    result.reason = with_problems(format!("{reason}; no candidate found"));
                 }
             }
         }

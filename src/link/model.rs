@@ -59,7 +59,8 @@ fn bits(m: f64, u: f64) -> f64 {
 #[derive(Debug, Clone)]
 pub struct Model {
     people: f64,
-    nhs: [f64; 4],
+    /// Exact, disagree.
+    nhs: [f64; 2],
     dob: [f64; 5],
     gender: [f64; 2],
     postcode: [f64; 5],
@@ -101,10 +102,6 @@ impl Model {
             people,
             nhs: [
                 bits(m::NHS_EXACT, 1.0 / people),
-                // About nine valid numbers are one digit away from a
-                // failed one; count them all as held by someone.
-                bits(m::NHS_ONE_EDIT, 9.0 / people),
-                bits(m::NHS_TRANSPOSITION, 1.0 / people),
                 bits(m::NHS_DISAGREE, 1.0),
             ],
             dob: [
@@ -133,6 +130,20 @@ impl Model {
         })
     }
 
+    /// The weight of a number one edit or one transposition away from the
+    /// row's failed number, when `held` people of the index hold such a
+    /// number: `u` is their share of the index, measured per row like a
+    /// name's frequency (about nine valid numbers surround a failed one,
+    /// but in most indexes only the person meant holds one of them).
+    pub fn nhs_neighbour_weight(&self, level: Level, held: usize) -> f64 {
+        let m = if level == Level::Transposition {
+            m::NHS_TRANSPOSITION
+        } else {
+            m::NHS_ONE_EDIT
+        };
+        bits(m, held.max(1) as f64 / self.people)
+    }
+
     /// The exact-agreement weight of a name value: `log2(m / u)` with `u`
     /// the value's share of the index (a rare surname says more than Smith).
     fn name_exact(&self, field: Field, key: Option<&str>) -> f64 {
@@ -156,9 +167,8 @@ impl Model {
         match (field, level) {
             (_, L::Missing | L::NotUsed | L::NotKnown) => 0.0,
             (Field::NhsNumber, L::Exact) => self.nhs[0],
-            (Field::NhsNumber, L::OneEdit) => self.nhs[1],
-            (Field::NhsNumber, L::Transposition) => self.nhs[2],
-            (Field::NhsNumber, _) => self.nhs[3],
+            (Field::NhsNumber, L::OneEdit | L::Transposition) => self.nhs_neighbour_weight(level, 1),
+            (Field::NhsNumber, _) => self.nhs[1],
             (Field::DateOfBirth, L::Exact) => self.dob[0],
             (Field::DateOfBirth, L::DayMonthSwapped) => self.dob[1],
             (Field::DateOfBirth, L::OneComponent) => self.dob[2],

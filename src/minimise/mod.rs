@@ -72,7 +72,7 @@ pub fn records(
         if field.column == "study_id" {
             continue;
         }
-        if !available.iter().any(|c| *c == field.column) {
+        if !available.contains(&field.column) {
             return Err(MinimiseError::UnknownField {
                 output: spec.name.clone(),
                 dataset: spec.dataset.clone(),

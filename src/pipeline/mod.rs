@@ -263,7 +263,7 @@ pub fn run(site: &Site, agreement: &Agreement, opts: &RunOptions) -> Result<RunS
     };
     let mut tables = Vec::new();
     for (i, spec) in agreement.outputs.iter().enumerate() {
-        if st.outputs.get(spec.name()).is_some_and(|o| sealed_valid(o)) {
+        if st.outputs.get(spec.name()).is_some_and(&sealed_valid) {
             info!(output = spec.name(), "sealed output checkpoint valid: reused");
             continue;
         }

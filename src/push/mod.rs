@@ -116,7 +116,7 @@ pub enum PushError {
     },
     #[error("sftp destination {location}: the SSH handshake failed: {detail}\n  fix: the server and dars share no key exchange, cipher or host key algorithm; ask its administrators which they allow")]
     HandshakeFailed { location: String, detail: String },
-    #[error("sftp destination {location}: connection lost after {attempts} attempt(s): {detail}\n  fix: check the host and port in [release].destination and that the server is up, then run again: complete files are not sent twice and a partial `.part` is resumed")]
+    #[error("sftp destination {location}: connection lost after {attempts} attempt(s): {detail}\n  fix: check the host and port in [release].destination, that the server is up and accepts a current SSH key exchange and cipher, then run again: complete files are not sent twice and a partial `.part` is resumed")]
     ConnectionLost {
         location: String,
         attempts: usize,

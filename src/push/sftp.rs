@@ -404,9 +404,12 @@ fn handshake(
     let asks_for_pinned = !algorithms.is_empty() && prefer(&session, MethodType::HostKey, &algorithms);
     if let Err(e) = session.handshake() {
         let detail = format!("SSH handshake (attempt {attempt}): {}", e.message());
+        // A key exchange failure (-5, -8) is also what a connection cut
+        // during the exchange looks like, so it counts as lost: retried,
+        // and reported with the detail once the attempts are spent.
         return Err(match e.code() {
             ErrorCode::Session(-5) if asks_for_pinned => HandshakeFailure::NoCommonHostKey(detail),
-            ErrorCode::Session(c) if is_transport_code(c) || c == -8 => {
+            ErrorCode::Session(c) if is_transport_code(c) || c == -5 || c == -8 => {
                 HandshakeFailure::Lost(detail)
             }
             _ => HandshakeFailure::Other(detail),

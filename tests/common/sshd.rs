@@ -192,8 +192,18 @@ impl Sshd {
 
     /// Writes a known_hosts file pinning this server and returns its path.
     pub fn known_hosts(&self) -> PathBuf {
-        let p = self.path("known_hosts");
-        fs::write(&p, self.known_hosts_line()).unwrap();
+        self.known_hosts_for(self.port)
+    }
+
+    /// A known_hosts file pinning this server's key as reached through
+    /// another port (a proxy's): the name a client looks up is the one it
+    /// connects to.
+    pub fn known_hosts_for(&self, port: u16) -> PathBuf {
+        let p = self.path(&format!("known_hosts_{port}"));
+        let line = self
+            .known_hosts_line()
+            .replacen(&format!(":{} ", self.port), &format!(":{port} "), 1);
+        fs::write(&p, line).unwrap();
         p
     }
 
