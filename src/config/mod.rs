@@ -25,11 +25,44 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Deserializer};
 
 /// Resolves `p` against the folder of the config file it came from.
+/// `..` is folded lexically, so messages show `outbox/…`, not
+/// `config/agreements/../../outbox/…`.
 pub(crate) fn resolve(base: &Path, p: &Path) -> PathBuf {
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        base.join(p)
+    use std::path::Component;
+    let joined = if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
+    let mut out = PathBuf::new();
+    for c in joined.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) {
+                    out.pop();
+                } else if !out.has_root() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    if out.as_os_str().is_empty() {
+        out.push(".");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_resolve_against_the_file_and_fold_dot_dot() {
+        let r = |b: &str, p: &str| resolve(Path::new(b), Path::new(p));
+        assert_eq!(r("config/agreements", "../../outbox"), PathBuf::from("outbox"));
+        assert_eq!(r("config", "../testdata/site/x.parquet"), PathBuf::from("testdata/site/x.parquet"));
+        assert_eq!(r("config", "/srv/outbox"), PathBuf::from("/srv/outbox"));
+        assert_eq!(r("", "../x"), PathBuf::from("../x"));
+        assert_eq!(r("/a", "../../x"), PathBuf::from("/x"));
+        assert_eq!(r("a", ".."), PathBuf::from("."));
     }
 }
 
