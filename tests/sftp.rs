@@ -158,8 +158,42 @@ fn a_release_run_by_dars_arrives_over_sftp_and_dars_verify_passes() {
         "dars verify refused what arrived: {}",
         stderr(&verify)
     );
-    // The server saw dars log in with the agreement's key.
+    // The server saw dars log in with the agreement's key, and the files
+    // took their final names data first, then the manifest, then the
+    // signature, the commit marker.
     assert!(sshd.log().contains("Accepted publickey"), "{}", sshd.log());
+    let renamed: Vec<String> = sshd
+        .renamed_to()
+        .iter()
+        .map(|p| Path::new(p).file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(renamed.len(), 4, "{renamed:?}\n{}", sshd.log());
+    assert!(renamed[..2].iter().all(|n| n.ends_with(".age")), "{renamed:?}");
+    assert_eq!(renamed[2..], ["manifest.json", "manifest.json.sig"]);
+}
+
+#[test]
+fn a_known_hosts_file_from_ssh_keyscan_hashed_by_ssh_keygen_is_understood() {
+    let sshd = Sshd::start();
+    let known_hosts = sshd.path("scanned_known_hosts");
+    let scan = std::process::Command::new("ssh-keyscan")
+        .args(["-p", &sshd.port.to_string(), "127.0.0.1"])
+        .output()
+        .expect("ssh-keyscan is installed (openssh-client)");
+    assert!(scan.status.success(), "{}", String::from_utf8_lossy(&scan.stderr));
+    fs::write(&known_hosts, &scan.stdout).unwrap();
+    let hashed = std::process::Command::new("ssh-keygen")
+        .arg("-H")
+        .arg("-f")
+        .arg(&known_hosts)
+        .output()
+        .unwrap();
+    assert!(hashed.status.success());
+    let text = fs::read_to_string(&known_hosts).unwrap();
+    assert!(text.starts_with("|1|") && !text.contains("127.0.0.1"), "{text}");
+    let staged = stage("scanned", &[("a.parquet.age", 100_000)]);
+    push_ok(&config(&sshd, sshd.port, known_hosts), &staged);
+    assert_arrived_whole(&sshd, &staged);
 }
 
 #[test]

@@ -160,7 +160,7 @@ fn issue_4_an_unsafe_table_fails_the_audit_and_is_not_written() {
             "unsafe.csv",
         ],
     );
-    assert_eq!(out.status.code(), Some(8), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(9), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("region = London") && err.contains("fix:"), "{err}");
     assert!(!dir.path().join("unsafe.csv").exists());

@@ -35,11 +35,11 @@ pub mod exit {
     pub const VERIFY: u8 = 6;
     /// Delivery failed: the destination refused or is unreachable.
     pub const DELIVERY: u8 = 7;
-    /// Disclosure control cannot protect a table: the audit found a
-    /// suppressed cell a reader could narrow down.
-    pub const DISCLOSURE: u8 = 8;
     /// `dars batch`: at least one agreement failed (the summary says which).
     pub const BATCH: u8 = 8;
+    /// Disclosure control cannot protect a table: the audit found a
+    /// suppressed cell a reader could narrow down.
+    pub const DISCLOSURE: u8 = 9;
 }
 
 #[derive(Debug, Parser)]

@@ -6,7 +6,7 @@
 //! `--group-by`. The protected table goes to `--out`; beside it
 //! `OUT_STEM.report.csv` and `OUT_STEM.report.html` say what happened to
 //! every cell and why, with true values flagged internal (mode 0600). When
-//! the audit fails, only the reports are written and the exit code is 8.
+//! the audit fails, only the reports are written and the exit code is 9.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -152,7 +152,8 @@ pub fn candidates(
     report: &mut BlockingReport,
 ) -> Result<Vec<Pair>, LinkError> {
     let wrap = |source| LinkError::Demographics { source };
-    // 1. Block sizes, before any pair is made.
+    // 1. Block sizes, before any pair is made: the people of the index
+    // in a wanted block (one semi-join pass over the index), grouped.
     let mut sized = Vec::with_capacity(lookups.len());
     for (key, frame) in lookups {
         if frame.height() == 0 {
@@ -164,17 +165,24 @@ pub fn candidates(
             .lazy()
             .select(on.clone())
             .unique(None, UniqueKeepStrategy::Any);
-        let sizes = index
+        let mut index_side = vec![col(column::IDX)];
+        index_side.extend(on.clone());
+        let members = index
             .frame
             .clone()
             .lazy()
-            .select(on.clone())
+            .select(index_side)
             .join(
                 wanted,
                 on.clone(),
                 on.clone(),
                 JoinArgs::new(JoinType::Semi),
             )
+            .collect()
+            .map_err(wrap)?;
+        let sizes = members
+            .clone()
+            .lazy()
             .group_by(on.clone())
             .agg([len().cast(DataType::UInt64).alias("block")]);
         let with_sizes = frame
@@ -190,25 +198,25 @@ pub fn candidates(
             .map_err(wrap)?
             .into_no_null_iter()
             .collect();
-        sized.push((key, with_sizes, blocks));
+        sized.push((key, with_sizes, blocks, members));
     }
 
     // 2. Caps: every block above `max_block`, then the largest blocks
     // until the total fits `max_comparisons`.
     let mut keep: Vec<Vec<bool>> = sized
         .iter()
-        .map(|(_, _, b)| b.iter().map(|&n| n as usize <= limits.max_block).collect())
+        .map(|(_, _, b, _)| b.iter().map(|&n| n as usize <= limits.max_block).collect())
         .collect();
     let mut total: u64 = sized
         .iter()
         .zip(&keep)
-        .flat_map(|((_, _, b), k)| b.iter().zip(k).filter(|(_, &k)| k).map(|(n, _)| *n))
+        .flat_map(|((_, _, b, _), k)| b.iter().zip(k).filter(|(_, &k)| k).map(|(n, _)| *n))
         .sum();
     if total > limits.max_comparisons {
         let mut order: Vec<(u64, usize, usize)> = sized
             .iter()
             .enumerate()
-            .flat_map(|(s, (_, _, b))| b.iter().enumerate().map(move |(i, &n)| (n, s, i)))
+            .flat_map(|(s, (_, _, b, _))| b.iter().enumerate().map(move |(i, &n)| (n, s, i)))
             .filter(|&(_, s, i)| keep[s][i])
             .collect();
         order.sort_unstable_by(|a, b| b.cmp(a));
@@ -228,7 +236,7 @@ pub fn candidates(
         max_block: limits.max_block,
         max_comparisons: limits.max_comparisons,
     };
-    for ((key, frame, blocks), kept) in sized.into_iter().zip(keep) {
+    for ((key, frame, blocks, members), kept) in sized.into_iter().zip(keep) {
         let mut r = KeyReport {
             key: key.name(),
             lookups: blocks.len(),
@@ -257,19 +265,12 @@ pub fn candidates(
             continue;
         }
         let on: Vec<Expr> = key.columns().iter().map(|c| col(*c)).collect();
-        let mut index_side = vec![col(column::IDX)];
-        index_side.extend(on.clone());
         let mut cohort_side = vec![col(column::ROW)];
         cohort_side.extend(on.clone());
         let joined = frame
             .lazy()
             .select(cohort_side)
-            .join(
-                index.frame.clone().lazy().select(index_side),
-                on.clone(),
-                on,
-                JoinArgs::new(JoinType::Inner),
-            )
+            .join(members.lazy(), on.clone(), on, JoinArgs::new(JoinType::Inner))
             .select([
                 col(column::ROW).cast(DataType::UInt32),
                 col(column::IDX).cast(DataType::UInt32),

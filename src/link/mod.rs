@@ -163,6 +163,19 @@ pub struct LinkTimings {
     pub tier2_rows: usize,
     pub decisions_seconds: f64,
     pub index_people: usize,
+    /// The process's peak resident memory (Linux `VmHWM`, MiB) at the end
+    /// of each step: a high-water mark, so each is at least the one before.
+    pub index_peak_mib: Option<u64>,
+    pub tier1_peak_mib: Option<u64>,
+    pub tier2_peak_mib: Option<u64>,
+}
+
+/// The process's peak resident memory so far, MiB (None off Linux).
+fn peak_rss_mib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024)
 }
 
 /// The linkage stage's result.
@@ -212,9 +225,12 @@ pub fn link(
     let started = Instant::now();
     let names = config.manual_validation;
     let index = Index::load(demographics, names)?;
+    eprintln!("TEMP load {:.2}", started.elapsed().as_secs_f64());
     let model = Model::measure(&index, names)?;
+    eprintln!("TEMP model {:.2}", started.elapsed().as_secs_f64());
     timings.index_people = index.len();
     timings.index_seconds = started.elapsed().as_secs_f64();
+    timings.index_peak_mib = peak_rss_mib();
 
     // Tier 1.
     let started = Instant::now();
@@ -241,6 +257,7 @@ pub fn link(
         .collect();
     timings.tier1_rows = rows.len();
     timings.tier1_seconds = started.elapsed().as_secs_f64();
+    timings.tier1_peak_mib = peak_rss_mib();
 
     // Tier 2.
     let started = Instant::now();
@@ -251,7 +268,9 @@ pub fn link(
         .map(|(i, _)| i as u32)
         .collect();
     let lookups = candidates::lookups(rows, &wanted, names).map_err(wrap)?;
+    eprintln!("TEMP lookups {:.2}", started.elapsed().as_secs_f64());
     let mut pairs = block::candidates(&index, lookups, limits, &mut blocking)?;
+    eprintln!("TEMP blocked {:.2}", started.elapsed().as_secs_f64());
     let wanted_set: HashSet<u32> = wanted.iter().copied().collect();
     pairs.extend(
         nhs_pairs
@@ -261,6 +280,7 @@ pub fn link(
     );
     let pairs = block::merge_pairs(pairs);
     let ranges = ranges_by_row(&pairs, rows.len());
+    eprintln!("TEMP merged {:.2}", started.elapsed().as_secs_f64());
     let scoring = Scoring {
         names,
         fields: [
@@ -293,6 +313,7 @@ pub fn link(
             )
         })
         .collect();
+    eprintln!("TEMP scored {:.2}", started.elapsed().as_secs_f64());
     let mut best_below: HashMap<usize, f64> = HashMap::new();
     let mut queue = Vec::with_capacity(scored.len());
     for (s, &w) in scored.into_iter().zip(&wanted) {
@@ -306,6 +327,7 @@ pub fn link(
     }
     timings.tier2_rows = wanted.len();
     timings.tier2_seconds = started.elapsed().as_secs_f64();
+    timings.tier2_peak_mib = peak_rss_mib();
 
     // Tier 3.
     let started = Instant::now();

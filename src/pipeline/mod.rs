@@ -38,7 +38,7 @@ use crate::link::{self, LinkConfig, LinkCounts, LinkError};
 use crate::minimise::{self, MinimiseError, PseudonymKey};
 use crate::objections::{self, Linked, ObjectionCounts, ObjectionsError, Released};
 use crate::package::{
-    self, Manifest, ManifestFile, PackageError, Recipients, SigningKey, MANIFEST_NAMESPACE,
+    self, Manifest, ManifestFile, PackageError, Recipients, SigningKey,
 };
 use crate::push::{self, PushError, PushReport, StagedRelease};
 use crate::suppress::{self, Profile, SuppressionCounts};
@@ -370,11 +370,9 @@ pub fn run(site: &Site, agreement: &Agreement, opts: &RunOptions) -> Result<RunS
                     files: files.clone(),
                     counts,
                 };
-                let bytes = manifest.to_json();
-                crate::workdir::write_private(&manifest_path, &bytes).map_err(PipelineError::work(&release_dir, "writing manifest.json"))?;
-                let signature = signing_key.sign_sshsig(&bytes, MANIFEST_NAMESPACE);
-                crate::workdir::write_private(&release_dir.join("manifest.json.sig"), signature.as_bytes())
-                    .map_err(PipelineError::work(&release_dir, "writing manifest.json.sig"))?;
+                let signed = manifest.sign(&signing_key);
+                signed.write_to(&release_dir)?;
+                let bytes = signed.json;
                 st.package = Some(checkpoint(&run_dir, "release/manifest.json")?);
                 save(&st)?;
                 bytes
@@ -406,7 +404,7 @@ pub fn run(site: &Site, agreement: &Agreement, opts: &RunOptions) -> Result<RunS
                 agreement: reference.to_string(),
                 run_id: run_id.clone(),
                 destination: report.location.clone(),
-                manifest_sha256: hex::encode(ring::digest::digest(&ring::digest::SHA256, &manifest_bytes)),
+                manifest_sha256: package::sha256_hex(&manifest_bytes),
                 files,
                 forced: opts.forced,
             })?;

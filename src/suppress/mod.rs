@@ -5,7 +5,8 @@
 //! - `hes`: below national level counts 1–7 become `*` and every other
 //!   count is rounded to the nearest 5; the national (grand) total is
 //!   released as computed; a true zero stays 0; a percentage built on a
-//!   `*` is `*`.
+//!   `*` is `*`, and so are the other percentages of the same total
+//!   (they add up to 100, so they would give the hidden one away).
 //! - `csds`: counts 0–4 become `*` (zeros too) and every count is rounded
 //!   to the nearest 5; percentages to whole percent, `*` where built on a
 //!   `*`; the national total is released as computed.
@@ -155,7 +156,7 @@ pub struct ReleaseTable {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SuppressError {
-    #[error("table `{table}`: a reader can narrow the suppressed cell ({cell}) down to {values} possible value(s) from what the release publishes; rule `{rule}` needs at least {needed} ({failures} suppressed cell(s) of this table fail the audit; the suppression report in the work directory lists them)\n  fix: use a [suppression.NAME] rule with secondary = true, group by coarser or fewer columns, or drop a table that shares cells with this one")]
+    #[error("table `{table}`: a reader can narrow the suppressed cell ({cell}) down to {values} possible value(s) from what the release publishes; rule `{rule}` needs at least {needed} ({failures} suppressed cell(s) of this table fail the audit; the suppression report lists them)\n  fix: use a [suppression.NAME] rule with secondary = true, group by coarser or fewer columns, or drop a table that shares cells with this one")]
     AuditFailed {
         table: String,
         cell: String,
@@ -285,6 +286,7 @@ fn render(
         .enumerate()
         .map(|(i, c)| (c.key.as_slice(), i))
         .collect();
+    let starred = starred_denominators(model, t);
     let cells = table
         .cells
         .iter()
@@ -347,7 +349,7 @@ fn render(
                 } else {
                     100.0 * cell.count as f64 / den.value as f64
                 };
-                let value = if node.status.suppressed() || den.status.suppressed() {
+                let value = if starred.contains(&d) {
                     Some("*".to_string())
                 } else if den.value == 0 {
                     None
@@ -395,6 +397,7 @@ pub(crate) fn percent_links(model: &Model) -> Vec<PercentLink> {
             .enumerate()
             .map(|(i, c)| (c.key.as_slice(), i))
             .collect();
+        let starred = starred_denominators(model, t);
         for (c, cell) in table.cells.iter().enumerate() {
             let Some(d) = table
                 .denominator_key(&cell.key)
@@ -404,7 +407,7 @@ pub(crate) fn percent_links(model: &Model) -> Vec<PercentLink> {
             };
             let (num, den) = (model.place[t][c], model.place[t][d]);
             let (n, dn) = (&model.nodes[num], &model.nodes[den]);
-            if n.status.suppressed() || dn.status.suppressed() || dn.value == 0 {
+            if starred.contains(&d) || dn.value == 0 {
                 continue;
             }
             let decimals = rt.profile.percent_decimals;
@@ -417,6 +420,37 @@ pub(crate) fn percent_links(model: &Model) -> Vec<PercentLink> {
         }
     }
     links
+}
+
+/// The denominators (cells of table `t`) whose percentages are all `*`:
+/// the denominator is `*`, or one of its numerators is. The percentages of
+/// one denominator add up to 100, so releasing the others would give the
+/// hidden one away.
+fn starred_denominators(model: &Model, t: usize) -> std::collections::HashSet<usize> {
+    let table = &model.tables[t].table;
+    let mut out = std::collections::HashSet::new();
+    if table.percent_of.is_empty() {
+        return out;
+    }
+    let index: HashMap<&[String], usize> = table
+        .cells
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.key.as_slice(), i))
+        .collect();
+    for (c, cell) in table.cells.iter().enumerate() {
+        let Some(d) = table
+            .denominator_key(&cell.key)
+            .and_then(|k| index.get(k.as_slice()).copied())
+        else {
+            continue;
+        };
+        let suppressed = |i: usize| model.nodes[model.place[t][i]].status.suppressed();
+        if suppressed(c) || suppressed(d) {
+            out.insert(d);
+        }
+    }
+    out
 }
 
 /// 100 n / d in units of 10^-decimals, rounded half up, in whole numbers.

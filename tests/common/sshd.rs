@@ -26,12 +26,20 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 pub const SSHD: &str = "/usr/sbin/sshd";
+/// Where distributions put OpenSSH's sftp-server.
+const SFTP_SERVERS: &[&str] = &[
+    "/usr/lib/openssh/sftp-server",
+    "/usr/libexec/openssh/sftp-server",
+    "/usr/libexec/sftp-server",
+];
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SshdOptions {
-    /// Serve sftp read-only (`internal-sftp -R`): every write is refused
+    /// Serve sftp read-only (`sftp-server -R`): every write is refused
     /// with "permission denied", whoever the user is (root included).
     pub read_only: bool,
+    /// `LogLevel DEBUG1`, which names the negotiated cipher (the bench).
+    pub debug_log: bool,
 }
 
 pub struct Sshd {
@@ -216,6 +224,16 @@ impl Sshd {
         )
     }
 
+    /// Final names given by sftp renames, in the order the server did them.
+    pub fn renamed_to(&self) -> Vec<String> {
+        fs::read_to_string(self.path("sftp.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_once("rename old \"")?.1.split_once("\" new \""))
+            .map(|(_, new)| new.trim_end_matches('"').to_string())
+            .collect()
+    }
+
     pub fn log(&self) -> String {
         fs::read_to_string(self.path("sshd.log")).unwrap_or_default()
     }
@@ -229,11 +247,19 @@ impl Drop for Sshd {
 }
 
 fn config_text(dir: &Path, port: u16, user: &str, options: SshdOptions) -> String {
-    let sftp = if options.read_only {
-        "internal-sftp -R"
-    } else {
-        "internal-sftp"
-    };
+    // OpenSSH's sftp-server with `-l INFO` logs every open, close and
+    // rename; `-e` sends that to stderr, which the user's shell (sshd runs
+    // subsystems through it) appends to sftp.log, so tests can check the
+    // order files arrived in. `-R` serves read-only.
+    let server = SFTP_SERVERS
+        .iter()
+        .find(|p| Path::new(p).is_file())
+        .unwrap_or_else(|| panic!("no sftp-server in {SFTP_SERVERS:?}: apt-get install openssh-server"));
+    let read_only = if options.read_only { " -R" } else { "" };
+    let sftp = format!(
+        "{server} -e -l INFO{read_only} 2>>{}",
+        dir.join("sftp.log").display()
+    );
     format!(
         "ListenAddress 127.0.0.1:{port}\n\
          HostKey {host_key}\n\
@@ -247,11 +273,12 @@ fn config_text(dir: &Path, port: u16, user: &str, options: SshdOptions) -> Strin
          PermitRootLogin prohibit-password\n\
          AllowUsers {user}\n\
          MaxStartups 100\n\
-         LogLevel VERBOSE\n\
+         LogLevel {log_level}\n\
          Subsystem sftp {sftp}\n",
         host_key = dir.join("ssh_host_ed25519_key").display(),
         pid = dir.join("sshd.pid").display(),
         authorized = dir.join("authorized_keys").display(),
+        log_level = if options.debug_log { "DEBUG1" } else { "VERBOSE" },
     )
 }
 

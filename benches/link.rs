@@ -1,0 +1,150 @@
+//! Benchmark of the link stage (issue #3): a synthetic cohort linked
+//! against a synthetic master person index, with rows per second and peak
+//! memory per tier. Run with `harness = false`, optimising dars itself
+//! (dependencies are always optimised in the dev profile):
+//!
+//! ```text
+//! CARGO_PROFILE_DEV_OPT_LEVEL=3 cargo bench --profile dev --bench link -- \
+//!     --people 2000000 --cohort 200000 --data /var/tmp/dars-link-bench
+//! ```
+//!
+//! Generates the data with `dars::synth` into `--data` unless it is there
+//! already (so that repeated runs time only linkage), then links with
+//! names allowed for manual validation (every blocking key in use) and
+//! again without. Prints counts, timings and memory only, never a value.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use dars::ingest::{read_cohort, IngestConfig};
+use dars::link::{self, LinkConfig};
+use dars::synth::{generate, SynthOptions};
+
+fn main() {
+    let mut opts = SynthOptions {
+        people: 2_000_000,
+        cohort: 200_000,
+        episodes: 0,
+        ..SynthOptions::default()
+    };
+    let mut data: Option<PathBuf> = None;
+    let mut names_only = false;
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let mut number = || -> usize {
+            let v = args.next().unwrap_or_default();
+            v.parse().unwrap_or_else(|_| {
+                eprintln!("{flag} needs a number, got {v:?}");
+                std::process::exit(2)
+            })
+        };
+        match flag.as_str() {
+            "--people" => opts.people = number(),
+            "--cohort" => opts.cohort = number(),
+            "--data" => data = args.next().map(PathBuf::from),
+            "--names-only" => names_only = true,
+            // `cargo bench` passes `--bench`; ignore it and any filter.
+            _ => {}
+        }
+    }
+    let tmp = tempfile::tempdir().expect("a temporary directory");
+    let dir = data.unwrap_or_else(|| tmp.path().to_path_buf());
+    let demographics = dir.join("site/demographics.parquet");
+    if !demographics.exists() || !dir.join("cohort.csv").exists() {
+        let started = Instant::now();
+        generate(&opts, &dir).unwrap_or_else(|e| {
+            eprintln!("synth failed: {e}");
+            std::process::exit(1)
+        });
+        println!(
+            "synth: {} people, {} cohort rows in {:.1} s (not part of the link timing)",
+            opts.people,
+            opts.cohort,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    println!(
+        "link bench on {} threads, data in {}",
+        rayon::current_num_threads(),
+        dir.display()
+    );
+    let mut runs = vec![true];
+    if !names_only {
+        runs.push(false);
+    }
+    for names in runs {
+        run(&dir, &demographics, names);
+    }
+}
+
+fn run(dir: &Path, demographics: &Path, names: bool) {
+    let config = LinkConfig {
+        manual_validation: names,
+        ..LinkConfig::default()
+    };
+    let started = Instant::now();
+    let cohort = read_cohort(&IngestConfig {
+        path: dir.join("cohort.csv"),
+        required: config.required_columns(),
+    })
+    .unwrap_or_else(|e| {
+        eprintln!("{e}");
+        std::process::exit(1)
+    });
+    let ingest = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let scan = dars::tables::scan(demographics).unwrap_or_else(|e| {
+        eprintln!("{e}");
+        std::process::exit(1)
+    });
+    let linkage = link::link(&cohort, scan, &config).unwrap_or_else(|e| {
+        eprintln!("{e}");
+        std::process::exit(1)
+    });
+    let total = started.elapsed().as_secs_f64();
+    let t = &linkage.timings;
+    let c = &linkage.counts;
+    let mib = |m: Option<u64>| m.map_or("?".to_string(), |m| format!("{m} MiB"));
+    println!();
+    println!(
+        "manual_validation = {names}: {} cohort rows x {} people",
+        c.rows, t.index_people
+    );
+    println!("  ingest (not in link)   {ingest:>7.2} s");
+    println!(
+        "  index + model          {:>7.2} s  {:>10.0} people/s  peak {}",
+        t.index_seconds,
+        t.index_people as f64 / t.index_seconds,
+        mib(t.index_peak_mib)
+    );
+    println!(
+        "  tier 1 cross-check     {:>7.2} s  {:>10.0} rows/s    peak {}  ({} rows)",
+        t.tier1_seconds,
+        t.tier1_rows as f64 / t.tier1_seconds,
+        mib(t.tier1_peak_mib),
+        t.tier1_rows
+    );
+    println!(
+        "  tier 2 candidates      {:>7.2} s  {:>10.0} rows/s    peak {}  ({} rows, {} comparisons, {} capped)",
+        t.tier2_seconds,
+        t.tier2_rows as f64 / t.tier2_seconds.max(1e-9),
+        mib(t.tier2_peak_mib),
+        t.tier2_rows,
+        linkage.blocking.comparisons(),
+        linkage.blocking.capped_comparisons()
+    );
+    println!(
+        "  whole link stage       {total:>7.2} s  {:>10.0} rows/s",
+        c.rows as f64 / total
+    );
+    for k in &linkage.blocking.keys {
+        println!(
+            "    key {:<28} {:>8} lookups {:>9} comparisons {:>6} capped",
+            k.key, k.lookups, k.comparisons, k.capped_lookups
+        );
+    }
+    println!(
+        "  outcomes: {} validated, {} queued ({} partial, {} ambiguous, {} pairs), {} unmatched, {} invalid",
+        c.validated, c.queued, c.partial, c.ambiguous, c.queue_pairs, c.unmatched, c.invalid
+    );
+}

@@ -1,0 +1,136 @@
+//! Benchmark of disclosure control (issue #4): a record table (1 000 000
+//! rows by default) counted into a three-dimension aggregate with every
+//! margin, then protected. Reports cells per second for primary
+//! suppression, secondary suppression and the audit. `harness = false`:
+//!
+//! ```text
+//! cargo bench --bench suppress --profile dev -- --rows 1000000
+//! ```
+//!
+//! The data is synthetic and skewed (some regions and diagnosis chapters
+//! are rare) so that the table has many small cells to suppress. Prints
+//! counts and timings only.
+
+use std::time::Instant;
+
+use polars::prelude::*;
+use rand::{Rng, SeedableRng};
+
+use dars::aggregate::{count_frame, CountTable, Unit};
+use dars::suppress::{protect_tables, Profile, ProfileSpec, ReleaseTable};
+
+fn main() {
+    let mut rows: usize = 1_000_000;
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        if flag == "--rows" {
+            rows = args.next().and_then(|v| v.parse().ok()).unwrap_or(rows);
+        }
+    }
+
+    let t = Instant::now();
+    let frame = records(rows);
+    println!("generated {rows} records in {:.2}s", t.elapsed().as_secs_f64());
+
+    let dims: Vec<String> = ["region", "age_band", "chapter"].map(String::from).to_vec();
+    let t = Instant::now();
+    let table = count_frame(frame.lazy(), &dims, &Unit::Records, true, "bench").expect("count");
+    let secs = t.elapsed().as_secs_f64();
+    let cells = table.cells.len();
+    println!(
+        "aggregate: {rows} records -> {cells} cells (3 dimensions, every margin) in {secs:.2}s ({:.0} records/s)",
+        rows as f64 / secs
+    );
+
+    let hes_no_audit = Profile {
+        audit: false,
+        ..Profile::hes()
+    };
+    let custom = |secondary: bool, audit: bool| {
+        Profile::from_spec(
+            "custom",
+            &ProfileSpec {
+                mask: [1, 7],
+                round_to: 1,
+                exempt_national: true,
+                zeros: None,
+                percent_decimals: 1,
+                secondary: Some(secondary),
+                audit: Some(audit),
+                protection: None,
+            },
+        )
+    };
+
+    let (primary, p) = time(&table, hes_no_audit);
+    report("primary (hes: mask and round)", cells, primary, &p);
+    let (with_audit, p) = time(&table, Profile::hes());
+    report(
+        "audit (hes: every * by LP, rounding intervals)",
+        p.counts.audited,
+        (with_audit - primary).max(1e-9),
+        &p,
+    );
+    let (primary_custom, _) = time(&table, custom(false, false));
+    let (secondary, p) = time(&table, custom(true, false));
+    report(
+        "secondary (custom 1-7, no rounding)",
+        cells,
+        (secondary - primary_custom).max(1e-9),
+        &p,
+    );
+    let (both, p) = time(&table, custom(true, true));
+    report(
+        "audit (custom, after secondary)",
+        p.counts.audited,
+        (both - secondary).max(1e-9),
+        &p,
+    );
+}
+
+fn time(table: &CountTable, profile: Profile) -> (f64, dars::suppress::ProtectedTable) {
+    let release = ReleaseTable {
+        name: "bench".into(),
+        table: table.clone(),
+        profile,
+    };
+    let t = Instant::now();
+    let mut p = protect_tables(&[&release]).expect("protect");
+    (t.elapsed().as_secs_f64(), p.remove(0))
+}
+
+fn report(what: &str, cells: usize, secs: f64, p: &dars::suppress::ProtectedTable) {
+    let c = &p.counts;
+    println!(
+        "{what}: {cells} cells in {secs:.3}s = {:.0} cells/s (primary {}, secondary {}, audited {}, audit failures {})",
+        cells as f64 / secs,
+        c.primary,
+        c.secondary,
+        c.audited,
+        c.audit_failures
+    );
+}
+
+/// Skewed synthetic records: 10 regions, 10 age bands, 22 chapters.
+fn records(n: usize) -> DataFrame {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+    let mut region = Vec::with_capacity(n);
+    let mut age = Vec::with_capacity(n);
+    let mut chapter = Vec::with_capacity(n);
+    for _ in 0..n {
+        // Geometric: each code rarer than the one before, so the far
+        // corner of the table is full of small counts and zeros.
+        region.push(format!("R{:02}", geometric(&mut rng, 0.35, 9)));
+        age.push(format!("A{:02}", rng.gen_range(0..10u32)));
+        chapter.push(format!("C{:02}", geometric(&mut rng, 0.5, 21)));
+    }
+    df!("region" => region, "age_band" => age, "chapter" => chapter).expect("frame")
+}
+
+fn geometric(rng: &mut impl Rng, p: f64, max: u32) -> u32 {
+    let mut k = 0;
+    while k < max && rng.gen::<f64>() > p {
+        k += 1;
+    }
+    k
+}
