@@ -60,13 +60,23 @@ fn outputs(dir: &Path) -> Outputs {
     let (header, rows) = read_csv(&dir.join("linkage.csv"));
     assert_eq!(
         header,
-        ["study_id", "person_id", "outcome", "tier", "score", "reason"]
+        [
+            "study_id",
+            "person_id",
+            "outcome",
+            "tier",
+            "score",
+            "reason"
+        ]
     );
     let linkage = rows
         .iter()
         .map(|r| (r[0].clone(), (r[1].clone(), r[2].clone())))
         .collect();
-    let reasons = rows.into_iter().map(|r| (r[0].clone(), r[5].clone())).collect();
+    let reasons = rows
+        .into_iter()
+        .map(|r| (r[0].clone(), r[5].clone()))
+        .collect();
     let (header, rows) = read_csv(&dir.join("review_queue.csv"));
     assert_eq!(header[..4], ["study_id", "person_id", "rank", "score"]);
     let mut queue: HashMap<String, Vec<String>> = HashMap::new();
@@ -275,7 +285,10 @@ fn the_review_loop_through_the_command_line() {
     }
 
     // An unknown decision value names its line.
-    lines.push(format!("{},{},perhaps,a.reviewer,2026-03-01", accepted[0].0, accepted[0].1));
+    lines.push(format!(
+        "{},{},perhaps,a.reviewer,2026-03-01",
+        accepted[0].0, accepted[0].1
+    ));
     fs::write(w.path("decisions.csv"), lines.join("\n") + "\n").unwrap();
     let out = link(&w, &reviewed, "third");
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));

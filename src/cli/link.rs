@@ -43,5 +43,16 @@ pub fn run(args: &Args, cli: &Cli) -> Result<(), Failure> {
         c.invalid,
         args.out.display()
     );
+    println!(
+        "review queue: {} candidate pairs for {} study IDs ({} partial matches, {} ambiguous); decisions applied: {} accepted, {} rejected",
+        c.queue_pairs, c.queued, c.partial, c.ambiguous, c.accepted, c.rejected
+    );
+    let b = &linkage.blocking;
+    for k in b.keys.iter().filter(|k| k.capped_lookups > 0) {
+        eprintln!(
+            "warning: blocking key {} left out {} lookups ({} comparisons) whose blocks exceeded {} people or the budget of {} comparisons; rows that only that key would find may be unmatched",
+            k.key, k.capped_lookups, k.capped_comparisons, b.max_block, b.max_comparisons
+        );
+    }
     Ok(())
 }

@@ -270,15 +270,28 @@ pub fn candidates(
         let joined = frame
             .lazy()
             .select(cohort_side)
-            .join(members.lazy(), on.clone(), on, JoinArgs::new(JoinType::Inner))
+            .join(
+                members.lazy(),
+                on.clone(),
+                on,
+                JoinArgs::new(JoinType::Inner),
+            )
             .select([
                 col(column::ROW).cast(DataType::UInt32),
                 col(column::IDX).cast(DataType::UInt32),
             ])
             .collect()
             .map_err(wrap)?;
-        let rows = joined.column(column::ROW).map_err(wrap)?.u32().map_err(wrap)?;
-        let idxs = joined.column(column::IDX).map_err(wrap)?.u32().map_err(wrap)?;
+        let rows = joined
+            .column(column::ROW)
+            .map_err(wrap)?
+            .u32()
+            .map_err(wrap)?;
+        let idxs = joined
+            .column(column::IDX)
+            .map_err(wrap)?
+            .u32()
+            .map_err(wrap)?;
         pairs.extend(
             rows.into_no_null_iter()
                 .zip(idxs.into_no_null_iter())

@@ -12,6 +12,13 @@ use crate::domain::date::to_epoch_days;
 use crate::domain::NhsNumber;
 use crate::ingest::CohortRow;
 
+impl Candidate {
+    /// The blocking keys that proposed the pair, joined with `;`.
+    pub fn found_by(&self) -> String {
+        Key::names_of(self.keys)
+    }
+}
+
 /// One candidate person for a cohort row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Candidate {
@@ -26,8 +33,8 @@ pub struct Candidate {
     pub levels: [Level; 6],
     /// The index's values, in [`Field::ALL`] order (for the reviewer).
     pub values: [String; 6],
-    /// The blocking keys that proposed the pair.
-    pub found_by: String,
+    /// The blocking keys that proposed the pair (see [`Key::names_of`]).
+    pub(super) keys: u16,
     /// The cohort's valid NHS number is this person's.
     pub nhs_number_found: bool,
     /// The index's NHS number (for the objections stage).
@@ -157,8 +164,14 @@ pub fn lookups(
             ])?,
         ),
         (Key::DobDistrict, dob_pair(dob_district, DISTRICT)?),
-        (Key::SwappedDobDistrict, dob_pair(swapped_district, DISTRICT)?),
-        (Key::DobSurnameInitial, dob_pair(dob_initial, SURNAME_INITIAL)?),
+        (
+            Key::SwappedDobDistrict,
+            dob_pair(swapped_district, DISTRICT)?,
+        ),
+        (
+            Key::DobSurnameInitial,
+            dob_pair(dob_initial, SURNAME_INITIAL)?,
+        ),
         (
             Key::SwappedDobSurnameInitial,
             dob_pair(swapped_initial, SURNAME_INITIAL)?,
@@ -327,9 +340,9 @@ pub fn queue_entry(
                 weight,
                 levels,
                 values: Default::default(),
-                found_by: Key::names_of(p.keys),
+                keys: p.keys,
                 nhs_number_found: levels[0] == Level::Exact && p.keys & Key::NhsNumber.bit() != 0,
-                index_nhs_number: person.nhs_number.unwrap_or_default().to_string(),
+                index_nhs_number: String::new(),
             }
         })
         .collect();
@@ -347,6 +360,7 @@ pub fn queue_entry(
     candidates.truncate(scoring.max_candidates.max(1));
     for c in &mut candidates {
         let p = index.person(c.idx);
+        c.index_nhs_number = p.nhs_number.unwrap_or_default().to_string();
         c.values = [
             p.nhs_number.unwrap_or_default().to_string(),
             p.date_of_birth.map(|d| d.to_string()).unwrap_or_default(),
@@ -359,10 +373,7 @@ pub fn queue_entry(
             p.surname.unwrap_or_default().to_string(),
         ];
     }
-    let ambiguous = match candidates.as_slice() {
-        [first, second, ..] => second.score + scoring.ambiguity_margin >= first.score,
-        _ => false,
-    };
+    let ambiguous = is_ambiguous(&candidates, scoring.ambiguity_margin);
     Ok(QueueEntry {
         row: position,
         study_id: row.study_id.clone(),
@@ -370,4 +381,13 @@ pub fn queue_entry(
         candidates,
         ambiguous,
     })
+}
+
+/// Whether the second candidate scores within `margin` of the first (or
+/// above it: a partial match outscored by someone else).
+pub fn is_ambiguous(candidates: &[Candidate], margin: f64) -> bool {
+    match candidates {
+        [first, second, ..] => second.score + margin >= first.score,
+        _ => false,
+    }
 }

@@ -248,11 +248,10 @@ pub fn compare_names(
     if forename == Level::Exact || surname == Level::Exact {
         return (forename, surname);
     }
-    let crossed = (
-        compare_name(cohort.0, index.1),
-        compare_name(cohort.1, index.0),
-    );
-    if crossed == (Level::Exact, Level::Exact) {
+    let present = |s: Option<&str>| s.is_some_and(|s| !s.is_empty());
+    let crossed =
+        present(cohort.0) && present(cohort.1) && cohort.0 == index.1 && cohort.1 == index.0;
+    if crossed {
         return (Level::Swapped, Level::Swapped);
     }
     (forename, surname)

@@ -36,16 +36,33 @@ pub enum DecisionProblemKind {
     UnknownColumn(String),
     MissingColumn(&'static str),
     RepeatedColumn(&'static str),
-    FieldCount { expected: usize, found: usize },
+    FieldCount {
+        expected: usize,
+        found: usize,
+    },
     Empty(&'static str),
     UnknownDecision(String),
     BadPersonId,
     BadDate,
-    UnknownPerson { person_id: i64 },
-    NotInQueue { study_id: String, person_id: i64 },
-    DecidedTwice { first_line: u64 },
-    StudyAcceptedTwice { study_id: String, first_line: u64 },
-    PersonAcceptedTwice { person_id: i64, first_study_id: String, first_line: u64 },
+    UnknownPerson {
+        person_id: i64,
+    },
+    NotInQueue {
+        study_id: String,
+        person_id: i64,
+    },
+    DecidedTwice {
+        first_line: u64,
+    },
+    StudyAcceptedTwice {
+        study_id: String,
+        first_line: u64,
+    },
+    PersonAcceptedTwice {
+        person_id: i64,
+        first_study_id: String,
+        first_line: u64,
+    },
     NotText,
 }
 
@@ -115,7 +132,13 @@ impl fmt::Display for DecisionProblem {
 }
 
 /// The columns, in DESIGN order.
-pub const COLUMNS: [&str; 5] = ["study_id", "person_id", "decision", "reviewer", "decided_on"];
+pub const COLUMNS: [&str; 5] = [
+    "study_id",
+    "person_id",
+    "decision",
+    "reviewer",
+    "decided_on",
+];
 
 fn column_of(raw: &str) -> Option<usize> {
     let norm: String = raw
@@ -159,7 +182,10 @@ pub fn read(path: &Path) -> Result<Vec<Decision>, DecisionsError> {
     parse(path, file)
 }
 
-pub(super) fn parse<R: std::io::Read>(path: &Path, input: R) -> Result<Vec<Decision>, DecisionsError> {
+pub(super) fn parse<R: std::io::Read>(
+    path: &Path,
+    input: R,
+) -> Result<Vec<Decision>, DecisionsError> {
     let unreadable = |e: csv::Error| DecisionsError::Unreadable {
         path: path.to_path_buf(),
         source: std::io::Error::other(e.to_string()),
@@ -297,12 +323,7 @@ pub fn check(
     let mut accepted_study: HashMap<&str, u64> = HashMap::new();
     let mut accepted_person: HashMap<i64, (&str, u64)> = HashMap::new();
     for d in decisions {
-        let mut push = |kind| {
-            problems.push(DecisionProblem {
-                line: d.line,
-                kind,
-            })
-        };
+        let mut push = |kind| problems.push(DecisionProblem { line: d.line, kind });
         if !exists(d.person_id) {
             push(K::UnknownPerson {
                 person_id: d.person_id,

@@ -28,8 +28,6 @@ pub mod column {
     pub const FORENAME: &str = "forename";
     pub const SURNAME: &str = "surname";
     pub const DISTRICT: &str = "district";
-    pub const SECTOR: &str = "sector";
-    pub const AREA: &str = "area";
     pub const SURNAME_INITIAL: &str = "surname_initial";
     pub const FORENAME_KEY: &str = "forename_key";
     pub const SURNAME_KEY: &str = "surname_key";
@@ -84,8 +82,7 @@ impl Index {
         };
         let normalised = |c: &str| name(c).str().strip_chars(lit(NULL)).str().to_uppercase();
         // Postcodes in the index are normalised "AB1 2CD" (DESIGN.md), so
-        // the levels are prefixes: the district drops " 2CD", the sector
-        // "CD", and the area is the district's leading letters.
+        // the district is the postcode without " 2CD".
         let district = col(POSTCODE).str().head(lit(-4));
         let frame = crate::tables::collect(
             demographics
@@ -103,14 +100,7 @@ impl Index {
                 ])
                 .with_row_index(IDX, None)
                 .with_columns([
-                    district.clone().alias(DISTRICT),
-                    col(POSTCODE).str().head(lit(-2)).alias(SECTOR),
-                    district
-                        .str()
-                        .head(lit(2))
-                        .str()
-                        .strip_chars_end(lit("0123456789"))
-                        .alias(AREA),
+                    district.alias(DISTRICT),
                     normalised(FORENAME).alias(FORENAME_KEY),
                     normalised(SURNAME).alias(SURNAME_KEY),
                     col(DOB)
@@ -195,34 +185,97 @@ impl Index {
             .collect())
     }
 
-    /// The chance that two people drawn at random share a value of each of
-    /// `columns` (nulls never agree): the sum over values of the squared
-    /// share, `Σ (n_v / N)²`.
-    pub fn coincidence(&self, columns: &[&str]) -> Result<Vec<f64>, LinkError> {
+    /// The chance that two different people drawn at random share their
+    /// date of birth, year of birth, postcode, sector, district and area:
+    /// `Σ n_v (n_v − 1) / (N (N − 1))` over the values `v` of each (nulls
+    /// never agree). Two group-bys over the index (dates, postcodes); the
+    /// coarser levels are summed from those groups.
+    pub fn coincidences(&self) -> Result<Coincidences, LinkError> {
+        use column::*;
         let wrap = |source| LinkError::Demographics { source };
-        let total = self.len().max(1) as f64;
-        columns
-            .iter()
-            .map(|c| {
-                let df = self
-                    .frame
-                    .clone()
-                    .lazy()
-                    .filter(col(*c).is_not_null())
-                    .group_by([col(*c)])
-                    .agg([len().cast(DataType::Float64).alias("n")])
-                    .select([(col("n") * col("n")).sum().alias("squares")])
-                    .collect()
-                    .map_err(wrap)?;
-                let squares = df
-                    .column("squares")
-                    .map_err(wrap)?
-                    .f64()
-                    .map_err(wrap)?
-                    .get(0)
-                    .unwrap_or(0.0);
-                Ok(squares / (total * total))
-            })
+        let total = self.len().max(2) as f64;
+        let pairs = |n: Expr| (n.clone() * (n - lit(1.0))).sum();
+        let level = |groups: &LazyFrame, key: Expr| {
+            groups
+                .clone()
+                .group_by([key])
+                .agg([col("n").sum().alias("n")])
+                .select([pairs(col("n")).alias("pairs")])
+        };
+        let by_dob = self
+            .frame
+            .clone()
+            .lazy()
+            .filter(col(DOB).is_not_null())
+            .group_by([col(DOB)])
+            .agg([len().cast(DataType::Float64).alias("n")])
+            .with_column(
+                col(DOB)
+                    .cast(DataType::Date)
+                    .dt()
+                    .year()
+                    .cast(DataType::Int32)
+                    .alias(YEAR),
+            )
             .collect()
+            .map_err(wrap)?
+            .lazy();
+        let by_postcode = self
+            .frame
+            .clone()
+            .lazy()
+            .filter(col(POSTCODE).is_not_null())
+            .group_by([col(POSTCODE)])
+            .agg([len().cast(DataType::Float64).alias("n")])
+            .collect()
+            .map_err(wrap)?
+            .lazy();
+        let district = col(POSTCODE).str().head(lit(-4));
+        let plans = [
+            level(&by_dob, col(DOB)),
+            level(&by_dob, col(YEAR)),
+            level(&by_postcode, col(POSTCODE)),
+            level(&by_postcode, col(POSTCODE).str().head(lit(-2))),
+            level(&by_postcode, district.clone()),
+            level(
+                &by_postcode,
+                district
+                    .str()
+                    .head(lit(2))
+                    .str()
+                    .strip_chars_end(lit("0123456789")),
+            ),
+        ];
+        let mut p = [0.0; 6];
+        for (slot, plan) in p.iter_mut().zip(plans) {
+            let df = plan.collect().map_err(wrap)?;
+            let n = df
+                .column("pairs")
+                .map_err(wrap)?
+                .f64()
+                .map_err(wrap)?
+                .get(0)
+                .unwrap_or(0.0);
+            *slot = n / (total * (total - 1.0));
+        }
+        Ok(Coincidences {
+            dob: p[0],
+            year: p[1],
+            postcode: p[2],
+            sector: p[3],
+            district: p[4],
+            area: p[5],
+        })
     }
+}
+
+/// See [`Index::coincidences`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Coincidences {
+    pub dob: f64,
+    pub year: f64,
+    pub postcode: f64,
+    pub sector: f64,
+    pub district: f64,
+    pub area: f64,
 }

@@ -207,11 +207,17 @@ pub enum LinkError {
 
 /// Tier 1's verdict on one row.
 enum CrossCheck {
-    Validated { idx: u32, reason: &'static str },
+    Validated {
+        idx: u32,
+        reason: &'static str,
+    },
     Invalid,
     /// Go to tier 2; the reason says why tier 1 could not validate, and
     /// `partial` whether the NHS number was found once.
-    Candidates { reason: String, partial: bool },
+    Candidates {
+        reason: String,
+        partial: bool,
+    },
 }
 
 /// Links the cohort to the index.
@@ -225,9 +231,7 @@ pub fn link(
     let started = Instant::now();
     let names = config.manual_validation;
     let index = Index::load(demographics, names)?;
-    eprintln!("TEMP load {:.2}", started.elapsed().as_secs_f64());
     let model = Model::measure(&index, names)?;
-    eprintln!("TEMP model {:.2}", started.elapsed().as_secs_f64());
     timings.index_people = index.len();
     timings.index_seconds = started.elapsed().as_secs_f64();
     timings.index_peak_mib = peak_rss_mib();
@@ -242,10 +246,7 @@ pub fn link(
     let rows = &cohort.rows;
     let nhs_pairs = block::candidates(
         &index,
-        vec![(
-            Key::NhsNumber,
-            candidates::nhs_lookup(rows).map_err(wrap)?,
-        )],
+        vec![(Key::NhsNumber, candidates::nhs_lookup(rows).map_err(wrap)?)],
         limits,
         &mut blocking,
     )?;
@@ -268,9 +269,7 @@ pub fn link(
         .map(|(i, _)| i as u32)
         .collect();
     let lookups = candidates::lookups(rows, &wanted, names).map_err(wrap)?;
-    eprintln!("TEMP lookups {:.2}", started.elapsed().as_secs_f64());
     let mut pairs = block::candidates(&index, lookups, limits, &mut blocking)?;
-    eprintln!("TEMP blocked {:.2}", started.elapsed().as_secs_f64());
     let wanted_set: HashSet<u32> = wanted.iter().copied().collect();
     pairs.extend(
         nhs_pairs
@@ -280,7 +279,6 @@ pub fn link(
     );
     let pairs = block::merge_pairs(pairs);
     let ranges = ranges_by_row(&pairs, rows.len());
-    eprintln!("TEMP merged {:.2}", started.elapsed().as_secs_f64());
     let scoring = Scoring {
         names,
         fields: [
@@ -313,7 +311,6 @@ pub fn link(
             )
         })
         .collect();
-    eprintln!("TEMP scored {:.2}", started.elapsed().as_secs_f64());
     let mut best_below: HashMap<usize, f64> = HashMap::new();
     let mut queue = Vec::with_capacity(scored.len());
     for (s, &w) in scored.into_iter().zip(&wanted) {
@@ -381,21 +378,15 @@ pub fn link(
             if entry.candidates.is_empty() {
                 rejected_all.insert(entry.row);
             } else if entry.candidates.len() != before {
-                entry.ambiguous = match entry.candidates.as_slice() {
-                    [first, second, ..] => second.score + config.ambiguity_margin >= first.score,
-                    _ => false,
-                };
+                entry.ambiguous =
+                    candidates::is_ambiguous(&entry.candidates, config.ambiguity_margin);
             }
         }
     }
     timings.decisions_seconds = started.elapsed().as_secs_f64();
 
     // Outcomes, in cohort order.
-    let queued: HashMap<usize, usize> = queue
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (e.row, i))
-        .collect();
+    let queued: HashMap<usize, usize> = queue.iter().enumerate().map(|(i, e)| (e.row, i)).collect();
     let mut out = Vec::with_capacity(rows.len());
     let mut linked_study = Vec::new();
     let mut linked_person = Vec::new();
@@ -580,7 +571,12 @@ fn existing_people(
 }
 
 /// Tier 1 for one row, given the index rows holding its NHS number.
-fn cross_check(row: &CohortRow, holders: &[Pair], index: &Index, config: &LinkConfig) -> CrossCheck {
+fn cross_check(
+    row: &CohortRow,
+    holders: &[Pair],
+    index: &Index,
+    config: &LinkConfig,
+) -> CrossCheck {
     let nothing_to_match = row.nhs_number.is_none()
         && row.nhs_number_typo.is_none()
         && row.date_of_birth.is_none()

@@ -78,9 +78,9 @@ impl Model {
     pub fn measure(index: &Index, names: bool) -> Result<Self, LinkError> {
         use column::*;
         let people = index.len().max(1) as f64;
-        let p = index.coincidence(&[DOB, YEAR, POSTCODE, SECTOR, DISTRICT, AREA])?;
+        let p = index.coincidences()?;
         let (p_dob, p_year, p_full, p_sector, p_district, p_area) =
-            (p[0], p[1], p[2], p[3], p[4], p[5]);
+            (p.dob, p.year, p.postcode, p.sector, p.district, p.area);
         // Levels are exclusive ("sector" means sector but not full), so
         // each level's `u` is the difference of the nested coincidences,
         // floored so that a tiny index cannot make a level infinitely
@@ -90,7 +90,10 @@ impl Model {
             let f = index.value_counts(FORENAME_KEY)?;
             let s = index.value_counts(SURNAME_KEY)?;
             let typical = |c: &[(String, u32)]| {
-                let squares: f64 = c.iter().map(|(_, n)| (f64::from(*n) / people).powi(2)).sum();
+                let squares: f64 = c
+                    .iter()
+                    .map(|(_, n)| (f64::from(*n) / people).powi(2))
+                    .sum();
                 bits(m::NAME_EXACT, squares.max(floor))
             };
             let (ft, st) = (typical(&f), typical(&s));
@@ -100,22 +103,19 @@ impl Model {
         };
         Ok(Self {
             people,
-            nhs: [
-                bits(m::NHS_EXACT, 1.0 / people),
-                bits(m::NHS_DISAGREE, 1.0),
-            ],
+            nhs: [bits(m::NHS_EXACT, 1.0 / people), bits(m::NHS_DISAGREE, 1.0)],
             dob: [
                 bits(m::DOB_EXACT, p_dob.max(floor)),
                 bits(m::DOB_SWAPPED, p_dob.max(floor)),
                 // Six dates are one component or one day away.
                 bits(m::DOB_ONE_COMPONENT, (6.0 * p_dob).max(floor)),
-                bits(m::DOB_YEAR_ONLY, (p_year - 7.0 * p_dob).max(p_dob).max(floor)),
+                bits(
+                    m::DOB_YEAR_ONLY,
+                    (p_year - 7.0 * p_dob).max(p_dob).max(floor),
+                ),
                 bits(m::DOB_DISAGREE, (1.0 - p_year).max(floor)),
             ],
-            gender: [
-                bits(m::GENDER_AGREE, 0.5),
-                bits(m::GENDER_DISAGREE, 0.5),
-            ],
+            gender: [bits(m::GENDER_AGREE, 0.5), bits(m::GENDER_DISAGREE, 0.5)],
             postcode: [
                 bits(m::POSTCODE_FULL, p_full.max(floor)),
                 bits(m::POSTCODE_SECTOR, (p_sector - p_full).max(floor)),
@@ -167,7 +167,9 @@ impl Model {
         match (field, level) {
             (_, L::Missing | L::NotUsed | L::NotKnown) => 0.0,
             (Field::NhsNumber, L::Exact) => self.nhs[0],
-            (Field::NhsNumber, L::OneEdit | L::Transposition) => self.nhs_neighbour_weight(level, 1),
+            (Field::NhsNumber, L::OneEdit | L::Transposition) => {
+                self.nhs_neighbour_weight(level, 1)
+            }
             (Field::NhsNumber, _) => self.nhs[1],
             (Field::DateOfBirth, L::Exact) => self.dob[0],
             (Field::DateOfBirth, L::DayMonthSwapped) => self.dob[1],

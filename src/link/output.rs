@@ -74,7 +74,7 @@ pub fn write_review_queue_csv(path: &Path, linkage: &super::Linkage) -> std::io:
                 record.push(c.values[i].clone());
             }
             record.push(entry.ambiguous.to_string());
-            record.push(c.found_by.clone());
+            record.push(c.found_by());
             w.write_record(&record)?;
         }
     }

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use chrono::NaiveDate;
 use polars::prelude::*;
 
-use super::*;
 use super::compare::Field;
+use super::*;
 use crate::domain::date::to_epoch_days;
 use crate::domain::{Gender, NhsNumber, Postcode};
 use crate::ingest::{Cohort, CohortRow};
@@ -233,7 +233,7 @@ fn tier_one_cross_check() {
     // postcode district.
     let s5 = entry(&l, "S5");
     assert_eq!(s5.candidates[0].person_id, 2);
-    assert!(s5.candidates[0].found_by.contains("dob+district"));
+    assert!(s5.candidates[0].found_by().contains("dob+district"));
 }
 
 #[test]
@@ -261,7 +261,12 @@ fn a_postcode_recorded_on_neither_side_is_neutral_but_one_sided_is_not() {
     r1.postcode = None;
     let mut r2 = row("S2", Some(y.nhs), "2011-03-01", Gender::Female, "");
     r2.postcode = None;
-    let l = link(&cohort(vec![r1, r2], false), demographics(&[x, y]), &config()).unwrap();
+    let l = link(
+        &cohort(vec![r1, r2], false),
+        demographics(&[x, y]),
+        &config(),
+    )
+    .unwrap();
     assert_eq!(l.rows[0].outcome, Outcome::Validated);
     assert!(l.rows[0].reason.contains("neutral"), "{}", l.rows[0].reason);
     assert_eq!(l.rows[1].outcome, Outcome::Queued);
@@ -273,13 +278,10 @@ fn a_postcode_recorded_on_neither_side_is_neutral_but_one_sided_is_not() {
 }
 
 /// Issue #3: a valid NHS number found where another field disagrees is
-/// queued with that person first and the disagreeing field shown, even
-/// when someone else agrees on everything else.
+/// queued with that person first and the disagreeing field shown.
 #[test]
 fn partial_match_puts_the_nhs_person_first_and_shows_the_field() {
     let mover = p(1, "2010-05-20", "2", "LS1 4AP");
-    // Someone else now living at the address the mover gave, same birthday.
-    let other = p(2, "2010-05-20", "2", "M14 5QT");
     let rows = vec![row(
         "S1",
         Some(mover.nhs),
@@ -287,15 +289,46 @@ fn partial_match_puts_the_nhs_person_first_and_shows_the_field() {
         Gender::Female,
         "M14 5QT",
     )];
-    let l = link(&cohort(rows, false), demographics(&[mover, other]), &config()).unwrap();
+    let l = link(&cohort(rows, false), demographics(&[mover]), &config()).unwrap();
     assert_eq!(l.rows[0].outcome, Outcome::Queued);
+    assert!(l.rows[0].reason.contains("postcode disagrees"));
     let e = entry(&l, "S1");
     assert_eq!(e.candidates[0].person_id, 1);
     assert!(e.candidates[0].nhs_number_found);
     assert_eq!(e.candidates[0].levels[3], Level::Disagree);
     assert_eq!(e.values[3], "M14 5QT");
     assert_eq!(e.candidates[0].values[3], "LS1 4AP");
+}
+
+/// Issue #3: the person holding the row's NHS number stays first even
+/// when someone else scores higher on the other fields.
+#[test]
+fn the_nhs_number_holder_is_ranked_first_whatever_the_scores() {
+    // The holder disagrees on everything else; another person agrees on
+    // everything but the NHS number.
+    let holder = p(1, "2011-01-30", "1", "LS1 4AP");
+    let other = p(2, "2012-05-20", "2", "M14 5QT");
+    let rows = vec![row(
+        "S1",
+        Some(holder.nhs),
+        "2012-05-20",
+        Gender::Female,
+        "M14 5QT",
+    )];
+    let cfg = LinkConfig {
+        review_threshold: 30.0,
+        ..config()
+    };
+    let l = link(&cohort(rows, false), demographics(&[holder, other]), &cfg).unwrap();
+    let e = entry(&l, "S1");
+    assert_eq!(e.candidates.len(), 2);
+    assert_eq!(e.candidates[0].person_id, 1);
     assert_eq!(e.candidates[1].person_id, 2);
+    assert!(e.candidates[1].score > e.candidates[0].score);
+    assert!(
+        e.ambiguous,
+        "a holder outscored by someone else needs a careful look"
+    );
 }
 
 #[test]
@@ -306,7 +339,7 @@ fn a_failed_check_digit_finds_the_person_one_edit_away() {
     let mut swap = x.nhs.digits();
     let i = (0..9).find(|&i| swap[i] != swap[i + 1]).unwrap();
     swap.swap(i, i + 1);
-    let mut r1 = row("S1", None, "2010-05-20", Gender::Male, "M1 1AE"); // moved too
+    let mut r1 = row("S1", None, "2010-05-20", Gender::Male, "LS2 7UE");
     r1.nhs_number_typo = Some(typo);
     let mut r2 = row("S2", None, "2010-05-20", Gender::Male, "LS2 7UE");
     r2.nhs_number_typo = Some(swap);
@@ -314,7 +347,7 @@ fn a_failed_check_digit_finds_the_person_one_edit_away() {
     let e1 = entry(&l, "S1");
     assert_eq!(e1.candidates[0].person_id, 1);
     assert_eq!(e1.candidates[0].levels[0], Level::OneEdit);
-    assert!(e1.candidates[0].found_by.contains("nhs_number_one_edit"));
+    assert!(e1.candidates[0].found_by().contains("nhs_number_one_edit"));
     let e2 = entry(&l, "S2");
     assert_eq!(e2.candidates[0].levels[0], Level::Transposition);
     assert!(l.rows.iter().all(|r| r.outcome == Outcome::Queued));
@@ -488,7 +521,10 @@ fn accepted_decisions_become_reviewed_and_rejections_leave_the_queue() {
 fn decision_error(name: &str) -> String {
     match decisions_fixture(Some(decisions_file(name))) {
         Err(LinkError::ReviewDecisions(e)) => e.to_string(),
-        other => panic!("{name}: expected a decisions error, got {:?}", other.map(|l| l.counts)),
+        other => panic!(
+            "{name}: expected a decisions error, got {:?}",
+            other.map(|l| l.counts)
+        ),
     }
 }
 
@@ -498,7 +534,10 @@ fn bad_decisions_name_the_line() {
     for (file, wants) in [
         (
             "fail_not_in_queue.csv",
-            &["line 2:", "Q1 with person_id 103 is not a pair of the current review queue"][..],
+            &[
+                "line 2:",
+                "Q1 with person_id 103 is not a pair of the current review queue",
+            ][..],
         ),
         (
             "fail_unknown_person.csv",
@@ -510,11 +549,14 @@ fn bad_decisions_name_the_line() {
         ),
         (
             "fail_person_accepted_twice.csv",
-            &["line 3:", "person_id 101 is accepted for two study IDs (Q1 on line 2)"][..],
+            &[
+                "line 3:",
+                "person_id 101 is accepted for two study IDs (Q1 on line 2)",
+            ][..],
         ),
         (
             "fail_unknown_column.csv",
-            &["line 1:", "unknown column `comment`"][..],
+            &["line 1:", "unknown column `Comment`"][..],
         ),
         (
             "fail_unknown_decision.csv",
