@@ -15,10 +15,12 @@
 //! repository; what arrives is deleted after each upload. sshd runs as in
 //! the tests (tests/common/sshd.rs), on loopback only.
 //!
-//! Three uploads per round, in turn: dars (which also fsyncs each file
-//! before renaming it), `sftp` with its default cipher, and `sftp -c` with
-//! the cipher dars negotiated, for a like-for-like figure. Prints the
-//! median of each.
+//! Three uploads per round, in rotating order: dars (which also fsyncs
+//! each file before renaming it), `sftp` with its default cipher, and
+//! `sftp -c` with the cipher dars negotiated, for a like-for-like figure.
+//! Prints the median throughput of each and the client's CPU seconds per
+//! GiB (dars's own process; `sftp` and its `ssh`), the steadier figure on
+//! a machine shared with other work: sshd runs on the same cores.
 
 #[path = "../tests/common/sshd.rs"]
 mod sshd;
@@ -37,8 +39,18 @@ fn main() {
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         match flag.as_str() {
-            "--size-mib" => size_mib = args.next().and_then(|v| v.parse().ok()).expect("--size-mib N"),
-            "--rounds" => rounds = args.next().and_then(|v| v.parse().ok()).expect("--rounds N"),
+            "--size-mib" => {
+                size_mib = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--size-mib N")
+            }
+            "--rounds" => {
+                rounds = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--rounds N")
+            }
             "--bench" => {}
             other => panic!("unknown flag {other}: use --size-mib N --rounds N"),
         }
@@ -69,41 +81,102 @@ fn main() {
         server.port
     );
 
-    let (mut dars_s, mut sftp_s, mut sftp_same_s) = (Vec::new(), Vec::new(), Vec::new());
+    // Seconds and client CPU seconds per run: [dars, sftp, sftp -c].
+    let mut wall: [Vec<f64>; 3] = Default::default();
+    let mut cpu: [Vec<f64>; 3] = Default::default();
     let mut cipher = String::new();
     for round in 0..rounds {
-        // dars
-        let release = StagedRelease {
-            dir: dir.clone(),
-            files: vec![name.clone()],
-            folder: format!("bench/dars-{round}"),
-        };
-        let t = Instant::now();
-        let report = push::push(&config, &release).unwrap_or_else(|e| panic!("dars push: {e}"));
-        dars_s.push(t.elapsed().as_secs_f64());
-        assert_eq!(report.bytes_sent, bytes);
-        let arrived = server.inbox().join(&release.folder).join(&name);
-        assert_eq!(fs::metadata(&arrived).unwrap().len(), bytes);
-        fs::remove_dir_all(server.inbox().join("bench")).unwrap();
-        if cipher.is_empty() {
-            cipher = negotiated_cipher(&server.log());
+        // Each round starts with a different uploader, so that neither
+        // always follows the other on a shared machine.
+        for k in 0..3 {
+            let which = (round + k) % 3;
+            let (secs, cpu_secs) = match which {
+                0 => {
+                    let release = StagedRelease {
+                        dir: dir.clone(),
+                        files: vec![name.clone()],
+                        folder: format!("bench/dars-{round}"),
+                    };
+                    let cpu0 = cpu_seconds(Whose::Own);
+                    let t = Instant::now();
+                    let report =
+                        push::push(&config, &release).unwrap_or_else(|e| panic!("dars push: {e}"));
+                    let secs = t.elapsed().as_secs_f64();
+                    let cpu_secs = cpu_seconds(Whose::Own) - cpu0;
+                    assert_eq!(report.bytes_sent, bytes);
+                    let arrived = server.inbox().join(&release.folder).join(&name);
+                    assert_eq!(fs::metadata(&arrived).unwrap().len(), bytes);
+                    fs::remove_dir_all(server.inbox().join("bench")).unwrap();
+                    if cipher.is_empty() {
+                        cipher = negotiated_cipher(&server.log());
+                    }
+                    (secs, cpu_secs)
+                }
+                1 => sftp_put(&server, &known_hosts, &source, None),
+                _ => {
+                    if cipher.is_empty() {
+                        // dars has not run yet this bench: its first choice.
+                        cipher = "chacha20-poly1305@openssh.com".into();
+                    }
+                    sftp_put(&server, &known_hosts, &source, Some(&cipher))
+                }
+            };
+            wall[which].push(secs);
+            cpu[which].push(cpu_secs);
         }
-
-        // OpenSSH sftp, default cipher, then dars's cipher.
-        sftp_s.push(sftp_put(&server, &known_hosts, &source, None));
-        sftp_same_s.push(sftp_put(&server, &known_hosts, &source, Some(&cipher)));
     }
     let mb = bytes as f64 / 1e6;
-    let rate = |s: &mut Vec<f64>| {
-        s.sort_by(f64::total_cmp);
-        mb / s[s.len() / 2]
+    let gib = bytes as f64 / f64::from(1u32 << 30);
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
     };
-    let (dars, sftp, sftp_same) = (rate(&mut dars_s), rate(&mut sftp_s), rate(&mut sftp_same_s));
-    println!("dars push            {dars:8.1} MB/s  (cipher {cipher}, fsync on)");
-    println!("sftp put             {sftp:8.1} MB/s  (OpenSSH default cipher)");
-    println!("sftp -c {cipher:<12} {sftp_same:8.1} MB/s");
-    println!("ratio dars/sftp      {:8.2}x", dars / sftp);
-    println!("ratio dars/sftp -c   {:8.2}x", dars / sftp_same);
+    let mut rate = [0.0; 3];
+    let mut cpu_per_gib = [0.0; 3];
+    for i in 0..3 {
+        rate[i] = mb / median(&mut wall[i]);
+        cpu_per_gib[i] = median(&mut cpu[i]) / gib;
+    }
+    println!("                          throughput   client CPU");
+    println!(
+        "dars push                 {:7.1} MB/s  {:5.2} s/GiB  (cipher {cipher}, fsync on)",
+        rate[0], cpu_per_gib[0]
+    );
+    println!(
+        "sftp put                  {:7.1} MB/s  {:5.2} s/GiB  (OpenSSH's default cipher)",
+        rate[1], cpu_per_gib[1]
+    );
+    println!(
+        "sftp -c (dars's cipher)   {:7.1} MB/s  {:5.2} s/GiB",
+        rate[2], cpu_per_gib[2]
+    );
+    println!("ratio dars / sftp          {:6.2}x", rate[0] / rate[1]);
+    println!("ratio dars / sftp -c       {:6.2}x", rate[0] / rate[2]);
+}
+
+enum Whose {
+    Own,
+    Children,
+}
+
+/// User + system CPU seconds of this process, or of its waited-for
+/// children (`sftp` and the `ssh` it runs), from /proc/self/stat.
+fn cpu_seconds(whose: Whose) -> f64 {
+    let stat = fs::read_to_string("/proc/self/stat").unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    // After the command name: utime, stime are fields 14, 15 of the
+    // file; cutime, cstime 16, 17 (proc(5)), in clock ticks of 1/100 s.
+    let at = match whose {
+        Whose::Own => 11,
+        Whose::Children => 13,
+    };
+    let ticks: f64 = fields[at].parse::<f64>().unwrap() + fields[at + 1].parse::<f64>().unwrap();
+    ticks / 100.0
 }
 
 fn ensure_source(path: &Path, bytes: u64) {
@@ -125,8 +198,14 @@ fn ensure_source(path: &Path, bytes: u64) {
     f.sync_all().unwrap();
 }
 
-/// Seconds for `sftp` to `put` the file, then removes what arrived.
-fn sftp_put(server: &sshd::Sshd, known_hosts: &Path, source: &Path, cipher: Option<&str>) -> f64 {
+/// Seconds and client CPU seconds for `sftp` to `put` the file; removes
+/// what arrived.
+fn sftp_put(
+    server: &sshd::Sshd,
+    known_hosts: &Path,
+    source: &Path,
+    cipher: Option<&str>,
+) -> (f64, f64) {
     let target = server.inbox().join("sftp.bin");
     let batch = server.path("batch");
     fs::write(
@@ -148,17 +227,22 @@ fn sftp_put(server: &sshd::Sshd, known_hosts: &Path, source: &Path, cipher: Opti
         cmd.args(["-c", c]);
     }
     cmd.arg(format!("{}@127.0.0.1", server.user));
+    let cpu0 = cpu_seconds(Whose::Children);
     let t = Instant::now();
     let out = cmd.output().expect("sftp is installed (openssh-client)");
     let secs = t.elapsed().as_secs_f64();
+    let cpu_secs = cpu_seconds(Whose::Children) - cpu0;
     assert!(
         out.status.success(),
         "sftp failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(fs::metadata(&target).unwrap().len(), fs::metadata(source).unwrap().len());
+    assert_eq!(
+        fs::metadata(&target).unwrap().len(),
+        fs::metadata(source).unwrap().len()
+    );
     fs::remove_file(&target).unwrap();
-    secs
+    (secs, cpu_secs)
 }
 
 /// The client-to-server cipher of the first session, from sshd's debug log.

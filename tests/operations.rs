@@ -10,7 +10,10 @@ use std::process::Command;
 use common::*;
 
 fn signatures(w: &Workdir) -> usize {
-    w.outbox_files().iter().filter(|p| p.ends_with("manifest.json.sig")).count()
+    w.outbox_files()
+        .iter()
+        .filter(|p| p.ends_with("manifest.json.sig"))
+        .count()
 }
 
 /// An agreement for the `batch/` folder: paths one level up, its own reference.
@@ -18,7 +21,10 @@ fn batch_agreement(w: &Workdir, file: &str, reference: &str, end: &str, extra: &
     let text = w
         .agreement_text(end, extra)
         .replace("DARS-NIC-000001-DEMO1-01", reference)
-        .replace("path = \"data/cohort.csv\"", &format!("path = \"../{cohort}\""))
+        .replace(
+            "path = \"data/cohort.csv\"",
+            &format!("path = \"../{cohort}\""),
+        )
         .replace("file://outbox", "file://../outbox");
     w.write(&format!("batch/{file}"), &text);
 }
@@ -29,38 +35,101 @@ fn nightly_batch_isolates_failures_and_never_releases_twice() {
     let mut broken = fs::read_to_string(w.path("data/cohort.csv")).unwrap();
     broken.push_str("S7777777,only,three\r\n");
     w.write("data/broken_cohort.csv", &broken);
-    batch_agreement(&w, "a_good.toml", "DARS-NIC-000002-GOOD1-01", "2099-12-31", "", "data/cohort.csv");
-    batch_agreement(&w, "b_expired.toml", "DARS-NIC-000003-EXPRD-01", "2021-06-30", "", "data/cohort.csv");
-    batch_agreement(&w, "c_unknown_key.toml", "DARS-NIC-000004-UNKEY-01", "2099-12-31", "colour = \"blue\"", "data/cohort.csv");
-    batch_agreement(&w, "d_broken_cohort.toml", "DARS-NIC-000005-BROKE-01", "2099-12-31", "", "data/broken_cohort.csv");
+    batch_agreement(
+        &w,
+        "a_good.toml",
+        "DARS-NIC-000002-GOOD1-01",
+        "2099-12-31",
+        "",
+        "data/cohort.csv",
+    );
+    batch_agreement(
+        &w,
+        "b_expired.toml",
+        "DARS-NIC-000003-EXPRD-01",
+        "2021-06-30",
+        "",
+        "data/cohort.csv",
+    );
+    batch_agreement(
+        &w,
+        "c_unknown_key.toml",
+        "DARS-NIC-000004-UNKEY-01",
+        "2099-12-31",
+        "colour = \"blue\"",
+        "data/cohort.csv",
+    );
+    batch_agreement(
+        &w,
+        "d_broken_cohort.toml",
+        "DARS-NIC-000005-BROKE-01",
+        "2099-12-31",
+        "",
+        "data/broken_cohort.csv",
+    );
 
     let out = w.dars(&["batch", "batch"]);
     let table = stdout(&out);
     assert_eq!(out.status.code(), Some(8), "{table}\n{}", stderr(&out));
-    let line = |reference: &str| table.lines().find(|l| l.contains(reference)).unwrap_or_else(|| panic!("{reference} missing:\n{table}")).to_string();
-    assert!(line("DARS-NIC-000002-GOOD1-01").contains("released"), "{table}");
-    assert!(line("DARS-NIC-000003-EXPRD-01").contains("FAILED") && line("DARS-NIC-000003-EXPRD-01").contains("ended on 2021-06-30"), "{table}");
+    let line = |reference: &str| {
+        table
+            .lines()
+            .find(|l| l.contains(reference))
+            .unwrap_or_else(|| panic!("{reference} missing:\n{table}"))
+            .to_string()
+    };
+    assert!(
+        line("DARS-NIC-000002-GOOD1-01").contains("released"),
+        "{table}"
+    );
+    assert!(
+        line("DARS-NIC-000003-EXPRD-01").contains("FAILED")
+            && line("DARS-NIC-000003-EXPRD-01").contains("ended on 2021-06-30"),
+        "{table}"
+    );
     let unknown = line("c_unknown_key.toml");
     assert!(unknown.contains("FAILED"), "{table}");
-    assert!(table.contains("release.colour") || stderr(&out).contains("release.colour"), "{table}");
+    assert!(
+        table.contains("release.colour") || stderr(&out).contains("release.colour"),
+        "{table}"
+    );
     let broken_line = line("DARS-NIC-000005-BROKE-01");
-    assert!(broken_line.contains("FAILED") && broken_line.contains("malformed"), "{table}");
+    assert!(
+        broken_line.contains("FAILED") && broken_line.contains("malformed"),
+        "{table}"
+    );
     assert_eq!(signatures(&w), 1, "only the good agreement is released");
 
     // The same day again: nothing new is released; the failures still fail.
     let again = w.dars(&["batch", "batch", "--json"]);
     assert_eq!(again.status.code(), Some(8));
     let report: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
-    let good = report["entries"].as_array().unwrap().iter().find(|e| e["agreement"] == "DARS-NIC-000002-GOOD1-01").unwrap();
+    let good = report["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["agreement"] == "DARS-NIC-000002-GOOD1-01")
+        .unwrap();
     assert_eq!(good["outcome"], "not_due");
-    assert_eq!(signatures(&w), 1, "a second batch the same day released again");
+    assert_eq!(
+        signatures(&w),
+        1,
+        "a second batch the same day released again"
+    );
 
     // --force releases anyway, and the ledger records the override.
     let forced = w.dars(&["batch", "batch", "--force"]);
     assert!(stdout(&forced).contains("(forced)"), "{}", stdout(&forced));
     assert_eq!(signatures(&w), 2);
     let ledger = fs::read_to_string(w.path("work/ledger.jsonl")).unwrap();
-    assert_eq!(ledger.lines().filter(|l| l.contains("\"forced\":true")).count(), 1, "{ledger}");
+    assert_eq!(
+        ledger
+            .lines()
+            .filter(|l| l.contains("\"forced\":true"))
+            .count(),
+        1,
+        "{ledger}"
+    );
 
     let verify = w.dars(&["ledger", "verify"]);
     assert!(verify.status.success(), "{}", stderr(&verify));
@@ -72,30 +141,54 @@ fn a_batch_lock_held_by_a_live_process_refuses_a_second_batch() {
     fs::create_dir_all(w.path("work")).unwrap();
     fs::create_dir_all(w.path("batch")).unwrap();
     // Our own pid is certainly alive.
-    fs::write(w.path("work/batch.lock"), format!("{} 2026-11-22T01:00:00Z\n", std::process::id())).unwrap();
+    fs::write(
+        w.path("work/batch.lock"),
+        format!("{} 2026-11-22T01:00:00Z\n", std::process::id()),
+    )
+    .unwrap();
     let out = w.dars(&["batch", "batch"]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("another batch is running"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("another batch is running"),
+        "{}",
+        stderr(&out)
+    );
     // A stale lock (dead pid) is reported and taken over.
     fs::write(w.path("work/batch.lock"), "4194999 2026-11-22T01:00:00Z\n").unwrap();
     let out = w.dars(&["batch", "batch"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("stale batch lock"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("stale batch lock"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// Plaintext SHA-256 of every output, from a run's state.json.
 fn plaintext_hashes(run_dir: &std::path::Path) -> BTreeMap<String, (String, u64)> {
-    let state: serde_json::Value = serde_json::from_slice(&fs::read(run_dir.join("state.json")).unwrap()).unwrap();
+    let state: serde_json::Value =
+        serde_json::from_slice(&fs::read(run_dir.join("state.json")).unwrap()).unwrap();
     state["outputs"]
         .as_object()
         .unwrap()
         .iter()
-        .map(|(k, v)| (k.clone(), (v["plaintext_sha256"].as_str().unwrap().to_string(), v["summary"]["rows"].as_u64().unwrap())))
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                (
+                    v["plaintext_sha256"].as_str().unwrap().to_string(),
+                    v["summary"]["rows"].as_u64().unwrap(),
+                ),
+            )
+        })
         .collect()
 }
 
 fn run_dirs(w: &Workdir) -> Vec<std::path::PathBuf> {
-    let mut v: Vec<_> = fs::read_dir(w.path("work/DARS-NIC-000001-DEMO1-01/runs")).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut v: Vec<_> = fs::read_dir(w.path("work/DARS-NIC-000001-DEMO1-01/runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     v.sort();
     v
 }
@@ -110,32 +203,79 @@ fn a_run_killed_at_any_point_resumes_and_releases_the_same_content() {
     let want = plaintext_hashes(&run_dirs(&w)[0]);
     assert_eq!(want.len(), 2);
 
-    for point in ["link", "objections", "output:episodes", "output:admissions_by_region", "package", "push"] {
+    for point in [
+        "link",
+        "objections",
+        "output:episodes",
+        "output:admissions_by_region",
+        "package",
+        "push",
+    ] {
         let before = signatures(&w);
-        let killed = w.cmd().args(["run", a]).env("DARS_FAIL_AFTER", point).output().unwrap();
-        assert!(!killed.status.success(), "{point}: the run should have died");
+        let killed = w
+            .cmd()
+            .args(["run", a])
+            .env("DARS_FAIL_AFTER", point)
+            .output()
+            .unwrap();
+        assert!(
+            !killed.status.success(),
+            "{point}: the run should have died"
+        );
         if point != "push" {
-            assert_eq!(signatures(&w), before, "{point}: a killed run left a signature at the destination");
+            assert_eq!(
+                signatures(&w),
+                before,
+                "{point}: a killed run left a signature at the destination"
+            );
         }
         let runs = run_dirs(&w).len();
         let resumed = w.dars(&["run", a]);
         assert!(resumed.status.success(), "{point}: {}", stderr(&resumed));
-        assert_eq!(run_dirs(&w).len(), runs, "{point}: the re-run started a new run instead of resuming");
-        let last = run_dirs(&w).into_iter().find(|d| stdout(&resumed).contains(d.file_name().unwrap().to_str().unwrap())).unwrap();
-        assert_eq!(plaintext_hashes(&last), want, "{point}: the resumed release differs");
+        assert_eq!(
+            run_dirs(&w).len(),
+            runs,
+            "{point}: the re-run started a new run instead of resuming"
+        );
+        let last = run_dirs(&w)
+            .into_iter()
+            .find(|d| stdout(&resumed).contains(d.file_name().unwrap().to_str().unwrap()))
+            .unwrap();
+        assert_eq!(
+            plaintext_hashes(&last),
+            want,
+            "{point}: the resumed release differs"
+        );
         assert_eq!(signatures(&w), before + 1, "{point}");
         // No partial file anywhere at the destination.
-        assert!(w.outbox_files().iter().all(|p| !p.to_string_lossy().ends_with(".part")));
+        assert!(w
+            .outbox_files()
+            .iter()
+            .all(|p| !p.to_string_lossy().ends_with(".part")));
     }
     // The decrypted files are what the hashes say.
-    let folder = w.outbox_files().into_iter().find(|p| p.ends_with("episodes.parquet.age")).unwrap();
-    let out = Command::new("age").arg("-d").arg("-i").arg(w.path("keys/recipient_TEST-ONLY.agekey")).arg(&folder).output().unwrap();
+    let folder = w
+        .outbox_files()
+        .into_iter()
+        .find(|p| p.ends_with("episodes.parquet.age"))
+        .unwrap();
+    let out = Command::new("age")
+        .arg("-d")
+        .arg("-i")
+        .arg(w.path("keys/recipient_TEST-ONLY.agekey"))
+        .arg(&folder)
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let digest = hex::encode(ring::digest::digest(&ring::digest::SHA256, &out.stdout));
     assert_eq!(digest, want["episodes"].0);
     let ledger = w.dars(&["ledger", "verify"]);
     assert!(ledger.status.success(), "{}", stderr(&ledger));
-    assert!(stdout(&ledger).contains("7 entries"), "one entry per release: {}", stdout(&ledger));
+    assert!(
+        stdout(&ledger).contains("7 entries"),
+        "one entry per release: {}",
+        stdout(&ledger)
+    );
 }
 
 #[test]
@@ -146,7 +286,9 @@ fn no_direct_identifier_reaches_a_log_or_an_error() {
     broken.push_str("S8888888,9434765919,1980-01-01,1,LS1 4AP,Ada,Lovelace,extra\r\n");
     w.write("data/broken.csv", &broken);
     let good = w.agreement("agreement.toml", "2099-12-31", "");
-    let bad_text = w.agreement_text("2099-12-31", "").replace("data/cohort.csv", "data/broken.csv");
+    let bad_text = w
+        .agreement_text("2099-12-31", "")
+        .replace("data/cohort.csv", "data/broken.csv");
     w.write("bad.toml", &bad_text);
     let mut logs = String::new();
     for args in [
@@ -156,18 +298,44 @@ fn no_direct_identifier_reaches_a_log_or_an_error() {
         vec!["check", good.to_str().unwrap()],
         vec!["run", "bad.toml"],
     ] {
-        let out = w.cmd().args(&args).env("DARS_LOG", "debug").output().unwrap();
+        let out = w
+            .cmd()
+            .args(&args)
+            .env("DARS_LOG", "debug")
+            .output()
+            .unwrap();
         logs.push_str(&stdout(&out));
         logs.push_str(&stderr(&out));
     }
     assert!(logs.contains("malformed"), "the broken run was exercised");
 
     let (header, rows) = read_csv(&w.path("data/cohort.csv"));
-    let col = |name: &str| header.iter().position(|h| h.trim_start_matches('\u{feff}') == name).unwrap();
-    let (nhs, dob, pc, fore, sur) = (col("NHS Number"), col("Date of Birth"), col("Postcode"), col("Forename"), col("Surname"));
-    let tokens: HashSet<&str> = logs.split(|c: char| !c.is_alphanumeric() && c != '\'' && c != '-').collect();
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| h.trim_start_matches('\u{feff}') == name)
+            .unwrap()
+    };
+    let (nhs, dob, pc, fore, sur) = (
+        col("NHS Number"),
+        col("Date of Birth"),
+        col("Postcode"),
+        col("Forename"),
+        col("Surname"),
+    );
+    let tokens: HashSet<&str> = logs
+        .split(|c: char| !c.is_alphanumeric() && c != '\'' && c != '-')
+        .collect();
     let mut leaks = Vec::new();
-    for r in rows.iter().chain(std::iter::once(&vec![String::new(), "9434765919".into(), "1980-01-01".into(), String::new(), "LS1 4AP".into(), "Ada".into(), "Lovelace".into()])) {
+    for r in rows.iter().chain(std::iter::once(&vec![
+        String::new(),
+        "9434765919".into(),
+        "1980-01-01".into(),
+        String::new(),
+        "LS1 4AP".into(),
+        "Ada".into(),
+        "Lovelace".into(),
+    ])) {
         let digits: String = r[nhs].chars().filter(char::is_ascii_digit).collect();
         if digits.len() >= 6 && logs.contains(&digits) {
             leaks.push(format!("nhs number of {}", r[0]));
@@ -194,15 +362,30 @@ fn no_direct_identifier_reaches_a_log_or_an_error() {
 fn lifecycle_destruction_hygiene_and_clean() {
     use std::os::unix::fs::PermissionsExt;
     let w = Workdir::new(400, 60, 2000, 25);
-    let a = w.agreement("agreements/demo.toml", "2026-12-31", "").to_string_lossy().into_owned();
+    let a = w
+        .agreement("agreements/demo.toml", "2026-12-31", "")
+        .to_string_lossy()
+        .into_owned();
     // The agreement file lives in agreements/: its relative paths go up one.
-    let text = fs::read_to_string(&a).unwrap().replace("\"data/cohort.csv\"", "\"../data/cohort.csv\"").replace("file://outbox", "file://../outbox");
+    let text = fs::read_to_string(&a)
+        .unwrap()
+        .replace("\"data/cohort.csv\"", "\"../data/cohort.csv\"")
+        .replace("file://outbox", "file://../outbox");
     fs::write(&a, text).unwrap();
 
     // Within 30 days of the end: released, with a warning.
-    let out = w.cmd().args(["run", &a]).env("DARS_TODAY", "2026-12-10").output().unwrap();
+    let out = w
+        .cmd()
+        .args(["run", &a])
+        .env("DARS_TODAY", "2026-12-10")
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("agreement ends soon"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("agreement ends soon"),
+        "{}",
+        stderr(&out)
+    );
 
     // Every file of the work directory is private.
     fn walk(dir: &std::path::Path, bad: &mut Vec<String>) {
@@ -224,24 +407,75 @@ fn lifecycle_destruction_hygiene_and_clean() {
     assert!(bad.is_empty(), "not private: {bad:?}");
 
     // After the end: refused, listed as expired with destruction due.
-    let out = w.cmd().args(["run", &a]).env("DARS_TODAY", "2027-01-01").output().unwrap();
+    let out = w
+        .cmd()
+        .args(["run", &a])
+        .env("DARS_TODAY", "2027-01-01")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(5));
-    let list = w.cmd().args(["agreements", "agreements"]).env("DARS_TODAY", "2027-01-01").output().unwrap();
-    assert!(stdout(&list).contains("expired, destruction due"), "{}", stdout(&list));
-    let list = w.cmd().args(["agreements", "agreements"]).env("DARS_TODAY", "2026-12-10").output().unwrap();
-    assert!(stdout(&list).contains("expiring (21d)"), "{}", stdout(&list));
+    let list = w
+        .cmd()
+        .args(["agreements", "agreements"])
+        .env("DARS_TODAY", "2027-01-01")
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&list).contains("expired, destruction due"),
+        "{}",
+        stdout(&list)
+    );
+    let list = w
+        .cmd()
+        .args(["agreements", "agreements"])
+        .env("DARS_TODAY", "2026-12-10")
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&list).contains("expiring (21d)"),
+        "{}",
+        stdout(&list)
+    );
 
     w.write("certificate.pdf", "TEST-ONLY certificate of destruction");
-    let rec = w.dars(&["ledger", "record-destruction", "DARS-NIC-000001-DEMO1-01", "--certificate", "certificate.pdf"]);
+    let rec = w.dars(&[
+        "ledger",
+        "record-destruction",
+        "DARS-NIC-000001-DEMO1-01",
+        "--certificate",
+        "certificate.pdf",
+    ]);
     assert!(rec.status.success(), "{}", stderr(&rec));
-    let list = w.cmd().args(["agreements", "agreements"]).env("DARS_TODAY", "2027-01-01").output().unwrap();
-    assert!(stdout(&list).contains("expired") && !stdout(&list).contains("destruction due"), "{}", stdout(&list));
+    let list = w
+        .cmd()
+        .args(["agreements", "agreements"])
+        .env("DARS_TODAY", "2027-01-01")
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&list).contains("expired") && !stdout(&list).contains("destruction due"),
+        "{}",
+        stdout(&list)
+    );
     assert!(w.dars(&["ledger", "verify"]).status.success());
 
     // clean removes released runs older than the age, and only those.
     let keep = w.dars(&["clean", "--older-than", "30d"]);
-    assert!(stdout(&keep).contains("0 released run folder(s) removed"), "{}", stdout(&keep));
+    assert!(
+        stdout(&keep).contains("0 released run folder(s) removed"),
+        "{}",
+        stdout(&keep)
+    );
     let gone = w.dars(&["clean", "--older-than", "0h"]);
-    assert!(stdout(&gone).contains("1 released run folder(s) removed"), "{}", stdout(&gone));
-    assert_eq!(fs::read_dir(w.path("work/DARS-NIC-000001-DEMO1-01/runs")).unwrap().count(), 0);
+    assert!(
+        stdout(&gone).contains("1 released run folder(s) removed"),
+        "{}",
+        stdout(&gone)
+    );
+    assert_eq!(
+        fs::read_dir(w.path("work/DARS-NIC-000001-DEMO1-01/runs"))
+            .unwrap()
+            .count(),
+        0
+    );
 }

@@ -66,7 +66,11 @@ fn stage(folder: &str, data: &[(&str, usize)]) -> Staged {
         files.push(name.to_string());
     }
     fs::write(dir.path().join("manifest.json"), b"{\"files\":[]}\n").unwrap();
-    fs::write(dir.path().join("manifest.json.sig"), b"-----BEGIN SSH SIGNATURE-----\n").unwrap();
+    fs::write(
+        dir.path().join("manifest.json.sig"),
+        b"-----BEGIN SSH SIGNATURE-----\n",
+    )
+    .unwrap();
     files.push("manifest.json".into());
     files.push("manifest.json.sig".into());
     Staged {
@@ -138,7 +142,10 @@ fn a_release_run_by_dars_arrives_over_sftp_and_dars_verify_passes() {
         stderr(&out),
         sshd.log()
     );
-    assert!(w.outbox_files().is_empty(), "nothing goes to the local outbox");
+    assert!(
+        w.outbox_files().is_empty(),
+        "nothing goes to the local outbox"
+    );
     let arrived = tree(&sshd.inbox());
     assert_eq!(arrived.len(), 4, "{arrived:?}");
     assert!(arrived.iter().all(|p| !p.ends_with(".part")), "{arrived:?}");
@@ -165,10 +172,19 @@ fn a_release_run_by_dars_arrives_over_sftp_and_dars_verify_passes() {
     let renamed: Vec<String> = sshd
         .renamed_to()
         .iter()
-        .map(|p| Path::new(p).file_name().unwrap().to_string_lossy().into_owned())
+        .map(|p| {
+            Path::new(p)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect();
     assert_eq!(renamed.len(), 4, "{renamed:?}\n{}", sshd.log());
-    assert!(renamed[..2].iter().all(|n| n.ends_with(".age")), "{renamed:?}");
+    assert!(
+        renamed[..2].iter().all(|n| n.ends_with(".age")),
+        "{renamed:?}"
+    );
     assert_eq!(renamed[2..], ["manifest.json", "manifest.json.sig"]);
 }
 
@@ -180,7 +196,11 @@ fn a_known_hosts_file_from_ssh_keyscan_hashed_by_ssh_keygen_is_understood() {
         .args(["-p", &sshd.port.to_string(), "127.0.0.1"])
         .output()
         .expect("ssh-keyscan is installed (openssh-client)");
-    assert!(scan.status.success(), "{}", String::from_utf8_lossy(&scan.stderr));
+    assert!(
+        scan.status.success(),
+        "{}",
+        String::from_utf8_lossy(&scan.stderr)
+    );
     fs::write(&known_hosts, &scan.stdout).unwrap();
     let hashed = std::process::Command::new("ssh-keygen")
         .arg("-H")
@@ -190,7 +210,10 @@ fn a_known_hosts_file_from_ssh_keyscan_hashed_by_ssh_keygen_is_understood() {
         .unwrap();
     assert!(hashed.status.success());
     let text = fs::read_to_string(&known_hosts).unwrap();
-    assert!(text.starts_with("|1|") && !text.contains("127.0.0.1"), "{text}");
+    assert!(
+        text.starts_with("|1|") && !text.contains("127.0.0.1"),
+        "{text}"
+    );
     let staged = stage("scanned", &[("a.parquet.age", 100_000)]);
     push_ok(&config(&sshd, sshd.port, known_hosts), &staged);
     assert_arrived_whole(&sshd, &staged);
@@ -214,8 +237,11 @@ fn a_wrong_host_key_is_refused_before_logging_in_and_nothing_is_sent() {
     )
     .unwrap();
     let staged = stage("wrong-key", &[("a.parquet.age", 1000)]);
-    let err = push::push(&config(&sshd, sshd.port, known_hosts.clone()), &staged.release)
-        .unwrap_err();
+    let err = push::push(
+        &config(&sshd, sshd.port, known_hosts.clone()),
+        &staged.release,
+    )
+    .unwrap_err();
     assert!(matches!(err, PushError::HostKeyMismatch { .. }), "{err}");
     let msg = err.to_string();
     assert!(msg.contains(&sshd.host_fingerprint()), "offered key: {msg}");
@@ -247,8 +273,11 @@ fn an_unknown_host_is_refused_with_the_offered_fingerprint_and_how_to_pin_it() {
     let empty = sshd.path("known_hosts_empty");
     fs::write(&empty, "# nothing pinned yet\n").unwrap();
     for known_hosts in [elsewhere, empty] {
-        let err = push::push(&config(&sshd, sshd.port, known_hosts.clone()), &staged.release)
-            .unwrap_err();
+        let err = push::push(
+            &config(&sshd, sshd.port, known_hosts.clone()),
+            &staged.release,
+        )
+        .unwrap_err();
         assert!(matches!(err, PushError::UnknownHost { .. }), "{err}");
         let msg = err.to_string();
         assert!(msg.contains(&sshd.host_fingerprint()), "{msg}");
@@ -310,7 +339,11 @@ fn a_rerun_after_a_crash_finishes_the_release_without_resending_complete_files()
     // What a crash during `b` leaves: `a` whole, half of `b` in its .part.
     let folder = sshd.inbox().join(&staged.release.folder);
     fs::create_dir_all(&folder).unwrap();
-    fs::write(folder.join("a.parquet.age"), staged.content("a.parquet.age")).unwrap();
+    fs::write(
+        folder.join("a.parquet.age"),
+        staged.content("a.parquet.age"),
+    )
+    .unwrap();
     let b = staged.content("b.csv.age");
     fs::write(folder.join("b.csv.age.part"), &b[..1_234_567]).unwrap();
     let report = push_ok(&config(&sshd, sshd.port, sshd.known_hosts()), &staged);
@@ -325,7 +358,11 @@ fn a_rerun_after_a_crash_finishes_the_release_without_resending_complete_files()
     // A second re-run sends nothing at all.
     let again = push_ok(&config(&sshd, sshd.port, sshd.known_hosts()), &staged);
     assert_eq!(
-        (again.files_already_there, again.files_sent, again.bytes_sent),
+        (
+            again.files_already_there,
+            again.files_sent,
+            again.bytes_sent
+        ),
         (4, 0, 0)
     );
 
@@ -342,18 +379,27 @@ fn a_rerun_after_a_crash_finishes_the_release_without_resending_complete_files()
 #[test]
 fn a_different_file_under_a_final_name_is_never_overwritten() {
     let sshd = Sshd::start();
-    let staged = stage("conflict", &[("a.parquet.age", 10_000), ("b.csv.age", 10_000)]);
+    let staged = stage(
+        "conflict",
+        &[("a.parquet.age", 10_000), ("b.csv.age", 10_000)],
+    );
     let folder = sshd.inbox().join(&staged.release.folder);
     fs::create_dir_all(&folder).unwrap();
     // Same size, other bytes: only a comparison of content catches it.
     fs::write(folder.join("b.csv.age"), bytes(10_000, 42)).unwrap();
-    let err = push::push(&config(&sshd, sshd.port, sshd.known_hosts()), &staged.release)
-        .unwrap_err();
+    let err = push::push(
+        &config(&sshd, sshd.port, sshd.known_hosts()),
+        &staged.release,
+    )
+    .unwrap_err();
     assert!(
         matches!(&err, PushError::Conflict { name, .. } if name == "b.csv.age"),
         "{err}"
     );
-    assert_eq!(fs::read(folder.join("b.csv.age")).unwrap(), bytes(10_000, 42));
+    assert_eq!(
+        fs::read(folder.join("b.csv.age")).unwrap(),
+        bytes(10_000, 42)
+    );
     assert!(!folder.join("manifest.json.sig").exists());
     assert!(!folder.join("manifest.json").exists());
 }
@@ -379,7 +425,10 @@ fn a_missing_or_read_only_destination_directory_is_a_clear_error() {
         "{msg}"
     );
 
-    let read_only = Sshd::start_with(SshdOptions { read_only: true });
+    let read_only = Sshd::start_with(SshdOptions {
+        read_only: true,
+        ..Default::default()
+    });
     let err = push::push(
         &config(&read_only, read_only.port, read_only.known_hosts()),
         &staged.release,
@@ -406,7 +455,10 @@ fn unsafe_or_unknown_client_keys_are_refused() {
     let mut c = config(&sshd, sshd.port, sshd.known_hosts());
     c.identity = Some(open.clone());
     let err = push::push(&c, &staged.release).unwrap_err();
-    assert!(matches!(err, PushError::IdentityTooOpen { mode: 0o640, .. }), "{err}");
+    assert!(
+        matches!(err, PushError::IdentityTooOpen { mode: 0o640, .. }),
+        "{err}"
+    );
     assert!(
         err.to_string()
             .contains(&format!("chmod 600 {}", open.display())),
@@ -417,7 +469,10 @@ fn unsafe_or_unknown_client_keys_are_refused() {
     let stranger = keygen(&sshd.path("stranger"), "TEST-ONLY stranger");
     c.identity = Some(stranger.clone());
     let err = push::push(&c, &staged.release).unwrap_err();
-    assert!(matches!(err, PushError::AuthenticationRefused { .. }), "{err}");
+    assert!(
+        matches!(err, PushError::AuthenticationRefused { .. }),
+        "{err}"
+    );
     assert!(
         err.to_string()
             .contains(&format!("ssh-keygen -y -f {}", stranger.display())),

@@ -180,11 +180,13 @@ pub fn count(
         }
     }
     let dims: Vec<String> = fields.iter().map(FieldSpec::output_name).collect();
-    let percent_of = spec.percent_dims(&dims).map_err(|name| AggregateError::PercentOfUnknown {
-        output: spec.name.clone(),
-        name,
-        dims: spec.group_by.join(", "),
-    })?;
+    let percent_of = spec
+        .percent_dims(&dims)
+        .map_err(|name| AggregateError::PercentOfUnknown {
+            output: spec.name.clone(),
+            name,
+            dims: spec.group_by.join(", "),
+        })?;
     let persons = released.persons.clone().lazy().select([col("person_id")]);
     let mut select: Vec<Expr> = fields
         .iter()
@@ -271,7 +273,11 @@ pub fn count_frame(
     };
     let all: Vec<usize> = (0..dims.len()).collect();
     let interior = group_counts(&frame, dims, &all, &measure).map_err(wrap)?;
-    let subsets = if totals { margin_subsets(dims.len()) } else { Vec::new() };
+    let subsets = if totals {
+        margin_subsets(dims.len())
+    } else {
+        Vec::new()
+    };
     let mut counted = vec![(all, interior)];
     for kept in subsets {
         // Records add up; people do not (one person, several cells), so

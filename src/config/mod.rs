@@ -29,7 +29,11 @@ use serde::{Deserialize, Deserializer};
 /// `config/agreements/../../outbox/…`.
 pub(crate) fn resolve(base: &Path, p: &Path) -> PathBuf {
     use std::path::Component;
-    let joined = if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
+    let joined = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    };
     let mut out = PathBuf::new();
     for c in joined.components() {
         match c {
@@ -57,8 +61,14 @@ mod tests {
     #[test]
     fn paths_resolve_against_the_file_and_fold_dot_dot() {
         let r = |b: &str, p: &str| resolve(Path::new(b), Path::new(p));
-        assert_eq!(r("config/agreements", "../../outbox"), PathBuf::from("outbox"));
-        assert_eq!(r("config", "../testdata/site/x.parquet"), PathBuf::from("testdata/site/x.parquet"));
+        assert_eq!(
+            r("config/agreements", "../../outbox"),
+            PathBuf::from("outbox")
+        );
+        assert_eq!(
+            r("config", "../testdata/site/x.parquet"),
+            PathBuf::from("testdata/site/x.parquet")
+        );
         assert_eq!(r("config", "/srv/outbox"), PathBuf::from("/srv/outbox"));
         assert_eq!(r("", "../x"), PathBuf::from("../x"));
         assert_eq!(r("/a", "../../x"), PathBuf::from("/x"));
@@ -78,9 +88,9 @@ pub(crate) fn toml_date<'de, D: Deserializer<'de>>(d: D) -> Result<NaiveDate, D:
     }
     let dt = match Repr::deserialize(d)? {
         Repr::Datetime(dt) => dt,
-        Repr::Text(s) => s
-            .parse::<toml::value::Datetime>()
-            .map_err(|_| serde::de::Error::custom(format!("`{s}` is not a date like 2026-01-01")))?,
+        Repr::Text(s) => s.parse::<toml::value::Datetime>().map_err(|_| {
+            serde::de::Error::custom(format!("`{s}` is not a date like 2026-01-01"))
+        })?,
     };
     match (dt.date, dt.time, dt.offset) {
         (Some(date), None, None) => NaiveDate::from_ymd_opt(

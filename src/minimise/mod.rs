@@ -96,7 +96,11 @@ pub fn records(
     // Sorted on every column, so that the same inputs always give the same
     // file: a resumed run, or a re-run, releases identical plaintext.
     let mut out = crate::tables::collect(lf).map_err(wrap)?;
-    let names: Vec<String> = out.get_column_names_owned().into_iter().map(|n| n.to_string()).collect();
+    let names: Vec<String> = out
+        .get_column_names_owned()
+        .into_iter()
+        .map(|n| n.to_string())
+        .collect();
     out = out
         .sort(names, SortMultipleOptions::default().with_nulls_last(true))
         .map_err(wrap)?;

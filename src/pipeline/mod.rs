@@ -37,9 +37,7 @@ use crate::ledger::{Ledger, LedgerError, LedgerEvent};
 use crate::link::{self, LinkConfig, LinkCounts, LinkError};
 use crate::minimise::{self, MinimiseError, PseudonymKey};
 use crate::objections::{self, Linked, ObjectionCounts, ObjectionsError, Released};
-use crate::package::{
-    self, Manifest, ManifestFile, PackageError, Recipients, SigningKey,
-};
+use crate::package::{self, Manifest, ManifestFile, PackageError, Recipients, SigningKey};
 use crate::push::{self, PushError, PushReport, StagedRelease};
 use crate::suppress::{self, Profile, SuppressionCounts};
 use crate::tables::FileFormat;
@@ -135,35 +133,63 @@ impl PipelineError {
 
 /// Runs every stage for one agreement, resuming an unfinished run of the
 /// same inputs from its valid checkpoints.
-pub fn run(site: &Site, agreement: &Agreement, opts: &RunOptions) -> Result<RunSummary, PipelineError> {
-    agreement.ensure_active(opts.today).map_err(PipelineError::NotActive)?;
+pub fn run(
+    site: &Site,
+    agreement: &Agreement,
+    opts: &RunOptions,
+) -> Result<RunSummary, PipelineError> {
+    agreement
+        .ensure_active(opts.today)
+        .map_err(PipelineError::NotActive)?;
     if let crate::config::AgreementStatus::Expiring { days_left } = agreement.status(opts.today) {
         warn!(agreement = %agreement.meta.reference, days_left, "agreement ends soon");
     }
     let reference = agreement.meta.reference.as_str();
     let agreement_dir = site.work_dir.join(reference);
     let runs_dir = agreement_dir.join("runs");
-    crate::workdir::create_private_dir(&runs_dir).map_err(PipelineError::work(&runs_dir, "creating the runs folder"))?;
-    let fingerprint = state::fingerprint(site, agreement).map_err(PipelineError::work(&agreement.file, "fingerprinting the inputs"))?;
-    let resumable = if opts.dry_run { None } else { state::find_resumable(&runs_dir, &fingerprint) };
+    crate::workdir::create_private_dir(&runs_dir)
+        .map_err(PipelineError::work(&runs_dir, "creating the runs folder"))?;
+    let fingerprint = state::fingerprint(site, agreement).map_err(PipelineError::work(
+        &agreement.file,
+        "fingerprinting the inputs",
+    ))?;
+    let resumable = if opts.dry_run {
+        None
+    } else {
+        state::find_resumable(&runs_dir, &fingerprint)
+    };
     let (run_dir, mut st) = match resumable {
         Some(found) => found,
         None => {
             let run_id = new_run_id();
             let dir = runs_dir.join(&run_id);
-            crate::workdir::create_private_dir(&dir).map_err(PipelineError::work(&dir, "creating the run folder"))?;
-            let st = RunState { fingerprint, run_id, dry_run: opts.dry_run, ..Default::default() };
+            crate::workdir::create_private_dir(&dir)
+                .map_err(PipelineError::work(&dir, "creating the run folder"))?;
+            let st = RunState {
+                fingerprint,
+                run_id,
+                dry_run: opts.dry_run,
+                ..Default::default()
+            };
             (dir, st)
         }
     };
     let run_id = st.run_id.clone();
-    let save = |st: &RunState| st.save(&run_dir).map_err(PipelineError::work(&run_dir, "saving state.json"));
+    let save = |st: &RunState| {
+        st.save(&run_dir)
+            .map_err(PipelineError::work(&run_dir, "saving state.json"))
+    };
     save(&st)?;
     info!(agreement = reference, run_id = %run_id, dry_run = opts.dry_run, resumed = st.linkage.is_some(), "run started");
     let mut stages = Vec::new();
     let mut stage = |name: &'static str, started: Instant| {
         let m = StageMetrics::finish(name, started);
-        info!(stage = name, seconds = m.seconds, peak_rss_mib = m.peak_rss_mib, "stage done");
+        info!(
+            stage = name,
+            seconds = m.seconds,
+            peak_rss_mib = m.peak_rss_mib,
+            "stage done"
+        );
         stages.push(m);
         metrics::reset_peak();
     };
@@ -174,26 +200,43 @@ pub fn run(site: &Site, agreement: &Agreement, opts: &RunOptions) -> Result<RunS
     let linked = match st.linkage.as_ref().filter(|(_, cp)| cp.valid(&run_dir)) {
         Some(_) => {
             info!("linkage checkpoint valid: reused");
-            let linked = Linked { persons: read_parquet(&run_dir.join(LINKED))? };
+            let linked = Linked {
+                persons: read_parquet(&run_dir.join(LINKED))?,
+            };
             stage("link", t);
             linked
         }
         None => {
             let link_config = LinkConfig::from_cohort(&agreement.cohort);
-            let cohort = ingest::read_cohort(&IngestConfig { path: agreement.cohort.path.clone(), required: link_config.required_columns() })?;
+            let cohort = ingest::read_cohort(&IngestConfig {
+                path: agreement.cohort.path.clone(),
+                required: link_config.required_columns(),
+            })?;
             for d in &cohort.duplicate_nhs_numbers {
                 warn!(study_id = %d.study_id, first_study_id = %d.first_study_id, line = d.line, "same NHS number under two study IDs");
             }
-            info!(rows = cohort.rows.len(), rows_with_value_problems = cohort.rows_with_value_problems(), "cohort read");
+            info!(
+                rows = cohort.rows.len(),
+                rows_with_value_problems = cohort.rows_with_value_problems(),
+                "cohort read"
+            );
             stage("ingest", t);
             let t_link = Instant::now();
-            let demographics = crate::tables::scan(&site.demographics).map_err(|source| LinkError::Demographics { source })?;
+            let demographics = crate::tables::scan(&site.demographics)
+                .map_err(|source| LinkError::Demographics { source })?;
             let linkage = link::link(&cohort, demographics, &link_config)?;
-            link::write_linkage_csv(&run_dir.join("linkage.csv"), &linkage.rows).map_err(PipelineError::work(&run_dir, "writing linkage.csv"))?;
-            link::write_review_queue_csv(&run_dir.join("review_queue.csv"), &linkage).map_err(PipelineError::work(&run_dir, "writing review_queue.csv"))?;
+            link::write_linkage_csv(&run_dir.join("linkage.csv"), &linkage.rows)
+                .map_err(PipelineError::work(&run_dir, "writing linkage.csv"))?;
+            link::write_review_queue_csv(&run_dir.join("review_queue.csv"), &linkage)
+                .map_err(PipelineError::work(&run_dir, "writing review_queue.csv"))?;
             let mut persons = linkage.linked.persons.clone();
             write_parquet(&run_dir.join(LINKED), &mut persons)?;
-            info!(validated = linkage.counts.validated, unmatched = linkage.counts.unmatched, invalid = linkage.counts.invalid, "cohort linked");
+            info!(
+                validated = linkage.counts.validated,
+                unmatched = linkage.counts.unmatched,
+                invalid = linkage.counts.invalid,
+                "cohort linked"
+            );
             st.cohort_rows = cohort.rows.len();
             st.rows_with_value_problems = cohort.rows_with_value_problems();
             st.duplicate_nhs_numbers = cohort.duplicate_nhs_numbers.len();
@@ -212,13 +255,22 @@ pub fn run(site: &Site, agreement: &Agreement, opts: &RunOptions) -> Result<RunS
     // 3. objections, checkpointed as released.parquet.
     let t = Instant::now();
     let released = match st.objections.as_ref().filter(|(_, cp)| cp.valid(&run_dir)) {
-        Some((counts, _)) => Released { persons: read_parquet(&run_dir.join(RELEASED))?, counts: counts.clone() },
+        Some((counts, _)) => Released {
+            persons: read_parquet(&run_dir.join(RELEASED))?,
+            counts: counts.clone(),
+        },
         None => {
-            let register = crate::tables::scan(&site.objections).map_err(|source| ObjectionsError::Register { source })?;
-            let released = objections::remove_objectors(&linked, register, &agreement.objections.apply)?;
+            let register = crate::tables::scan(&site.objections)
+                .map_err(|source| ObjectionsError::Register { source })?;
+            let released =
+                objections::remove_objectors(&linked, register, &agreement.objections.apply)?;
             let mut persons = released.persons.clone();
             write_parquet(&run_dir.join(RELEASED), &mut persons)?;
-            info!(removed = released.counts.removed, released = released.counts.released, "objections applied");
+            info!(
+                removed = released.counts.removed,
+                released = released.counts.released,
+                "objections applied"
+            );
             st.objections = Some((released.counts.clone(), checkpoint(&run_dir, RELEASED)?));
             st.outputs.clear();
             st.package = None;
@@ -233,38 +285,72 @@ pub fn run(site: &Site, agreement: &Agreement, opts: &RunOptions) -> Result<RunS
     // soon as they are built; aggregates are counted first and protected
     // together, so that a cell shared by two tables of one release gets the
     // same treatment in both.
-    let pseudonym = PseudonymKey::load_or_create(&agreement_dir.join("pseudonym.key"))
-        .map_err(PipelineError::work(&agreement_dir, "loading the pseudonym key"))?;
+    let pseudonym = PseudonymKey::load_or_create(&agreement_dir.join("pseudonym.key")).map_err(
+        PipelineError::work(&agreement_dir, "loading the pseudonym key"),
+    )?;
     let release_dir = run_dir.join("release");
-    let recipients = if opts.dry_run { None } else { Some(Recipients::parse(&agreement.release.recipients)?) };
-    let signing_key = if opts.dry_run { None } else { Some(SigningKey::load(&site.signing_key)?) };
+    let recipients = if opts.dry_run {
+        None
+    } else {
+        Some(Recipients::parse(&agreement.release.recipients)?)
+    };
+    let signing_key = if opts.dry_run {
+        None
+    } else {
+        Some(SigningKey::load(&site.signing_key)?)
+    };
     if !opts.dry_run {
-        crate::workdir::create_private_dir(&release_dir).map_err(PipelineError::work(&release_dir, "creating the release folder"))?;
+        crate::workdir::create_private_dir(&release_dir).map_err(PipelineError::work(
+            &release_dir,
+            "creating the release folder",
+        ))?;
     }
     let sealed_valid = |o: &state::SealedOutput| match &o.manifest {
         Some(m) => state::sha256_file(&release_dir.join(&m.name)).is_ok_and(|h| h == m.sha256),
         None => false,
     };
-    let seal = |name: &str, kind: &'static str, format: FileFormat, frame: &mut polars::prelude::DataFrame, suppression: Option<SuppressionCounts>| -> Result<state::SealedOutput, PipelineError> {
+    let seal = |name: &str,
+                kind: &'static str,
+                format: FileFormat,
+                frame: &mut polars::prelude::DataFrame,
+                suppression: Option<SuppressionCounts>|
+     -> Result<state::SealedOutput, PipelineError> {
         let rows = frame.height() as u64;
         let file = format!("{name}.{}", format.extension());
         let (manifest, plaintext_sha256) = match &recipients {
             Some(recipients) => {
-                let sealed = package::seal(&release_dir.join(format!("{file}.age")), recipients, |w| {
-                    crate::tables::write_frame(frame, format, w).map_err(Into::into)
-                })?;
+                let sealed =
+                    package::seal(&release_dir.join(format!("{file}.age")), recipients, |w| {
+                        crate::tables::write_frame(frame, format, w).map_err(Into::into)
+                    })?;
                 let plaintext = sealed.plaintext_sha256.clone();
-                (Some(ManifestFile::from_sealed(&sealed, rows, kind)), Some(plaintext))
+                (
+                    Some(ManifestFile::from_sealed(&sealed, rows, kind)),
+                    Some(plaintext),
+                )
             }
             None => (None, None),
         };
         info!(output = name, kind, rows, "output built");
-        Ok(state::SealedOutput { summary: OutputSummary { name: name.to_string(), kind: kind.to_string(), file, rows, suppression }, manifest, plaintext_sha256 })
+        Ok(state::SealedOutput {
+            summary: OutputSummary {
+                name: name.to_string(),
+                kind: kind.to_string(),
+                file,
+                rows,
+                suppression,
+            },
+            manifest,
+            plaintext_sha256,
+        })
     };
     let mut tables = Vec::new();
     for (i, spec) in agreement.outputs.iter().enumerate() {
         if st.outputs.get(spec.name()).is_some_and(&sealed_valid) {
-            info!(output = spec.name(), "sealed output checkpoint valid: reused");
+            info!(
+                output = spec.name(),
+                "sealed output checkpoint valid: reused"
+            );
             continue;
         }
         let t = Instant::now();
@@ -294,15 +380,23 @@ pub fn run(site: &Site, agreement: &Agreement, opts: &RunOptions) -> Result<RunS
             }
             OutputSpec::Aggregate(a) => {
                 let table = aggregate::count(a, &released, dataset, &source.key, &pseudonym)?;
-                let profile = Profile::resolve(&a.suppression, &agreement.suppression).ok_or_else(|| {
-                    ConfigError::from(crate::config::Problem::error(
-                        &agreement.file,
-                        format!("outputs[{i}].suppression"),
-                        format!("unknown profile `{}`", a.suppression),
-                        "use hes, csds or a [suppression.NAME] table",
-                    ))
-                })?;
-                tables.push((a, suppress::ReleaseTable { name: a.name.clone(), table, profile }));
+                let profile =
+                    Profile::resolve(&a.suppression, &agreement.suppression).ok_or_else(|| {
+                        ConfigError::from(crate::config::Problem::error(
+                            &agreement.file,
+                            format!("outputs[{i}].suppression"),
+                            format!("unknown profile `{}`", a.suppression),
+                            "use hes, csds or a [suppression.NAME] table",
+                        ))
+                    })?;
+                tables.push((
+                    a,
+                    suppress::ReleaseTable {
+                        name: a.name.clone(),
+                        table,
+                        profile,
+                    },
+                ));
                 stage("aggregate", t);
             }
         }
@@ -312,14 +406,33 @@ pub fn run(site: &Site, agreement: &Agreement, opts: &RunOptions) -> Result<RunS
         let release_tables: Vec<&suppress::ReleaseTable> = tables.iter().map(|(_, r)| r).collect();
         let protected = suppress::protect_release(&release_tables)?;
         for ((a, r), protected) in tables.iter().zip(protected) {
-            report::write_suppression_report(&run_dir.join("suppression"), &a.name, &protected, &r.profile)
-                .map_err(PipelineError::work(&run_dir, "writing the suppression report"))?;
+            report::write_suppression_report(
+                &run_dir.join("suppression"),
+                &a.name,
+                &protected,
+                &r.profile,
+            )
+            .map_err(PipelineError::work(
+                &run_dir,
+                "writing the suppression report",
+            ))?;
             let count_name = match a.count {
                 aggregate::CountKind::Persons => "persons",
                 aggregate::CountKind::Records => "records",
             };
-            let mut frame = protected.to_frame(count_name).map_err(|e| AggregateError::Polars { output: a.name.clone(), source: e })?;
-            let sealed = seal(&a.name, "aggregate", a.format, &mut frame, Some(protected.counts.clone()))?;
+            let mut frame = protected
+                .to_frame(count_name)
+                .map_err(|e| AggregateError::Polars {
+                    output: a.name.clone(),
+                    source: e,
+                })?;
+            let sealed = seal(
+                &a.name,
+                "aggregate",
+                a.format,
+                &mut frame,
+                Some(protected.counts.clone()),
+            )?;
             st.outputs.insert(a.name.clone(), sealed);
             st.package = None;
             save(&st)?;
@@ -328,7 +441,11 @@ pub fn run(site: &Site, agreement: &Agreement, opts: &RunOptions) -> Result<RunS
         stage("suppress", t);
     }
     // Manifest order is agreement order.
-    let sealed: Vec<&state::SealedOutput> = agreement.outputs.iter().filter_map(|o| st.outputs.get(o.name())).collect();
+    let sealed: Vec<&state::SealedOutput> = agreement
+        .outputs
+        .iter()
+        .filter_map(|o| st.outputs.get(o.name()))
+        .collect();
     let files: Vec<ManifestFile> = sealed.iter().filter_map(|o| o.manifest.clone()).collect();
 
     let mut summary = RunSummary {
@@ -339,7 +456,11 @@ pub fn run(site: &Site, agreement: &Agreement, opts: &RunOptions) -> Result<RunS
         cohort_rows: st.cohort_rows,
         rows_with_value_problems: st.rows_with_value_problems,
         duplicate_nhs_numbers: st.duplicate_nhs_numbers,
-        linkage: st.linkage.as_ref().map(|(c, _)| c.clone()).unwrap_or_default(),
+        linkage: st
+            .linkage
+            .as_ref()
+            .map(|(c, _)| c.clone())
+            .unwrap_or_default(),
         objections: released.counts.clone(),
         outputs: sealed.iter().map(|o| o.summary.clone()).collect(),
         stages: Vec::new(),
@@ -350,16 +471,30 @@ pub fn run(site: &Site, agreement: &Agreement, opts: &RunOptions) -> Result<RunS
         // 6. manifest and signature: the signature is the commit marker.
         let t = Instant::now();
         let manifest_path = release_dir.join("manifest.json");
-        let manifest_bytes = match st.package.as_ref().filter(|cp| cp.valid(&run_dir) && release_dir.join("manifest.json.sig").is_file()) {
-            Some(_) => std::fs::read(&manifest_path).map_err(PipelineError::work(&release_dir, "reading manifest.json"))?,
+        let manifest_bytes = match st
+            .package
+            .as_ref()
+            .filter(|cp| cp.valid(&run_dir) && release_dir.join("manifest.json.sig").is_file())
+        {
+            Some(_) => std::fs::read(&manifest_path)
+                .map_err(PipelineError::work(&release_dir, "reading manifest.json"))?,
             None => {
                 let mut counts = std::collections::BTreeMap::new();
-                counts.insert("cohort_rows".to_string(), serde_json::json!(summary.cohort_rows));
-                counts.insert("persons_released".to_string(), serde_json::json!(released.counts.released));
+                counts.insert(
+                    "cohort_rows".to_string(),
+                    serde_json::json!(summary.cohort_rows),
+                );
+                counts.insert(
+                    "persons_released".to_string(),
+                    serde_json::json!(released.counts.released),
+                );
                 for o in &summary.outputs {
                     if let Some(s) = &o.suppression {
                         counts.insert(format!("{}.cells", o.name), serde_json::json!(s.cells));
-                        counts.insert(format!("{}.cells_suppressed", o.name), serde_json::json!(s.primary));
+                        counts.insert(
+                            format!("{}.cells_suppressed", o.name),
+                            serde_json::json!(s.primary),
+                        );
                     }
                 }
                 let manifest = Manifest {
@@ -387,7 +522,11 @@ pub fn run(site: &Site, agreement: &Agreement, opts: &RunOptions) -> Result<RunS
         let mut order: Vec<String> = files.iter().map(|f| f.name.clone()).collect();
         order.push("manifest.json".into());
         order.push("manifest.json.sig".into());
-        let staged = StagedRelease { dir: release_dir.clone(), files: order, folder: format!("{reference}/{run_id}") };
+        let staged = StagedRelease {
+            dir: release_dir.clone(),
+            files: order,
+            folder: format!("{reference}/{run_id}"),
+        };
         let report = push::push(&agreement.release, &staged)?;
         info!(location = %report.location, files = report.files_sent, already_there = report.files_already_there, bytes = report.bytes_sent, "release delivered");
         st.pushed = Some(report.clone());
@@ -416,7 +555,8 @@ pub fn run(site: &Site, agreement: &Agreement, opts: &RunOptions) -> Result<RunS
     }
     summary.stages = stages;
     let json = serde_json::to_vec_pretty(&summary).unwrap_or_default();
-    crate::workdir::write_private(&run_dir.join("summary.json"), &json).map_err(PipelineError::work(&run_dir, "writing summary.json"))?;
+    crate::workdir::write_private(&run_dir.join("summary.json"), &json)
+        .map_err(PipelineError::work(&run_dir, "writing summary.json"))?;
     Ok(summary)
 }
 
@@ -429,15 +569,18 @@ fn checkpoint(run_dir: &Path, file: &str) -> Result<Checkpoint, PipelineError> {
 
 fn write_parquet(path: &Path, df: &mut polars::prelude::DataFrame) -> Result<(), PipelineError> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let mut file = crate::workdir::AtomicFile::create(path, 0o600).map_err(PipelineError::work(dir, "writing a checkpoint"))?;
+    let mut file = crate::workdir::AtomicFile::create(path, 0o600)
+        .map_err(PipelineError::work(dir, "writing a checkpoint"))?;
     crate::tables::write_frame(df, FileFormat::Parquet, &mut file)
         .map_err(|e| PipelineError::work(dir, "writing a checkpoint")(std::io::Error::other(e)))?;
-    file.commit().map_err(PipelineError::work(dir, "writing a checkpoint"))
+    file.commit()
+        .map_err(PipelineError::work(dir, "writing a checkpoint"))
 }
 
 fn read_parquet(path: &Path) -> Result<polars::prelude::DataFrame, PipelineError> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let file = std::fs::File::open(path).map_err(PipelineError::work(dir, "reading a checkpoint"))?;
+    let file =
+        std::fs::File::open(path).map_err(PipelineError::work(dir, "reading a checkpoint"))?;
     polars::prelude::ParquetReader::new(file)
         .finish()
         .map_err(|e| PipelineError::work(dir, "reading a checkpoint")(std::io::Error::other(e)))

@@ -114,7 +114,10 @@ fn openssh_cipher_is_set(pem: &str) -> bool {
     let mut joined = Zeroizing::new(String::with_capacity(body.len()));
     joined.extend(body.split_whitespace());
     let mut decoded = Zeroizing::new(Vec::with_capacity(joined.len()));
-    if STANDARD.decode_vec(joined.as_bytes(), &mut decoded).is_err() {
+    if STANDARD
+        .decode_vec(joined.as_bytes(), &mut decoded)
+        .is_err()
+    {
         return false; // libssh2 reports a damaged key when it tries it.
     }
     let Some(rest) = decoded.strip_prefix(b"openssh-key-v1\0") else {
@@ -183,7 +186,16 @@ mod tests {
         for (passphrase, refused) in [("", false), ("secret words", true)] {
             let p = dir.path().join(format!("id_{refused}"));
             let out = std::process::Command::new("ssh-keygen")
-                .args(["-q", "-t", "ed25519", "-N", passphrase, "-C", "TEST-ONLY", "-f"])
+                .args([
+                    "-q",
+                    "-t",
+                    "ed25519",
+                    "-N",
+                    passphrase,
+                    "-C",
+                    "TEST-ONLY",
+                    "-f",
+                ])
                 .arg(&p)
                 .output()
                 .expect("ssh-keygen is installed (.ci/run installs openssh-client)");

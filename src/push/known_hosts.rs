@@ -201,12 +201,16 @@ fn parse_line(text: &str, line: usize) -> Result<Entry, KnownHostsError> {
         _ => None,
     };
     if marker.is_some() {
-        first = fields.next().ok_or_else(|| bad("no host names after the marker"))?;
+        first = fields
+            .next()
+            .ok_or_else(|| bad("no host names after the marker"))?;
     }
     let patterns = first
         .split(',')
         .filter(|p| !p.is_empty())
-        .map(|p| parse_pattern(p).ok_or_else(|| bad(&format!("`{p}` is a damaged hashed host name"))))
+        .map(|p| {
+            parse_pattern(p).ok_or_else(|| bad(&format!("`{p}` is a damaged hashed host name")))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let key_type = fields
         .next()
@@ -218,9 +222,7 @@ fn parse_line(text: &str, line: usize) -> Result<Entry, KnownHostsError> {
         .decode(data)
         .map_err(|_| bad("the key data is not base64"))?;
     if blob_key_type(&blob) != Some(key_type) {
-        return Err(bad(&format!(
-            "the key data is not a `{key_type}` key"
-        )));
+        return Err(bad(&format!("the key data is not a `{key_type}` key")));
     }
     Ok(Entry {
         marker,
@@ -300,7 +302,10 @@ mod tests {
     }
 
     fn line(hosts: &str, fill: u8) -> String {
-        format!("{hosts} ssh-ed25519 {} comment\n", STANDARD.encode(blob(fill)))
+        format!(
+            "{hosts} ssh-ed25519 {} comment\n",
+            STANDARD.encode(blob(fill))
+        )
     }
 
     fn file(text: &str) -> KnownHosts {
@@ -340,7 +345,11 @@ mod tests {
         let salt = [7u8; 20];
         let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, &salt);
         let tag = ring::hmac::sign(&key, b"[127.0.0.1]:2222");
-        let hosts = format!("|1|{}|{}", STANDARD.encode(salt), STANDARD.encode(tag.as_ref()));
+        let hosts = format!(
+            "|1|{}|{}",
+            STANDARD.encode(salt),
+            STANDARD.encode(tag.as_ref())
+        );
         let k = file(&line(&hosts, 3));
         assert_eq!(k.check("127.0.0.1", 2222, &blob(3)), Verdict::Trusted);
         assert_eq!(k.check("127.0.0.2", 2222, &blob(3)), Verdict::Unknown);
@@ -355,7 +364,10 @@ mod tests {
             line("example.org", 1)
         );
         let k = file(&text);
-        assert_eq!(k.check("example.org", 22, &blob(1)), Verdict::Revoked { line: 1 });
+        assert_eq!(
+            k.check("example.org", 22, &blob(1)),
+            Verdict::Revoked { line: 1 }
+        );
         assert!(matches!(
             k.check("example.org", 22, &blob(2)),
             Verdict::Mismatch { .. }

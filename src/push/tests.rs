@@ -81,8 +81,11 @@ fn a_different_file_under_the_same_name_is_never_overwritten() {
 fn a_missing_destination_is_a_clear_error() {
     let work = tempfile::tempdir().unwrap();
     let release = staged(work.path());
-    let err = push(&local(std::path::Path::new("/nonexistent/outbox")), &release)
-        .unwrap_err()
-        .to_string();
+    let err = push(
+        &local(std::path::Path::new("/nonexistent/outbox")),
+        &release,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("/nonexistent/outbox"), "{err}");
 }

@@ -208,9 +208,9 @@ impl Sshd {
     /// connects to.
     pub fn known_hosts_for(&self, port: u16) -> PathBuf {
         let p = self.path(&format!("known_hosts_{port}"));
-        let line = self
-            .known_hosts_line()
-            .replacen(&format!(":{} ", self.port), &format!(":{port} "), 1);
+        let line =
+            self.known_hosts_line()
+                .replacen(&format!(":{} ", self.port), &format!(":{port} "), 1);
         fs::write(&p, line).unwrap();
         p
     }
@@ -254,7 +254,9 @@ fn config_text(dir: &Path, port: u16, user: &str, options: SshdOptions) -> Strin
     let server = SFTP_SERVERS
         .iter()
         .find(|p| Path::new(p).is_file())
-        .unwrap_or_else(|| panic!("no sftp-server in {SFTP_SERVERS:?}: apt-get install openssh-server"));
+        .unwrap_or_else(|| {
+            panic!("no sftp-server in {SFTP_SERVERS:?}: apt-get install openssh-server")
+        });
     let read_only = if options.read_only { " -R" } else { "" };
     let sftp = format!(
         "{server} -e -l INFO{read_only} 2>>{}",
@@ -278,7 +280,11 @@ fn config_text(dir: &Path, port: u16, user: &str, options: SshdOptions) -> Strin
         host_key = dir.join("ssh_host_ed25519_key").display(),
         pid = dir.join("sshd.pid").display(),
         authorized = dir.join("authorized_keys").display(),
-        log_level = if options.debug_log { "DEBUG1" } else { "VERBOSE" },
+        log_level = if options.debug_log {
+            "DEBUG1"
+        } else {
+            "VERBOSE"
+        },
     )
 }
 
