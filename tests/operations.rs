@@ -374,12 +374,7 @@ fn lifecycle_destruction_hygiene_and_clean() {
     fs::write(&a, text).unwrap();
 
     // Within 30 days of the end: released, with a warning.
-    let out = w
-        .cmd()
-        .args(["run", &a])
-        .env("DARS_TODAY", "2026-12-10")
-        .output()
-        .unwrap();
+    let out = w.dars_on("2026-12-10", &["run", &a]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("agreement ends soon"),
@@ -407,30 +402,15 @@ fn lifecycle_destruction_hygiene_and_clean() {
     assert!(bad.is_empty(), "not private: {bad:?}");
 
     // After the end: refused, listed as expired with destruction due.
-    let out = w
-        .cmd()
-        .args(["run", &a])
-        .env("DARS_TODAY", "2027-01-01")
-        .output()
-        .unwrap();
+    let out = w.dars_on("2027-01-01", &["run", &a]);
     assert_eq!(out.status.code(), Some(5));
-    let list = w
-        .cmd()
-        .args(["agreements", "agreements"])
-        .env("DARS_TODAY", "2027-01-01")
-        .output()
-        .unwrap();
+    let list = w.dars_on("2027-01-01", &["agreements", "agreements"]);
     assert!(
         stdout(&list).contains("expired, destruction due"),
         "{}",
         stdout(&list)
     );
-    let list = w
-        .cmd()
-        .args(["agreements", "agreements"])
-        .env("DARS_TODAY", "2026-12-10")
-        .output()
-        .unwrap();
+    let list = w.dars_on("2026-12-10", &["agreements", "agreements"]);
     assert!(
         stdout(&list).contains("expiring (21d)"),
         "{}",
@@ -446,12 +426,7 @@ fn lifecycle_destruction_hygiene_and_clean() {
         "certificate.pdf",
     ]);
     assert!(rec.status.success(), "{}", stderr(&rec));
-    let list = w
-        .cmd()
-        .args(["agreements", "agreements"])
-        .env("DARS_TODAY", "2027-01-01")
-        .output()
-        .unwrap();
+    let list = w.dars_on("2027-01-01", &["agreements", "agreements"]);
     assert!(
         stdout(&list).contains("expired") && !stdout(&list).contains("destruction due"),
         "{}",

@@ -162,6 +162,15 @@ destination = "file://outbox"
         self.cmd().args(args).output().unwrap()
     }
 
+    /// Runs dars as if today were `today` (YYYY-MM-DD).
+    pub fn dars_on(&self, today: &str, args: &[&str]) -> Output {
+        self.cmd()
+            .args(args)
+            .env("DARS_TODAY", today)
+            .output()
+            .unwrap()
+    }
+
     /// Every file under the outbox, relative paths.
     pub fn outbox_files(&self) -> Vec<PathBuf> {
         let mut out = Vec::new();
