@@ -87,12 +87,19 @@ fn records_are_counted_protected_and_reported() {
     }
     let action = header.iter().position(|h| h == "action").unwrap();
     assert!(rows.iter().any(|r| r[action] == "primary"));
-    assert!(rows.iter().any(|r| r.iter().any(|v| v.starts_with("cells suppressed:"))));
-    assert!(rows.iter().any(|r| r.iter().any(|v| v.contains("information lost"))));
+    assert!(rows
+        .iter()
+        .any(|r| r.iter().any(|v| v.starts_with("cells suppressed:"))));
+    assert!(rows
+        .iter()
+        .any(|r| r.iter().any(|v| v.contains("information lost"))));
     let page = fs::read_to_string(&html).unwrap();
     assert!(page.contains("<table") && page.contains("class=\"primary\""));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("suppressed") && text.contains("audit"), "{text}");
+    assert!(
+        text.contains("suppressed") && text.contains("audit"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -120,7 +127,10 @@ fn a_custom_profile_without_rounding_adds_complementary_cells() {
     assert_eq!(get("North East", "1"), "*");
     assert_eq!(get("North West", "2"), "0", "a true zero stays 0");
     let stars = rows.iter().filter(|x| x[2] == "*").count();
-    assert!(stars >= 4, "a lone * in a row and a column needs complements: {stars}");
+    assert!(
+        stars >= 4,
+        "a lone * in a row and a column needs complements: {stars}"
+    );
     let (header, rows) = read_csv(&dir.path().join("strict.report.csv"));
     let action = header.iter().position(|h| h == "action").unwrap();
     assert!(rows.iter().any(|r| r[action] == "secondary"));
@@ -133,7 +143,13 @@ fn csds_suppresses_zeros() {
     let dir = tempfile::tempdir().unwrap();
     let out = dars(
         dir.path(),
-        &[&data("counts.csv"), "--profile", "csds", "--out", "csds.csv"],
+        &[
+            &data("counts.csv"),
+            "--profile",
+            "csds",
+            "--out",
+            "csds.csv",
+        ],
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let (_, rows) = read_csv(&dir.path().join("csds.csv"));
@@ -162,7 +178,10 @@ fn issue_4_an_unsafe_table_fails_the_audit_and_is_not_written() {
     );
     assert_eq!(out.status.code(), Some(9), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains("region = London") && err.contains("fix:"), "{err}");
+    assert!(
+        err.contains("region = London") && err.contains("fix:"),
+        "{err}"
+    );
     assert!(!dir.path().join("unsafe.csv").exists());
     let (header, rows) = read_csv(&dir.path().join("unsafe.report.csv"));
     let audit = header.iter().position(|h| h == "audit").unwrap();
@@ -174,27 +193,51 @@ fn bad_inputs_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let cases: [(Vec<String>, i32, &[&str]); 5] = [
         (
-            vec![data("records.csv"), "--profile".into(), "hes".into(), "--group-by".into(), "regoin".into()],
+            vec![
+                data("records.csv"),
+                "--profile".into(),
+                "hes".into(),
+                "--group-by".into(),
+                "regoin".into(),
+            ],
             4,
             &["regoin", "region"],
         ),
         (
-            vec![data("fail_negative_count.csv"), "--profile".into(), "hes".into()],
+            vec![
+                data("fail_negative_count.csv"),
+                "--profile".into(),
+                "hes".into(),
+            ],
             4,
             &["count", "negative", "row 2"],
         ),
         (
-            vec![data("fail_fractional_count.csv"), "--profile".into(), "hes".into()],
+            vec![
+                data("fail_fractional_count.csv"),
+                "--profile".into(),
+                "hes".into(),
+            ],
             4,
             &["count", "whole number", "2.5"],
         ),
         (
-            vec![data("counts.csv"), "--profile".into(), data("fail_unknown_key.toml")],
+            vec![
+                data("counts.csv"),
+                "--profile".into(),
+                data("fail_unknown_key.toml"),
+            ],
             3,
             &["secondry", "fail_unknown_key.toml"],
         ),
         (
-            vec![data("counts.csv"), "--profile".into(), "hes".into(), "--percent-of".into(), "sex".into()],
+            vec![
+                data("counts.csv"),
+                "--profile".into(),
+                "hes".into(),
+                "--percent-of".into(),
+                "sex".into(),
+            ],
             4,
             &["percent", "totals"],
         ),
@@ -231,8 +274,14 @@ fn percentages_are_released_beside_the_counts() {
     assert!(out.status.success(), "{}", stderr(&out));
     let (header, rows) = read_csv(&dir.path().join("pct.csv"));
     assert_eq!(header, ["region", "sex", "count", "percent"]);
-    let ne1 = rows.iter().find(|x| x[0] == "North East" && x[1] == "1").unwrap();
+    let ne1 = rows
+        .iter()
+        .find(|x| x[0] == "North East" && x[1] == "1")
+        .unwrap();
     assert_eq!(ne1[3], "*", "a percentage built on a masked count");
-    let l1 = rows.iter().find(|x| x[0] == "London" && x[1] == "1").unwrap();
+    let l1 = rows
+        .iter()
+        .find(|x| x[0] == "London" && x[1] == "1")
+        .unwrap();
     assert_eq!(l1[3], "51.3", "40 of 78, from the true values");
 }

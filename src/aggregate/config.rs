@@ -137,7 +137,11 @@ impl AggregateOutput {
             }
         }
         if self.percent_of.is_some() {
-            let dims: Vec<String> = self.field_specs().iter().map(FieldSpec::output_name).collect();
+            let dims: Vec<String> = self
+                .field_specs()
+                .iter()
+                .map(FieldSpec::output_name)
+                .collect();
             if let Err(name) = self.percent_dims(&dims) {
                 problems.push(Problem::error(
                     file,

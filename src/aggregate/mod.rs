@@ -170,7 +170,7 @@ pub fn count(
     let available = crate::tables::column_names(&mut dataset).map_err(wrap)?;
     let fields = spec.field_specs();
     for (raw, f) in spec.group_by.iter().zip(&fields) {
-        if !available.iter().any(|c| *c == f.column) {
+        if !available.contains(&f.column) {
             return Err(AggregateError::UnknownColumn {
                 output: spec.name.clone(),
                 field: raw.clone(),
@@ -389,10 +389,13 @@ fn sum_to(interior: &HashMap<Vec<String>, u64>, kept: &[usize]) -> HashMap<Vec<S
     out
 }
 
+/// The kept dimensions of a sub-table and its counts by their values.
+type SubTable = (Vec<usize>, HashMap<Vec<String>, u64>);
+
 /// Lays counted sub-tables out as a full grid of cells.
 fn grid_table(
     dims: &[String],
-    counted: Vec<(Vec<usize>, HashMap<Vec<String>, u64>)>,
+    counted: Vec<SubTable>,
     output: &str,
 ) -> Result<CountTable, AggregateError> {
     // The observed values of each dimension, sorted, for the full grid.

@@ -118,7 +118,10 @@ fn three_dimensions_with_totals_have_every_margin() {
     assert_eq!(get(["Total", "1", "0-9"]).count, 2);
     assert_eq!(get(["A", "1", "10-19"]).count, 0, "a true zero in the grid");
     assert_eq!(get(["Total", "Total", "Total"]).count, 5);
-    assert_eq!(get(["Total", "Total", "Total"]).level, CellLevel::GrandTotal);
+    assert_eq!(
+        get(["Total", "Total", "Total"]).level,
+        CellLevel::GrandTotal
+    );
 }
 
 #[test]
@@ -149,7 +152,10 @@ fn percent_of_must_name_a_dimension_and_needs_totals() {
     let err = count(&s, &released(), episodes(), "person_id", &key)
         .unwrap_err()
         .to_string();
-    assert!(err.contains("ethnicity") && err.contains("not in the table"), "{err}");
+    assert!(
+        err.contains("ethnicity") && err.contains("not in the table"),
+        "{err}"
+    );
     s.percent_of = Some(config::OneOrMany::One("sex".into()));
     s.totals = false;
     let err = count(&s, &released(), episodes(), "person_id", &key)

@@ -45,8 +45,14 @@ pub fn run(args: &Args, cli: &Cli) -> Result<(), Failure> {
     for o in &summary.outputs {
         match &o.suppression {
             Some(s) => println!(
-                "output {} ({}): {} rows, {} cells suppressed, {} rounded",
-                o.name, o.kind, o.rows, s.primary, s.rounded
+                "output {} ({}): {} rows, {} cells suppressed ({} primary, {} secondary), {} rounded",
+                o.name,
+                o.kind,
+                o.rows,
+                s.suppressed(),
+                s.primary,
+                s.secondary,
+                s.rounded
             ),
             None => println!("output {} ({}): {} rows", o.name, o.kind, o.rows),
         }

@@ -86,8 +86,8 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         table,
         profile: profile.clone(),
     };
-    let protected = suppress::protect_tables(&[&release])
-        .map_err(|e| Failure::new(exit::INTERNAL, e))?;
+    let protected =
+        suppress::protect_tables(&[&release]).map_err(|e| Failure::new(exit::INTERNAL, e))?;
     let protected = protected
         .into_iter()
         .next()
@@ -100,7 +100,10 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     let io = |what: &str, e: std::io::Error| {
         Failure::new(
             exit::INTERNAL,
-            format!("{}: {what}: {e}\n  fix: check the folder exists and is writable", dir.display()),
+            format!(
+                "{}: {what}: {e}\n  fix: check the folder exists and is writable",
+                dir.display()
+            ),
         )
     };
     let report_stem = format!("{name}.report");
@@ -149,7 +152,11 @@ fn load_profile(name: &str) -> Result<Profile, Failure> {
 }
 
 fn out_format(out: &Path) -> Result<FileFormat, Failure> {
-    match out.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase) {
+    match out
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+    {
         Some(e) if e == "csv" => Ok(FileFormat::Csv),
         Some(e) if e == "parquet" => Ok(FileFormat::Parquet),
         _ => Err(Failure::new(
@@ -205,7 +212,11 @@ fn read_table(args: &Args, name: &str) -> Result<CountTable, Failure> {
     };
     let as_text: Vec<Expr> = dims
         .iter()
-        .map(|d| col(d.as_str()).cast(DataType::String).fill_null(lit(UNKNOWN)))
+        .map(|d| {
+            col(d.as_str())
+                .cast(DataType::String)
+                .fill_null(lit(UNKNOWN))
+        })
         .collect();
     let mut table = if counts {
         let df = crate::tables::collect(
@@ -251,7 +262,10 @@ fn count_rows(
         .map(|d| Ok(df.column(d)?.str()?.clone()))
         .collect::<PolarsResult<_>>()
         .map_err(polars)?;
-    let counts = df.column(COUNT).and_then(|c| c.str().cloned()).map_err(polars)?;
+    let counts = df
+        .column(COUNT)
+        .and_then(|c| c.str().cloned())
+        .map_err(polars)?;
     let mut rows: HashMap<Vec<String>, u64> = HashMap::new();
     for (row, value) in counts.iter().enumerate() {
         let n = parse_count(value).map_err(|problem| AggregateError::BadCount {
@@ -296,8 +310,14 @@ mod tests {
         assert_eq!(parse_count(Some("12")), Ok(12));
         assert_eq!(parse_count(Some("12.0")), Ok(12));
         assert_eq!(parse_count(Some("-3")), Err("a negative count"));
-        assert_eq!(parse_count(Some("2.5")), Err("a count that is not a whole number"));
-        assert_eq!(parse_count(Some("many")), Err("a value that is not a number"));
+        assert_eq!(
+            parse_count(Some("2.5")),
+            Err("a count that is not a whole number")
+        );
+        assert_eq!(
+            parse_count(Some("many")),
+            Err("a value that is not a number")
+        );
         assert_eq!(parse_count(None), Err("an empty value"));
     }
 }

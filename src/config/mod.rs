@@ -54,27 +54,6 @@ pub(crate) fn resolve(base: &Path, p: &Path) -> PathBuf {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn paths_resolve_against_the_file_and_fold_dot_dot() {
-        let r = |b: &str, p: &str| resolve(Path::new(b), Path::new(p));
-        assert_eq!(
-            r("config/agreements", "../../outbox"),
-            PathBuf::from("outbox")
-        );
-        assert_eq!(
-            r("config", "../testdata/site/x.parquet"),
-            PathBuf::from("testdata/site/x.parquet")
-        );
-        assert_eq!(r("config", "/srv/outbox"), PathBuf::from("/srv/outbox"));
-        assert_eq!(r("", "../x"), PathBuf::from("../x"));
-        assert_eq!(r("/a", "../../x"), PathBuf::from("/x"));
-        assert_eq!(r("a", ".."), PathBuf::from("."));
-    }
-}
 
 /// A TOML date (`2026-01-01`) as a calendar date; times are refused.
 /// (Through a `toml::Value` a date arrives as its text, so both forms are
@@ -112,4 +91,26 @@ pub fn today() -> NaiveDate {
         .ok()
         .and_then(|s| NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").ok())
         .unwrap_or_else(|| chrono::Local::now().date_naive())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_resolve_against_the_file_and_fold_dot_dot() {
+        let r = |b: &str, p: &str| resolve(Path::new(b), Path::new(p));
+        assert_eq!(
+            r("config/agreements", "../../outbox"),
+            PathBuf::from("outbox")
+        );
+        assert_eq!(
+            r("config", "../testdata/site/x.parquet"),
+            PathBuf::from("testdata/site/x.parquet")
+        );
+        assert_eq!(r("config", "/srv/outbox"), PathBuf::from("/srv/outbox"));
+        assert_eq!(r("", "../x"), PathBuf::from("../x"));
+        assert_eq!(r("/a", "../../x"), PathBuf::from("/x"));
+        assert_eq!(r("a", ".."), PathBuf::from("."));
+    }
 }

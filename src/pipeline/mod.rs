@@ -493,7 +493,7 @@ pub fn run(
                         counts.insert(format!("{}.cells", o.name), serde_json::json!(s.cells));
                         counts.insert(
                             format!("{}.cells_suppressed", o.name),
-                            serde_json::json!(s.primary),
+                            serde_json::json!(s.suppressed()),
                         );
                     }
                 }

@@ -72,6 +72,10 @@ pub(crate) struct Lp {
     component_rows: Vec<Vec<usize>>,
     /// Component → its variables.
     component_vars: Vec<Vec<usize>>,
+    /// The smallest and largest value each variable has taken in a
+    /// feasible point so far (the true values, then every LP optimum): a
+    /// variable seen at its own bound needs no programme for that side.
+    seen: Vec<(f64, f64)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +91,7 @@ impl Lp {
     pub fn build(model: &Model, percents: &[PercentLink]) -> Self {
         let mut var_of = Vec::with_capacity(model.nodes.len());
         let mut bounds = Vec::new();
+        let mut seen = Vec::new();
         for n in 0..model.nodes.len() {
             let (low, high) = model.bounds(n);
             if high == Some(low) {
@@ -94,6 +99,8 @@ impl Lp {
             } else {
                 var_of.push(Ok(bounds.len()));
                 bounds.push((f(low), high.map_or(f64::INFINITY, f)));
+                // The truth is a feasible point of the reader's system.
+                seen.push((f(model.nodes[n].value), f(model.nodes[n].value)));
             }
         }
         let mut rows = Vec::new();
@@ -115,10 +122,17 @@ impl Lp {
                 });
             }
         };
+        // One sum per margin cell is enough when sums add up: every margin
+        // is then the sum of its interior cells, which implies the sums over
+        // its other dimensions. Redundant rows only slow the simplex.
+        let mut summed = vec![false; model.nodes.len()];
         for rel in &model.relations {
             let mut terms = vec![(rel.total, 1.0)];
             terms.extend(rel.parts.iter().map(|&p| (p, -1.0)));
             if rel.additive {
+                if std::mem::replace(&mut summed[rel.total], true) {
+                    continue;
+                }
                 push(&terms, ComparisonOp::Eq, 0.0);
             } else {
                 push(&terms, ComparisonOp::Le, 0.0);
@@ -164,13 +178,13 @@ impl Lp {
         let mut id = vec![usize::MAX; bounds.len()];
         let mut component = vec![0; bounds.len()];
         let mut component_vars: Vec<Vec<usize>> = Vec::new();
-        for v in 0..bounds.len() {
+        for (v, slot) in component.iter_mut().enumerate() {
             let r = find(&mut parent, v);
             if id[r] == usize::MAX {
                 id[r] = component_vars.len();
                 component_vars.push(Vec::new());
             }
-            component[v] = id[r];
+            *slot = id[r];
             component_vars[id[r]].push(v);
         }
         let mut component_rows = vec![Vec::new(); component_vars.len()];
@@ -184,11 +198,12 @@ impl Lp {
             component,
             component_rows,
             component_vars,
+            seen,
         }
     }
 
     /// The values a reader could give `node`, rounded inwards to counts.
-    pub fn interval(&self, node: usize, required: u64) -> Result<Interval, SolverError> {
+    pub fn interval(&mut self, node: usize, required: u64) -> Result<Interval, SolverError> {
         let var = match self.var_of[node] {
             Err(value) => {
                 let v = value as u64;
@@ -200,8 +215,17 @@ impl Lp {
             }
             Ok(v) => v,
         };
-        let low = self.optimise(var, OptimizationDirection::Minimize)?;
-        let high = self.optimise(var, OptimizationDirection::Maximize)?;
+        let (lower, upper) = self.bounds[var];
+        let low = if self.seen[var].0 <= lower + 1e-9 {
+            Some(lower)
+        } else {
+            self.optimise(var, OptimizationDirection::Minimize)?
+        };
+        let high = if self.seen[var].1 >= upper - 1e-9 {
+            Some(upper)
+        } else {
+            self.optimise(var, OptimizationDirection::Maximize)?
+        };
         let low = low.map_or(0, |x| (x - 1e-6).ceil().max(0.0) as u64);
         let high = high.map(|x| (x + 1e-6).floor().max(0.0) as u64);
         Ok(Interval {
@@ -211,32 +235,88 @@ impl Lp {
         })
     }
 
+    /// Pushes all of `nodes` down together, then up together: two
+    /// programmes per component whose optima put many cells at their own
+    /// bounds at once, so that most cells then need none of their own.
+    pub fn seed(&mut self, nodes: &[usize]) -> Result<(), SolverError> {
+        let mut by_component: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
+        for &n in nodes {
+            if let Ok(v) = self.var_of[n] {
+                by_component.entry(self.component[v]).or_default().push(v);
+            }
+        }
+        for vars in by_component.values() {
+            if vars.len() < 2 {
+                continue;
+            }
+            for direction in [
+                OptimizationDirection::Minimize,
+                OptimizationDirection::Maximize,
+            ] {
+                self.solve(vars, direction)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The optimum of `var` over its component; `None` when unbounded.
-    fn optimise(&self, var: usize, direction: OptimizationDirection) -> Result<Option<f64>, SolverError> {
+    fn optimise(
+        &mut self,
+        var: usize,
+        direction: OptimizationDirection,
+    ) -> Result<Option<f64>, SolverError> {
+        self.solve(&[var], direction)
+    }
+
+    /// The optimum of the sum of `targets` (all in one component).
+    fn solve(
+        &mut self,
+        targets: &[usize],
+        direction: OptimizationDirection,
+    ) -> Result<Option<f64>, SolverError> {
+        let var = targets[0];
         let c = self.component[var];
         let vars = &self.component_vars[c];
-        if direction == OptimizationDirection::Maximize && self.bounds[var].1.is_infinite() && self.component_rows[c].is_empty() {
+        if direction == OptimizationDirection::Maximize
+            && targets.iter().any(|&t| self.bounds[t].1.is_infinite())
+            && self.component_rows[c].is_empty()
+        {
             return Ok(None);
         }
         let mut problem = Problem::new(direction);
         let mut local = std::collections::HashMap::with_capacity(vars.len());
+        let mut handles = Vec::with_capacity(vars.len());
         for &v in vars {
-            let objective = if v == var { 1.0 } else { 0.0 };
-            local.insert(v, problem.add_var(objective, self.bounds[v]));
+            let objective = if targets.contains(&v) { 1.0 } else { 0.0 };
+            let h = problem.add_var(objective, self.bounds[v]);
+            local.insert(v, h);
+            handles.push((v, h));
         }
         for &r in &self.component_rows[c] {
             let row = &self.rows[r];
-            let terms: Vec<(microlp::Variable, f64)> =
-                row.terms.iter().map(|&(v, coef)| (local[&v], coef)).collect();
+            let terms: Vec<(microlp::Variable, f64)> = row
+                .terms
+                .iter()
+                .map(|&(v, coef)| (local[&v], coef))
+                .collect();
             problem.add_constraint(terms.as_slice(), row.op, row.rhs);
         }
         // The solver asserts on states it thinks impossible; an audit that
         // cannot finish must fail the release, not the process.
         match catch_unwind(AssertUnwindSafe(|| problem.solve())) {
-            Ok(Ok(solution)) => Ok(Some(solution.objective())),
+            Ok(Ok(solution)) => {
+                for (v, h) in handles {
+                    let x = *solution.var_value(h);
+                    let s = &mut self.seen[v];
+                    *s = (s.0.min(x), s.1.max(x));
+                }
+                Ok(Some(solution.objective()))
+            }
             Ok(Err(microlp::Error::Unbounded)) => Ok(None),
             Ok(Err(e)) => Err(SolverError(e.to_string())),
-            Err(_) => Err(SolverError("the solver stopped on an internal check".into())),
+            Err(_) => Err(SolverError(
+                "the solver stopped on an internal check".into(),
+            )),
         }
     }
 }

@@ -311,7 +311,11 @@ impl Profile {
     /// The smallest and largest true count the rule masks (the hull: with
     /// `zeros = "suppress"` and a mask above 1 it includes the gap).
     pub fn masked_hull(&self) -> (u64, u64) {
-        let low = if self.suppress_zeros { 0 } else { self.mask_low.max(1) };
+        let low = if self.suppress_zeros {
+            0
+        } else {
+            self.mask_low.max(1)
+        };
         let high = if self.mask_high == 0 && !self.suppress_zeros {
             0
         } else {

@@ -249,8 +249,12 @@ pub fn protect_tables(tables: &[&ReleaseTable]) -> Result<Vec<ProtectedTable>, S
 
     // The audit, once the published state is final.
     let percents = percent_links(&model);
-    let lp = audit::Lp::build(&model, &percents);
+    let mut lp = audit::Lp::build(&model, &percents);
     let mut intervals: HashMap<usize, Interval> = HashMap::new();
+    let audited: Vec<usize> = (0..model.nodes.len())
+        .filter(|&n| model.nodes[n].status.suppressed() && model.required_width(n).is_some())
+        .collect();
+    lp.seed(&audited).map_err(solver)?;
     for n in 0..model.nodes.len() {
         if !model.nodes[n].status.suppressed() {
             continue;

@@ -77,7 +77,9 @@ pub(crate) struct Model<'a> {
 
 impl<'a> Model<'a> {
     pub fn build(tables: &'a [&'a ReleaseTable]) -> Self {
-        let mut ids: HashMap<(String, Vec<(String, String)>, u64), usize> = HashMap::new();
+        // (universe, the non-total dimension values, the count) → node.
+        type Identity = (String, Vec<(String, String)>, u64);
+        let mut ids: HashMap<Identity, usize> = HashMap::new();
         let mut nodes: Vec<Node> = Vec::new();
         let mut place = Vec::with_capacity(tables.len());
         for (t, rt) in tables.iter().enumerate() {
@@ -278,8 +280,7 @@ impl<'a> Model<'a> {
                 let released = p.round(n.value);
                 // The true value is always in its own range; fall back to it
                 // exactly if the rule's arithmetic says otherwise.
-                p.published_range(released)
-                    .unwrap_or((n.value, n.value))
+                p.published_range(released).unwrap_or((n.value, n.value))
             };
             low = low.max(l);
             high = high.min(h);

@@ -247,7 +247,12 @@ pub fn write_html<W: Write>(mut w: W, table: &ProtectedTable, profile: &Profile)
 }
 
 /// Writes `STEM.csv` and `STEM.html` in `dir`, mode 0600, atomically.
-pub fn write_files(dir: &Path, stem: &str, table: &ProtectedTable, profile: &Profile) -> io::Result<()> {
+pub fn write_files(
+    dir: &Path,
+    stem: &str,
+    table: &ProtectedTable,
+    profile: &Profile,
+) -> io::Result<()> {
     let csv_path = dir.join(format!("{stem}.csv"));
     let html_path = dir.join(format!("{stem}.html"));
     let mut csv_file = crate::workdir::AtomicFile::create(&csv_path, 0o600)?;

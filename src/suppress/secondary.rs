@@ -23,7 +23,12 @@ use super::model::{Model, Status};
 
 /// Suppresses complementary cells; returns how many.
 pub(crate) fn complement(model: &mut Model) -> Result<usize, SolverError> {
-    if !model.nodes.iter().enumerate().any(|(n, node)| node.status.suppressed() && model.wants_secondary(n)) {
+    if !model
+        .nodes
+        .iter()
+        .enumerate()
+        .any(|(n, node)| node.status.suppressed() && model.wants_secondary(n))
+    {
         return Ok(0);
     }
     let mut added = singletons(model, (0..model.relations.len()).collect());
@@ -31,13 +36,24 @@ pub(crate) fn complement(model: &mut Model) -> Result<usize, SolverError> {
         .filter(|&n| model.nodes[n].status.suppressed() && model.wants_secondary(n))
         .collect();
     let mut guard = model.nodes.len() + 1;
+    // Rebuilt only when a cell was added: until then its record of
+    // feasible points keeps saving programmes.
+    let mut lp: Option<Lp> = None;
     while let Some(n) = queue.pop_front() {
         let required = target(model, n);
-        let percents = super::percent_links(model);
-        let lp = Lp::build(model, &percents);
-        if lp.interval(n, required)?.passes() {
+        let current = match &mut lp {
+            Some(lp) => lp,
+            None => {
+                let fresh = lp.insert(Lp::build(model, &super::percent_links(model)));
+                let targets: Vec<usize> = queue.iter().copied().chain([n]).collect();
+                fresh.seed(&targets)?;
+                fresh
+            }
+        };
+        if current.interval(n, required)?.passes() {
             continue;
         }
+        lp = None;
         let Some(pick) = candidate(model, n) else {
             // Nothing left to suppress near it: the audit will say so.
             continue;

@@ -105,7 +105,11 @@ fn csds_suppresses_zero_and_rounds_every_count() {
 fn a_reader_knows_what_a_published_number_can_hide() {
     assert_eq!(Profile::hes().published_range(10), Some((8, 12)));
     assert_eq!(Profile::hes().published_range(0), Some((0, 0)));
-    assert_eq!(Profile::hes().published_range(5), None, "hes never publishes 5");
+    assert_eq!(
+        Profile::hes().published_range(5),
+        None,
+        "hes never publishes 5"
+    );
     assert_eq!(Profile::csds().published_range(5), Some((5, 7)));
     // A rounding that would land in the mask goes to the next multiple out.
     let odd = custom([1, 6], 5, false, true);
@@ -150,8 +154,14 @@ fn issue_4_the_audit_fails_a_table_built_to_be_unsafe() {
     assert!(!interval.passes());
     assert_eq!(p[0].counts.audit_failures, 1);
     let err = protect_release(&[&release]).unwrap_err().to_string();
-    assert!(err.contains("unsafe") && err.contains("region = r0"), "{err}");
-    assert!(!err.contains(" 3 "), "the error must not state the true value: {err}");
+    assert!(
+        err.contains("unsafe") && err.contains("region = r0"),
+        "{err}"
+    );
+    assert!(
+        !err.contains(" 3 "),
+        "the error must not state the true value: {err}"
+    );
 }
 
 #[test]
@@ -197,7 +207,10 @@ fn secondary_in_two_dimensions_never_picks_a_zero_or_the_national_total() {
             assert_eq!(c.value, Protected::Count(0), "{:?}", c.key);
         }
     }
-    assert!(p.counts.secondary >= 2, "row and column both need a complement");
+    assert!(
+        p.counts.secondary >= 2,
+        "row and column both need a complement"
+    );
     assert_eq!(p.counts.audit_failures, 0, "{:?}", p.counts);
 }
 
@@ -225,7 +238,11 @@ fn a_cell_in_two_tables_gets_the_same_treatment() {
     let in_a = cell(&p[0], &["r0", TOTAL]);
     let in_b = cell(&p[1], &["r0"]);
     assert_eq!(in_b.action, Action::Primary);
-    assert_eq!(in_a.value, Protected::Suppressed, "masked in b, so in a too");
+    assert_eq!(
+        in_a.value,
+        Protected::Suppressed,
+        "masked in b, so in a too"
+    );
     assert!(in_a.reason.contains("table `b`"), "{}", in_a.reason);
     // Every shared cell has one treatment.
     for r in ["r0", "r1"] {
@@ -247,7 +264,11 @@ fn percentages_are_computed_from_true_values_and_starred_on_a_masked_count() {
     let pct = |k: &[&str]| cell(&p, k).percent.clone().unwrap().value;
     assert_eq!(pct(&["r0", "s0"]), Some("*".into()), "numerator masked");
     // 93.0% would give away the 7.0% of its masked sibling.
-    assert_eq!(pct(&["r0", "s1"]), Some("*".into()), "a sibling of a masked count");
+    assert_eq!(
+        pct(&["r0", "s1"]),
+        Some("*".into()),
+        "a sibling of a masked count"
+    );
     assert_eq!(pct(&["r1", "s1"]), Some("56.1".into()), "32 of 57");
     assert_eq!(p.counts.audit_failures, 0);
     assert_eq!(pct(&["r1", "s0"]), Some("43.9".into()), "25 of 57");
@@ -285,11 +306,19 @@ fn custom_keys_are_read_and_unknown_keys_named() {
         "mask = [1, 9]\nround_to = 1\nexempt_national = false\nzeros = \"suppress\"\npercent_decimals = 2\nsecondary = true\naudit = true\nprotection = 3\n",
     )
     .unwrap();
-    assert!(spec.problems(std::path::Path::new("a.toml"), "suppression.x").is_empty());
+    assert!(spec
+        .problems(std::path::Path::new("a.toml"), "suppression.x")
+        .is_empty());
     let p = Profile::from_spec("x", &spec);
     assert!(p.masks(0) && p.masks(9) && !p.masks(10));
     assert_eq!(
-        (p.secondary, p.audit, p.protection, p.percent_decimals, p.exempt_national),
+        (
+            p.secondary,
+            p.audit,
+            p.protection,
+            p.percent_decimals,
+            p.exempt_national
+        ),
         (true, true, 3, 2, false)
     );
     // Secondary defaults on exactly when the rule does not round.
@@ -302,7 +331,10 @@ fn custom_keys_are_read_and_unknown_keys_named() {
     let path = dir.path().join("strict.toml");
     std::fs::write(&path, "mask = [1, 9]\nround_too = 5\n").unwrap();
     let err = ProfileSpec::load(&path).unwrap_err().to_string();
-    assert!(err.contains("round_too") && err.contains("strict.toml"), "{err}");
+    assert!(
+        err.contains("round_too") && err.contains("strict.toml"),
+        "{err}"
+    );
     std::fs::write(&path, "mask = [1, 9]\nround_to = 5\n").unwrap();
     assert_eq!(ProfileSpec::load(&path).unwrap().name, "strict");
 }
@@ -316,7 +348,11 @@ fn the_report_lists_every_cell_and_ends_with_a_summary() {
     let text = String::from_utf8(csv).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines[0].contains("original_internal") && lines[0].contains("action"));
-    assert!(lines[1].starts_with("r0,interior,3,*,primary,custom,"), "{}", lines[1]);
+    assert!(
+        lines[1].starts_with("r0,interior,3,*,primary,custom,"),
+        "{}",
+        lines[1]
+    );
     assert!(text.contains("secondary"));
     assert!(lines.iter().any(|l| l.contains("cells suppressed: 2 of 4")));
     assert!(lines.iter().any(|l| l.contains("information lost")));
@@ -329,7 +365,10 @@ fn the_report_lists_every_cell_and_ends_with_a_summary() {
 /// A random two-way table of records with margins.
 fn tables() -> impl Strategy<Value = Vec<Vec<u64>>> {
     (1usize..5, 1usize..5).prop_flat_map(|(r, c)| {
-        proptest::collection::vec(proptest::collection::vec(prop_oneof![0u64..12, 0u64..80], c), r)
+        proptest::collection::vec(
+            proptest::collection::vec(prop_oneof![0u64..12, 0u64..80], c),
+            r,
+        )
     })
 }
 
@@ -384,7 +423,15 @@ fn profiles_resolve_presets_and_custom_tables() {
         "strict".to_string(),
         toml::from_str::<ProfileSpec>("mask = [1, 9]").unwrap(),
     );
-    assert_eq!(Profile::resolve("hes", &custom_tables), Some(Profile::hes()));
-    assert_eq!(Profile::resolve("strict", &custom_tables).unwrap().mask_high, 9);
+    assert_eq!(
+        Profile::resolve("hes", &custom_tables),
+        Some(Profile::hes())
+    );
+    assert_eq!(
+        Profile::resolve("strict", &custom_tables)
+            .unwrap()
+            .mask_high,
+        9
+    );
     assert!(Profile::resolve("nope", &custom_tables).is_none());
 }

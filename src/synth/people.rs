@@ -220,17 +220,18 @@ pub fn birthday_in<R: Rng>(rng: &mut R, year: i32) -> i32 {
     rng.gen_range(start..end)
 }
 
-/// An adult's age on the last day of 2025, shaped like England's
-/// population: flat to 65 and thinning out to 100.
+/// Relative weight of each decade of age (index `age / 10`) for adults
+/// living alone or as a couple, tuned so that the whole population (with
+/// the families' children) is shaped like England's: about 19% aged 65 and
+/// over, about 30% under 25.
+const ADULT_DECADE_WEIGHTS: [f64; 11] = [0.0, 0.4, 0.4, 0.5, 0.7, 1.1, 1.5, 1.4, 0.9, 0.3, 0.05];
+
+/// An adult's age on the last day of 2025, between `min` and `max`.
 fn adult_age<R: Rng>(rng: &mut R, min: i32, max: i32) -> i32 {
     loop {
         let age = rng.gen_range(min..=max);
-        let keep = if age <= 65 {
-            1.0
-        } else {
-            (1.0 - f64::from(age - 65) / 38.0).max(0.03)
-        };
-        if rng.gen_bool(keep) {
+        let weight = ADULT_DECADE_WEIGHTS[(age / 10).clamp(0, 10) as usize];
+        if rng.gen_bool(weight / 1.5) {
             return age;
         }
     }
@@ -277,13 +278,13 @@ fn plan_household<R: Rng>(rng: &mut R, size: usize, out: &mut Vec<Member>) {
     };
     match size {
         1 => out.push(adult(adult_age(rng, 18, 100), head_male)),
-        2 if rng.gen_bool(0.7) => {
+        2 if rng.gen_bool(0.8) => {
             let age = adult_age(rng, 20, 98);
             out.push(adult(age, head_male));
             out.push(partner(rng, age));
         }
         _ => {
-            let parent_age = rng.gen_range(22..=58);
+            let parent_age = rng.gen_range(24..=55);
             out.push(adult(parent_age, head_male));
             let children = if size >= 3 && rng.gen_bool(0.75) {
                 out.push(partner(rng, parent_age));
@@ -315,9 +316,9 @@ fn plan_household<R: Rng>(rng: &mut R, size: usize, out: &mut Vec<Member>) {
 
 fn household_size<R: Rng>(rng: &mut R) -> usize {
     match rng.gen_range(0..100) {
-        0..=24 => 1,
-        25..=59 => 2,
-        60..=79 => 3,
+        0..=27 => 1,
+        28..=64 => 2,
+        65..=81 => 3,
         _ => 4,
     }
 }
