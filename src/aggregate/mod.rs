@@ -210,6 +210,19 @@ pub fn count(
         CountKind::Persons => Unit::DistinctOf("__dars_person".into()),
         CountKind::Records => Unit::Records,
     };
+    // Persons are counted again for every margin (one person can fall in
+    // several cells), so scan the dataset once: keep each distinct
+    // (dimensions, person) row in memory (at most the cohort's rows) and
+    // count every grouping from that.
+    let joined = match unit {
+        Unit::Records => joined,
+        Unit::DistinctOf(_) => crate::tables::collect(joined.unique(None, UniqueKeepStrategy::Any))
+            .map_err(|source| AggregateError::Polars {
+                output: spec.name.clone(),
+                source,
+            })?
+            .lazy(),
+    };
     let mut table = count_frame(joined, &dims, &unit, spec.totals, &spec.name)?;
     table.universe = format!("{}/{}", spec.dataset, spec.count.as_str());
     set_percent_of(&mut table, percent_of, &spec.name)?;
