@@ -12,6 +12,9 @@
 //! already (so that repeated runs time only linkage), then links with
 //! names allowed for manual validation (every blocking key in use) and
 //! again without. Prints counts, timings and memory only, never a value.
+//! `--dump DIR` also writes each run's `linkage.csv` and `review_queue.csv`
+//! into `DIR` (private files, as the stage writes them), so that a speed
+//! change can be checked to leave the outputs byte for byte the same.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -29,6 +32,7 @@ fn main() {
     };
     let mut data: Option<PathBuf> = None;
     let mut names_only = false;
+    let mut dump: Option<PathBuf> = None;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut number = || -> usize {
@@ -43,6 +47,7 @@ fn main() {
             "--cohort" => opts.cohort = number(),
             "--data" => data = args.next().map(PathBuf::from),
             "--names-only" => names_only = true,
+            "--dump" => dump = args.next().map(PathBuf::from),
             // `cargo bench` passes `--bench`; ignore it and any filter.
             _ => {}
         }
@@ -73,11 +78,11 @@ fn main() {
         runs.push(false);
     }
     for names in runs {
-        run(&dir, &demographics, names);
+        run(&dir, &demographics, names, dump.as_deref());
     }
 }
 
-fn run(dir: &Path, demographics: &Path, names: bool) {
+fn run(dir: &Path, demographics: &Path, names: bool, dump: Option<&Path>) {
     let config = LinkConfig {
         manual_validation: names,
         ..LinkConfig::default()
@@ -147,4 +152,21 @@ fn run(dir: &Path, demographics: &Path, names: bool) {
         "  outcomes: {} validated, {} queued ({} partial, {} ambiguous, {} pairs), {} unmatched, {} invalid",
         c.validated, c.queued, c.partial, c.ambiguous, c.queue_pairs, c.unmatched, c.invalid
     );
+    if let Some(out) = dump {
+        let suffix = if names { "names" } else { "no_names" };
+        let written = std::fs::create_dir_all(out)
+            .and_then(|()| {
+                link::write_linkage_csv(&out.join(format!("linkage_{suffix}.csv")), &linkage.rows)
+            })
+            .and_then(|()| {
+                link::write_review_queue_csv(
+                    &out.join(format!("review_queue_{suffix}.csv")),
+                    &linkage,
+                )
+            });
+        if let Err(e) = written {
+            eprintln!("--dump {}: {e}", out.display());
+            std::process::exit(1)
+        }
+    }
 }

@@ -153,17 +153,27 @@ pub fn candidates(
 ) -> Result<Vec<Pair>, LinkError> {
     let wrap = |source| LinkError::Demographics { source };
     // 1. Block sizes, before any pair is made: the people of the index
-    // in a wanted block (one semi-join pass over the index), grouped.
-    let mut sized = Vec::with_capacity(lookups.len());
-    for (key, frame) in lookups {
-        if frame.height() == 0 {
+    // in a wanted block, grouped. Keys on the same columns (a date of birth
+    // and the same date swapped) share one semi-join pass over the index,
+    // on the union of their wanted values.
+    let lookups: Vec<(Key, DataFrame)> = lookups
+        .into_iter()
+        .filter(|(_, f)| f.height() > 0)
+        .collect();
+    let mut passes: Vec<(&'static [&'static str], DataFrame, LazyFrame)> = Vec::new();
+    for (key, _) in &lookups {
+        let columns = key.columns();
+        if passes.iter().any(|(c, _, _)| *c == columns) {
             continue;
         }
-        let on: Vec<Expr> = key.columns().iter().map(|c| col(*c)).collect();
-        let wanted = frame
-            .clone()
-            .lazy()
-            .select(on.clone())
+        let on: Vec<Expr> = columns.iter().map(|c| col(*c)).collect();
+        let wanted: Vec<LazyFrame> = lookups
+            .iter()
+            .filter(|(k, _)| k.columns() == columns)
+            .map(|(_, frame)| frame.clone().lazy().select(on.clone()))
+            .collect();
+        let wanted = concat(wanted, UnionArgs::default())
+            .map_err(wrap)?
             .unique(None, UniqueKeepStrategy::Any);
         let mut index_side = vec![col(column::IDX)];
         index_side.extend(on.clone());
@@ -183,11 +193,23 @@ pub fn candidates(
         let sizes = members
             .clone()
             .lazy()
-            .group_by(on.clone())
-            .agg([len().cast(DataType::UInt64).alias("block")]);
+            .group_by(on)
+            .agg([len().cast(DataType::UInt64).alias("block")])
+            .collect()
+            .map_err(wrap)?
+            .lazy();
+        passes.push((columns, members, sizes));
+    }
+    let mut sized = Vec::with_capacity(lookups.len());
+    for (key, frame) in lookups {
+        let Some((_, members, sizes)) = passes.iter().find(|(c, _, _)| *c == key.columns()) else {
+            // Every key with a lookup had its pass above.
+            continue;
+        };
+        let on: Vec<Expr> = key.columns().iter().map(|c| col(*c)).collect();
         let with_sizes = frame
             .lazy()
-            .join(sizes, on.clone(), on, JoinArgs::new(JoinType::Left))
+            .join(sizes.clone(), on.clone(), on, JoinArgs::new(JoinType::Left))
             .with_column(col("block").fill_null(lit(0u64)))
             .collect()
             .map_err(wrap)?;
@@ -198,7 +220,7 @@ pub fn candidates(
             .map_err(wrap)?
             .into_no_null_iter()
             .collect();
-        sized.push((key, with_sizes, blocks, members));
+        sized.push((key, with_sizes, blocks, members.clone()));
     }
 
     // 2. Caps: every block above `max_block`, then the largest blocks

@@ -360,6 +360,7 @@ pub fn queue_entry(
     candidates.truncate(scoring.max_candidates.max(1));
     for c in &mut candidates {
         let p = index.person(c.idx);
+        let (forename, surname) = index.names(c.idx);
         c.index_nhs_number = p.nhs_number.unwrap_or_default().to_string();
         c.values = [
             p.nhs_number.unwrap_or_default().to_string(),
@@ -369,8 +370,8 @@ pub fn queue_entry(
                 .as_ref()
                 .map(|p| p.as_str().to_string())
                 .unwrap_or_default(),
-            p.forename.unwrap_or_default().to_string(),
-            p.surname.unwrap_or_default().to_string(),
+            forename.unwrap_or_default().to_string(),
+            surname.unwrap_or_default().to_string(),
         ];
     }
     let ambiguous = is_ambiguous(&candidates, scoring.ambiguity_margin);

@@ -6,7 +6,9 @@
 //! Names are read only when the agreement allows manual validation: an
 //! agreement without it never touches them, not even in memory.
 
-use chrono::NaiveDate;
+use std::collections::HashMap;
+
+use chrono::{Datelike, NaiveDate};
 use polars::prelude::*;
 
 use crate::domain::date::from_epoch_days;
@@ -42,8 +44,6 @@ pub struct IndexPerson<'a> {
     pub date_of_birth: Option<NaiveDate>,
     pub gender: Option<Gender>,
     pub postcode: Option<Postcode>,
-    pub forename: Option<&'a str>,
-    pub surname: Option<&'a str>,
     pub forename_key: Option<&'a str>,
     pub surname_key: Option<&'a str>,
 }
@@ -157,11 +157,16 @@ impl Index {
             date_of_birth: self.dob.get(i).and_then(from_epoch_days),
             gender: self.gender.get(i).and_then(Gender::parse),
             postcode: self.postcode.get(i).and_then(Postcode::parse),
-            forename: self.forename.get(i),
-            surname: self.surname.get(i),
             forename_key: self.forename_key.get(i).filter(|s| !s.is_empty()),
             surname_key: self.surname_key.get(i).filter(|s| !s.is_empty()),
         }
+    }
+
+    /// Person `idx`'s forename and surname as the index holds them, for the
+    /// reviewer (comparisons use the keys, in [`Index::person`]).
+    pub fn names(&self, idx: u32) -> (Option<&str>, Option<&str>) {
+        let i = idx as usize;
+        (self.forename.get(i), self.surname.get(i))
     }
 
     /// How often each value of `key_column` occurs: `(value, count)`.
@@ -188,84 +193,116 @@ impl Index {
     /// The chance that two different people drawn at random share their
     /// date of birth, year of birth, postcode, sector, district and area:
     /// `Σ n_v (n_v − 1) / (N (N − 1))` over the values `v` of each (nulls
-    /// never agree). Two group-bys over the index (dates, postcodes); the
-    /// coarser levels are summed from those groups.
+    /// never agree). One group-by of the dates and one count of the
+    /// postcodes over the index; the coarser levels (years, sectors,
+    /// districts, areas) are summed from those groups, which are few beside
+    /// the people. The sums are of whole numbers, kept in integers, so they
+    /// are exact whatever the order of summing.
     pub fn coincidences(&self) -> Result<Coincidences, LinkError> {
         use column::*;
         let wrap = |source| LinkError::Demographics { source };
         let total = self.len().max(2) as f64;
-        let pairs = |n: Expr| (n.clone() * (n - lit(1.0))).sum();
-        let level = |groups: &LazyFrame, key: Expr| {
-            groups
-                .clone()
-                .group_by([key])
-                .agg([col("n").sum().alias("n")])
-                .select([pairs(col("n")).alias("pairs")])
-        };
+        let pairs = |n: u64| u128::from(n) * u128::from(n.saturating_sub(1));
+        let share = |p: u128| p as f64 / (total * (total - 1.0));
+
         let by_dob = self
             .frame
             .clone()
             .lazy()
+            .select([col(DOB)])
             .filter(col(DOB).is_not_null())
             .group_by([col(DOB)])
-            .agg([len().cast(DataType::Float64).alias("n")])
-            .with_column(
-                col(DOB)
-                    .cast(DataType::Date)
-                    .dt()
-                    .year()
-                    .cast(DataType::Int32)
-                    .alias(YEAR),
-            )
+            .agg([len().cast(DataType::UInt64).alias("n")])
             .collect()
-            .map_err(wrap)?
-            .lazy();
-        let by_postcode = self
-            .frame
-            .clone()
-            .lazy()
-            .filter(col(POSTCODE).is_not_null())
-            .group_by([col(POSTCODE)])
-            .agg([len().cast(DataType::Float64).alias("n")])
-            .collect()
-            .map_err(wrap)?
-            .lazy();
-        let district = col(POSTCODE).str().head(lit(-4));
-        let plans = [
-            level(&by_dob, col(DOB)),
-            level(&by_dob, col(YEAR)),
-            level(&by_postcode, col(POSTCODE)),
-            level(&by_postcode, col(POSTCODE).str().head(lit(-2))),
-            level(&by_postcode, district.clone()),
-            level(
-                &by_postcode,
-                district
-                    .str()
-                    .head(lit(2))
-                    .str()
-                    .strip_chars_end(lit("0123456789")),
-            ),
-        ];
-        let mut p = [0.0; 6];
-        for (slot, plan) in p.iter_mut().zip(plans) {
-            let df = plan.collect().map_err(wrap)?;
-            let n = df
-                .column("pairs")
-                .map_err(wrap)?
-                .f64()
-                .map_err(wrap)?
-                .get(0)
-                .unwrap_or(0.0);
-            *slot = n / (total * (total - 1.0));
+            .map_err(wrap)?;
+        let dates = by_dob.column(DOB).map_err(wrap)?.i32().map_err(wrap)?;
+        let counts = by_dob.column("n").map_err(wrap)?.u64().map_err(wrap)?;
+        let mut dob = 0u128;
+        let mut years: HashMap<i32, u64> = HashMap::new();
+        for (d, n) in dates.iter().zip(counts.iter()) {
+            let (Some(d), Some(n)) = (d, n) else { continue };
+            dob += pairs(n);
+            // A date far out of range has no year (and must not overflow).
+            let date = d.checked_add(719_163).and_then(|_| from_epoch_days(d));
+            if let Some(year) = date.map(|d| d.year()) {
+                *years.entry(year).or_default() += n;
+            }
         }
+        let year = years.values().map(|&n| pairs(n)).sum();
+
+        // Counted here over the column's string views rather than by a
+        // polars group-by: the groups are only summed (never a frame), and
+        // borrowing the views spares materialising 800k group keys.
+        let mut by_postcode: PlHashMap<&str, u64> = PlHashMap::default();
+        for p in self.postcode.iter().flatten() {
+            *by_postcode.entry(p).or_default() += 1;
+        }
+        // Each level is summed from the one below it: the district is the
+        // sector without its last two characters as the sector is the
+        // postcode without its last two, so only the first step sees every
+        // postcode.
+        fn coarser<'s>(
+            finer: &PlHashMap<&'s str, u64>,
+            key: impl Fn(&'s str) -> &'s str,
+        ) -> PlHashMap<&'s str, u64> {
+            let mut out: PlHashMap<&str, u64> = PlHashMap::default();
+            for (&k, &n) in finer {
+                *out.entry(key(k)).or_default() += n;
+            }
+            out
+        }
+        let sectors = coarser(&by_postcode, |p| all_but_last(p, 2));
+        let districts = coarser(&sectors, |s| all_but_last(s, 2));
+        let areas = coarser(&districts, area_of);
+        let sum = |m: &PlHashMap<&str, u64>| m.values().map(|&n| pairs(n)).sum::<u128>();
         Ok(Coincidences {
-            dob: p[0],
-            year: p[1],
-            postcode: p[2],
-            sector: p[3],
-            district: p[4],
-            area: p[5],
+            dob: share(dob),
+            year: share(year),
+            postcode: share(sum(&by_postcode)),
+            sector: share(sum(&sectors)),
+            district: share(sum(&districts)),
+            area: share(sum(&areas)),
         })
+    }
+}
+
+/// `s` without its last `n` characters (empty when it has no more), as
+/// polars' `str.head(-n)`: the sector is the postcode without its last two
+/// characters, the district without its last four.
+fn all_but_last(s: &str, n: usize) -> &str {
+    let keep = s.chars().count().saturating_sub(n);
+    match s.char_indices().nth(keep) {
+        Some((at, _)) => &s[..at],
+        None => s,
+    }
+}
+
+/// The area of a district: its first two characters without trailing
+/// digits ("LS1" is "LS", "M14" is "M").
+fn area_of(district: &str) -> &str {
+    let two = match district.char_indices().nth(2) {
+        Some((at, _)) => &district[..at],
+        None => district,
+    };
+    two.trim_end_matches(|c: char| c.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{all_but_last, area_of};
+
+    #[test]
+    fn postcode_levels_cut_as_polars_head_does() {
+        assert_eq!(all_but_last("LS1 4AP", 2), "LS1 4");
+        assert_eq!(all_but_last("LS1 4AP", 4), "LS1");
+        assert_eq!(all_but_last("LS1 4", 2), "LS1");
+        assert_eq!(all_but_last("EC1A 1BB", 4), "EC1A");
+        assert_eq!(all_but_last("AB", 4), "");
+        assert_eq!(all_but_last("", 2), "");
+        assert_eq!(area_of("LS1"), "LS");
+        assert_eq!(area_of("M14"), "M");
+        assert_eq!(area_of("EC1A"), "EC");
+        assert_eq!(area_of(""), "");
     }
 }
 

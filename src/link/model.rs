@@ -2,7 +2,7 @@
 //! field, with `u` measured on the index and, for names, on the agreeing
 //! value itself (see the module documentation of `link`).
 
-use std::collections::HashMap;
+use polars::prelude::PlHashMap;
 
 use super::compare::{Field, Level};
 use super::index::{column, Index};
@@ -64,8 +64,8 @@ pub struct Model {
     dob: [f64; 5],
     gender: [f64; 2],
     postcode: [f64; 5],
-    forename_counts: HashMap<String, u32>,
-    surname_counts: HashMap<String, u32>,
+    forename_counts: PlHashMap<String, u32>,
+    surname_counts: PlHashMap<String, u32>,
     /// Exact-agreement weight of a name of average frequency, for a row
     /// whose name is blank.
     forename_typical: f64,
@@ -99,7 +99,7 @@ impl Model {
             let (ft, st) = (typical(&f), typical(&s));
             (f.into_iter().collect(), s.into_iter().collect(), ft, st)
         } else {
-            (HashMap::new(), HashMap::new(), 0.0, 0.0)
+            (PlHashMap::default(), PlHashMap::default(), 0.0, 0.0)
         };
         Ok(Self {
             people,
