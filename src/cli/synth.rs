@@ -27,7 +27,14 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         episodes: args.episodes,
         seed: args.seed,
     };
-    let s = synth::generate(&opts, &args.out).map_err(|e| Failure::new(exit::INTERNAL, e))?;
+    let s = synth::generate(&opts, &args.out).map_err(|e| {
+        use synth::SynthError as E;
+        let code = match e {
+            E::TooManyPeople { .. } | E::CohortLargerThanPopulation { .. } | E::NobodyToAdmit { .. } => exit::USAGE,
+            _ => exit::INTERNAL,
+        };
+        Failure::new(code, e)
+    })?;
     println!(
         "{} people, {} cohort rows, {} episodes, {} objections -> {}",
         s.people,
