@@ -7,16 +7,21 @@
 //! cargo bench --bench suppress --profile dev -- --rows 1000000
 //! ```
 //!
+//! `--check` also protects each table with every linear programme solved
+//! from scratch (`protect_tables_cold`) and fails unless every cell gets
+//! the same value, action and interval (slow: minutes at 1 000 000 rows).
+//!
 //! Measured on the shared 2-core dev box (dev profile, dependencies
-//! optimised), 1 000 000 rows -> 2 541 cells, 457 primary:
-//! aggregate 0.24 s (4.1 M records/s); primary (hes) 73 000 cells/s;
-//! audit (hes, 457 `*`, one LP component of every cell) 1 cell/s;
-//! secondary (custom 1–7, no rounding, 515 complements) 25 cells/s;
-//! audit after secondary 6 cells/s. At 200 000 rows (2 299 cells) after
-//! dropping redundant sums and skipping cells seen at their bounds: audit
-//! (hes) 8 cells/s, secondary 30–47 cells/s, audit after secondary 10
-//! cells/s. The LP is rebuilt and solved cold per cell; warm starts are
-//! the next step.
+//! optimised), 1 000 000 rows -> 2 541 cells, 457 primary, one LP
+//! component of every cell. Before warm starts (every programme cold;
+//! load average 1.0 rising to 2.8): audit (hes) 457 cells in 67.4 s
+//! (7 cells/s); secondary (custom 1–7, no rounding, 515 complements)
+//! 84.6 s (30 cells/s); audit after secondary 972 cells in 152 s
+//! (6 cells/s). With warm starts (load average 0.5–0.8): audit (hes)
+//! 6.2 s (73 cells/s); secondary 18.0 s (141 cells/s); audit after
+//! secondary 10.7 s (91 cells/s). `--check` (load average 4.0 falling to
+//! 1.0) passed: the same 457 intervals, the same 515 complementary cells
+//! and the same 972 intervals after them.
 //!
 //! The data is synthetic and skewed (some regions and diagnosis chapters
 //! are rare) so that the table has many small cells to suppress. Prints
@@ -28,14 +33,19 @@ use polars::prelude::*;
 use rand::{Rng, SeedableRng};
 
 use dars::aggregate::{count_frame, CountTable, Unit};
-use dars::suppress::{protect_tables, Profile, ProfileSpec, ReleaseTable};
+use dars::suppress::{protect_tables, protect_tables_cold, Profile, ProfileSpec, ReleaseTable};
 
 fn main() {
     let mut rows: usize = 1_000_000;
+    // `--check`: also protect each table with every programme solved from
+    // scratch and require the very same result, cell by cell (slow).
+    let mut check = false;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         if flag == "--rows" {
             rows = args.next().and_then(|v| v.parse().ok()).unwrap_or(rows);
+        } else if flag == "--check" {
+            check = true;
         }
     }
 
@@ -76,6 +86,13 @@ fn main() {
         )
     };
 
+    let time = |table: &CountTable, profile: Profile| {
+        let (secs, p) = time(table, profile.clone());
+        if check {
+            same_as_cold(table, profile, &p);
+        }
+        (secs, p)
+    };
     let (primary, p) = time(&table, hes_no_audit);
     report("primary (hes: mask and round)", cells, primary, &p);
     let (with_audit, p) = time(&table, Profile::hes());
@@ -111,6 +128,35 @@ fn time(table: &CountTable, profile: Profile) -> (f64, dars::suppress::Protected
     let t = Instant::now();
     let mut p = protect_tables(&[&release]).expect("protect");
     (t.elapsed().as_secs_f64(), p.remove(0))
+}
+
+/// Panics unless solving every programme from scratch protects `table`
+/// exactly as `fast` did: the same values, actions and intervals.
+fn same_as_cold(table: &CountTable, profile: Profile, fast: &dars::suppress::ProtectedTable) {
+    let release = ReleaseTable {
+        name: "bench".into(),
+        table: table.clone(),
+        profile,
+    };
+    let t = Instant::now();
+    let cold = protect_tables_cold(&[&release]).expect("protect").remove(0);
+    let mut intervals = 0;
+    for (a, b) in fast.cells.iter().zip(&cold.cells) {
+        assert_eq!(a.key, b.key);
+        assert_eq!(
+            (a.value, a.action, a.interval),
+            (b.value, b.action, b.interval),
+            "cell {:?}",
+            a.key
+        );
+        intervals += usize::from(a.interval.is_some());
+    }
+    assert_eq!(fast.counts, cold.counts);
+    println!(
+        "  check: the same as solving every programme from scratch ({} cells, {intervals} intervals; cold run {:.1}s)",
+        cold.cells.len(),
+        t.elapsed().as_secs_f64()
+    );
 }
 
 fn report(what: &str, cells: usize, secs: f64, p: &dars::suppress::ProtectedTable) {

@@ -11,6 +11,15 @@
 //! and only `sprs` and `log` as dependencies. `good_lp` would add a
 //! modelling layer over the same solver and nothing we need.
 //!
+//! Speed: the cells are split into connected components of the system
+//! (cells published exactly are constants), the two cold programmes of
+//! [`Lp::seed`] push every target of a component down and up at once, and
+//! each remaining minimum or maximum is re-optimised from the component's
+//! previous basis ([`Warm`]) rather than solved from scratch. The optimum
+//! of a linear programme does not depend on where the simplex starts, so
+//! the intervals are those of a cold solve (the tests and the bench's
+//! `--check` compare the two).
+//!
 //! The interval is the LP relaxation, rounded inwards to whole counts. For
 //! tables of one or two dimensions the sums form a network, whose
 //! relaxation has whole-number corners, so the interval is exactly what a
@@ -20,7 +29,9 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use microlp::{ComparisonOp, OptimizationDirection, Problem};
+use std::collections::HashMap;
+
+use microlp::{ComparisonOp, OptimizationDirection, Problem, Solution, Variable};
 
 use super::model::{Model, PercentLink};
 
@@ -76,6 +87,39 @@ pub(crate) struct Lp {
     /// feasible point so far (the true values, then every LP optimum): a
     /// variable seen at its own bound needs no programme for that side.
     seen: Vec<(f64, f64)>,
+    /// A bound no feasible point exceeds, for every variable (the LP's own
+    /// upper bound where it has one, else one implied by the sums).
+    ceiling: Vec<f64>,
+    /// Variables given a switch in the warm programmes (the seeded targets).
+    switchable: Vec<bool>,
+    /// (component, maximise) → its warm programme, `None` once it failed
+    /// (the cold path then answers).
+    warm: HashMap<(usize, bool), Option<Warm>>,
+    /// Whether to re-optimise warm programmes (else every cell is solved
+    /// from scratch: the reference the tests and the bench compare with).
+    warm_starts: bool,
+}
+
+/// One component's programme, solved once and then re-optimised from its
+/// last basis for each cell.
+///
+/// microlp cannot change an objective after a solve, only fix and unfix
+/// variables. So every target `x` gets a switch: a cost variable `z ≥ 0`
+/// (objective: minimise the sum of all `z`) and a free point `s` in `x`'s
+/// own range, tied by `z ≥ x − s` (for the minimum) or `z ≥ s − x` (for
+/// the maximum). While `s` is free it follows `x` and `z` is 0: the switch
+/// costs nothing and constrains nothing. Fixing `s` at `x`'s lower bound
+/// (or at a bound `x` never exceeds) makes the objective `x − low` (or
+/// `ceiling − x`), whose optimum is the cell's minimum (maximum) over the
+/// very same system; the dual simplex gets there from the previous basis
+/// in a few pivots instead of a cold solve. Unfixing `s` returns to the
+/// switch-free optimum for the next cell.
+struct Warm {
+    solution: Solution,
+    /// Component variable → its handle.
+    handle: HashMap<usize, Variable>,
+    /// Target variable → its switch `s` and the value that turns it on.
+    switch: HashMap<usize, (Variable, f64)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -88,7 +132,7 @@ fn f(n: u64) -> f64 {
 }
 
 impl Lp {
-    pub fn build(model: &Model, percents: &[PercentLink]) -> Self {
+    pub fn build(model: &Model, percents: &[PercentLink], warm_starts: bool) -> Self {
         let mut var_of = Vec::with_capacity(model.nodes.len());
         let mut bounds = Vec::new();
         let mut seen = Vec::new();
@@ -191,6 +235,8 @@ impl Lp {
         for (i, row) in rows.iter().enumerate() {
             component_rows[component[row.terms[0].0]].push(i);
         }
+        let ceiling = ceilings(&bounds, &rows);
+        let switchable = vec![false; bounds.len()];
         Lp {
             var_of,
             bounds,
@@ -199,6 +245,10 @@ impl Lp {
             component_rows,
             component_vars,
             seen,
+            ceiling,
+            switchable,
+            warm: HashMap::new(),
+            warm_starts,
         }
     }
 
@@ -235,10 +285,21 @@ impl Lp {
         })
     }
 
+    /// Gives each of `nodes` a switch in the warm programmes, so that
+    /// their intervals are re-optimised rather than solved from scratch.
+    pub fn target(&mut self, nodes: &[usize]) {
+        for &n in nodes {
+            if let Ok(v) = self.var_of[n] {
+                self.switchable[v] = true;
+            }
+        }
+    }
+
     /// Pushes all of `nodes` down together, then up together: two
     /// programmes per component whose optima put many cells at their own
     /// bounds at once, so that most cells then need none of their own.
     pub fn seed(&mut self, nodes: &[usize]) -> Result<(), SolverError> {
+        self.target(nodes);
         let mut by_component: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
         for &n in nodes {
             if let Ok(v) = self.var_of[n] {
@@ -265,7 +326,110 @@ impl Lp {
         var: usize,
         direction: OptimizationDirection,
     ) -> Result<Option<f64>, SolverError> {
+        if let Some(x) = self.warm_optimise(var, direction) {
+            return Ok(Some(x));
+        }
         self.solve(&[var], direction)
+    }
+
+    /// The optimum of `var` from its component's warm programme; `None`
+    /// when it has none (not a seeded target, no finite ceiling, or the
+    /// programme failed), and the cold path answers.
+    fn warm_optimise(&mut self, var: usize, direction: OptimizationDirection) -> Option<f64> {
+        if !self.warm_starts || !self.switchable[var] {
+            return None;
+        }
+        let maximise = direction == OptimizationDirection::Maximize;
+        let key = (self.component[var], maximise);
+        if !self.warm.contains_key(&key) {
+            let warm = self.warm_build(key.0, maximise);
+            self.warm.insert(key, warm);
+        }
+        let warm = self.warm.get_mut(&key)?.take()?;
+        let Some(&(s, on)) = warm.switch.get(&var) else {
+            self.warm.insert(key, Some(warm));
+            return None;
+        };
+        let x = warm.handle[&var];
+        let Warm {
+            solution,
+            handle,
+            switch,
+        } = warm;
+        // As for the cold path: an internal check of the solver fails this
+        // programme, not the process; the cold path then answers.
+        let solved = catch_unwind(AssertUnwindSafe(move || {
+            let solution = solution.fix_var(s, on).ok()?;
+            let value = solution[x];
+            let point: Vec<(usize, f64)> = handle.iter().map(|(&v, &h)| (v, solution[h])).collect();
+            let (solution, unfixed) = solution.unfix_var(s);
+            unfixed.then_some((
+                Warm {
+                    solution,
+                    handle,
+                    switch,
+                },
+                value,
+                point,
+            ))
+        }))
+        .ok()
+        .flatten();
+        let (warm, value, point) = solved?;
+        for (v, value) in point {
+            let seen = &mut self.seen[v];
+            *seen = (seen.0.min(value), seen.1.max(value));
+        }
+        self.warm.insert(key, Some(warm));
+        Some(value)
+    }
+
+    /// Component `c`'s programme with a switch for each of its targets,
+    /// solved once with every switch off.
+    fn warm_build(&self, c: usize, maximise: bool) -> Option<Warm> {
+        let mut problem = Problem::new(OptimizationDirection::Minimize);
+        let mut handle = HashMap::with_capacity(self.component_vars[c].len());
+        for &v in &self.component_vars[c] {
+            handle.insert(v, problem.add_var(0.0, self.bounds[v]));
+        }
+        for &r in &self.component_rows[c] {
+            let row = &self.rows[r];
+            let terms: Vec<(Variable, f64)> = row
+                .terms
+                .iter()
+                .map(|&(v, coef)| (handle[&v], coef))
+                .collect();
+            problem.add_constraint(terms.as_slice(), row.op, row.rhs);
+        }
+        let mut switch = HashMap::new();
+        for &v in &self.component_vars[c] {
+            let (low, _) = self.bounds[v];
+            let ceiling = self.ceiling[v];
+            if !self.switchable[v] || (maximise && !ceiling.is_finite()) {
+                continue;
+            }
+            let z = problem.add_var(1.0, (0.0, f64::INFINITY));
+            let s = problem.add_var(0.0, (low, ceiling));
+            let x = handle[&v];
+            if maximise {
+                problem.add_constraint([(s, 1.0), (x, -1.0), (z, -1.0)], ComparisonOp::Le, 0.0);
+                switch.insert(v, (s, ceiling));
+            } else {
+                problem.add_constraint([(x, 1.0), (s, -1.0), (z, -1.0)], ComparisonOp::Le, 0.0);
+                switch.insert(v, (s, low));
+            }
+        }
+        if switch.is_empty() {
+            return None;
+        }
+        let solution = catch_unwind(AssertUnwindSafe(|| problem.solve()))
+            .ok()?
+            .ok()?;
+        Some(Warm {
+            solution,
+            handle,
+            switch,
+        })
     }
 
     /// The optimum of the sum of `targets` (all in one component).
@@ -319,6 +483,87 @@ impl Lp {
             )),
         }
     }
+}
+
+/// For each variable, a value no feasible point exceeds: its own upper
+/// bound, or where it has none, one implied by the rows (each row's other
+/// terms at their smallest), with a margin of one count against rounding.
+/// Infinite where nothing bounds it.
+fn ceilings(bounds: &[(f64, f64)], rows: &[Row]) -> Vec<f64> {
+    let mut up: Vec<f64> = bounds.iter().map(|b| b.1).collect();
+    let open: Vec<bool> = up.iter().map(|u| u.is_infinite()).collect();
+    if !open.iter().any(|&o| o) {
+        return up;
+    }
+    // Implied bounds only tighten, so a few rounds reach what they can.
+    for _ in 0..16 {
+        let mut changed = false;
+        for row in rows {
+            let signs: &[f64] = match row.op {
+                ComparisonOp::Le => &[1.0],
+                ComparisonOp::Ge => &[-1.0],
+                ComparisonOp::Eq => &[1.0, -1.0],
+            };
+            for &sign in signs {
+                // sign · Σ a x ≤ sign · rhs: the least each term can be.
+                let least = |&(v, a): &(usize, f64)| {
+                    let c = sign * a;
+                    if c > 0.0 {
+                        c * bounds[v].0
+                    } else {
+                        c * up[v]
+                    }
+                };
+                let mut finite = 0.0;
+                let mut infinite = 0;
+                for t in &row.terms {
+                    let l = least(t);
+                    if l.is_finite() {
+                        finite += l;
+                    } else {
+                        infinite += 1;
+                    }
+                }
+                let mut tighter = Vec::new();
+                for t in &row.terms {
+                    let &(v, a) = t;
+                    let c = sign * a;
+                    if c <= 0.0 || !open[v] {
+                        continue;
+                    }
+                    let own = least(t);
+                    let others = if infinite == 0 {
+                        finite - own
+                    } else if infinite == 1 && !own.is_finite() {
+                        finite
+                    } else {
+                        continue;
+                    };
+                    let bound = (sign * row.rhs - others) / c;
+                    if bound < up[v] - 0.5 {
+                        tighter.push((v, bound));
+                    }
+                }
+                for (v, bound) in tighter {
+                    up[v] = bound;
+                    changed = true;
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    up.iter()
+        .zip(&open)
+        .map(|(&u, &o)| {
+            if o && u.is_finite() {
+                u.ceil() + 1.0
+            } else {
+                u
+            }
+        })
+        .collect()
 }
 
 /// Adds up repeated variables of one row (a node that is both the total and

@@ -235,6 +235,22 @@ pub fn protect(table: &CountTable, profile: &Profile) -> Result<ProtectedTable, 
 /// release; audit failures are recorded in the cells and counts, not
 /// raised (see [`protect_release`]).
 pub fn protect_tables(tables: &[&ReleaseTable]) -> Result<Vec<ProtectedTable>, SuppressError> {
+    protect_tables_with(tables, true)
+}
+
+/// [`protect_tables`] with every linear programme solved from scratch, as
+/// before warm starts: the reference that the tests and the bench compare
+/// the fast path with (the same intervals, the same complementary cells).
+/// Slow; not for releases.
+#[doc(hidden)]
+pub fn protect_tables_cold(tables: &[&ReleaseTable]) -> Result<Vec<ProtectedTable>, SuppressError> {
+    protect_tables_with(tables, false)
+}
+
+fn protect_tables_with(
+    tables: &[&ReleaseTable],
+    warm_starts: bool,
+) -> Result<Vec<ProtectedTable>, SuppressError> {
     let mut model = Model::build(tables);
     model.primary();
     let solver = |source| SuppressError::Solver {
@@ -245,11 +261,11 @@ pub fn protect_tables(tables: &[&ReleaseTable]) -> Result<Vec<ProtectedTable>, S
             .join(", "),
         source,
     };
-    secondary::complement(&mut model).map_err(solver)?;
+    secondary::complement(&mut model, warm_starts).map_err(solver)?;
 
     // The audit, once the published state is final.
     let percents = percent_links(&model);
-    let mut lp = audit::Lp::build(&model, &percents);
+    let mut lp = audit::Lp::build(&model, &percents, warm_starts);
     let mut intervals: HashMap<usize, Interval> = HashMap::new();
     let audited: Vec<usize> = (0..model.nodes.len())
         .filter(|&n| model.nodes[n].status.suppressed() && model.required_width(n).is_some())

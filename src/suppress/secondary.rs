@@ -22,7 +22,7 @@ use super::audit::{Lp, SolverError};
 use super::model::{Model, Status};
 
 /// Suppresses complementary cells; returns how many.
-pub(crate) fn complement(model: &mut Model) -> Result<usize, SolverError> {
+pub(crate) fn complement(model: &mut Model, warm_starts: bool) -> Result<usize, SolverError> {
     if !model
         .nodes
         .iter()
@@ -36,17 +36,24 @@ pub(crate) fn complement(model: &mut Model) -> Result<usize, SolverError> {
         .filter(|&n| model.nodes[n].status.suppressed() && model.wants_secondary(n))
         .collect();
     let mut guard = model.nodes.len() + 1;
-    // Rebuilt only when a cell was added: until then its record of
-    // feasible points keeps saving programmes.
+    // Rebuilt only when a cell was added: until then its warm programmes
+    // and its record of feasible points keep saving work.
     let mut lp: Option<Lp> = None;
     while let Some(n) = queue.pop_front() {
         let required = target(model, n);
         let current = match &mut lp {
             Some(lp) => lp,
             None => {
-                let fresh = lp.insert(Lp::build(model, &super::percent_links(model)));
+                let fresh = lp.insert(Lp::build(model, &super::percent_links(model), warm_starts));
                 let targets: Vec<usize> = queue.iter().copied().chain([n]).collect();
-                fresh.seed(&targets)?;
+                // The programme lives until the next failure, often one
+                // cell later: two cold programmes to seed it cost more than
+                // the warm re-optimisations they would save.
+                if warm_starts {
+                    fresh.target(&targets);
+                } else {
+                    fresh.seed(&targets)?;
+                }
                 fresh
             }
         };

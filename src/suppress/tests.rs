@@ -372,8 +372,77 @@ fn tables() -> impl Strategy<Value = Vec<Vec<u64>>> {
     })
 }
 
+/// A random three-way table of records: sides of 1–4 values, many small
+/// counts.
+fn cubes() -> impl Strategy<Value = Vec<Vec<Vec<u64>>>> {
+    (1usize..5, 1usize..5, 1usize..4).prop_flat_map(|(a, b, c)| {
+        proptest::collection::vec(
+            proptest::collection::vec(
+                proptest::collection::vec(prop_oneof![0u64..10, 0u64..60], c),
+                b,
+            ),
+            a,
+        )
+    })
+}
+
+/// A three-way table of records with every margin.
+fn three_way(cube: &[Vec<Vec<u64>>]) -> CountTable {
+    let dims = vec!["region".to_string(), "sex".to_string(), "age".to_string()];
+    let mut rows = HashMap::new();
+    for (i, plane) in cube.iter().enumerate() {
+        for (j, line) in plane.iter().enumerate() {
+            for (k, &n) in line.iter().enumerate() {
+                rows.insert(vec![format!("r{i}"), format!("s{j}"), format!("a{k}")], n);
+            }
+        }
+    }
+    aggregate::from_counts(&dims, rows, true, "test").unwrap()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Warm-started programmes change nothing: every cell gets the same
+    /// value, action and interval as when every programme is solved from
+    /// scratch, so secondary suppression also picks the same cells.
+    #[test]
+    fn warm_starts_give_the_same_protection_as_solving_from_scratch(
+        cube in cubes(),
+        rule in 0usize..5,
+        percent: bool,
+    ) {
+        let profile = match rule {
+            0 => Profile::hes(),
+            1 => Profile::csds(),
+            2 => custom([1, 7], 1, true, true),
+            3 => custom([1, 4], 5, true, false),
+            _ => custom([1, 3], 1, false, true),
+        };
+        let mut table = three_way(&cube);
+        if percent {
+            aggregate::set_percent_of(&mut table, vec!["age".into()], "test").unwrap();
+        }
+        let release = ReleaseTable { name: "t".into(), table, profile };
+        let warm = protect_tables(&[&release]).unwrap().remove(0);
+        // The reference itself can fail: microlp has called a feasible
+        // programme with percentage rows infeasible, solved from scratch
+        // (cube [[[7, 6], [3, 37], [28, 29]], [[4, 9], [4, 3], [6, 6]]],
+        // rule 3, with percentages). Nothing to compare with then.
+        let Ok(mut cold) = protect_tables_cold(&[&release]) else {
+            return Ok(());
+        };
+        let cold = cold.remove(0);
+        for (a, b) in warm.cells.iter().zip(&cold.cells) {
+            prop_assert_eq!(&a.key, &b.key);
+            prop_assert_eq!(
+                (a.value, a.action, a.interval),
+                (b.value, b.action, b.interval),
+                "cell {:?} of {:?}", &a.key, &cube
+            );
+        }
+        prop_assert_eq!(&warm.counts, &cold.counts);
+    }
 
     /// No released count lies in the mask range, and every released count is
     /// on the rounding base, except exempt national totals.
