@@ -23,7 +23,11 @@ pub fn run(args: &Args, cli: &Cli) -> Result<(), Failure> {
     let today = crate::config::today();
     let ledger = site
         .as_ref()
-        .and_then(|s| crate::ledger::Ledger::open(&crate::pipeline::ledger_path(s)).entries().ok())
+        .and_then(|s| {
+            crate::ledger::Ledger::open(&crate::pipeline::ledger_path(s))
+                .entries()
+                .ok()
+        })
         .unwrap_or_default();
     println!(
         "{:<28} {:<14} {:<11} {:<11} file",
@@ -37,7 +41,9 @@ pub fn run(args: &Args, cli: &Cli) -> Result<(), Failure> {
                     AgreementStatus::NotStarted => "not started".to_string(),
                     AgreementStatus::Active => "active".to_string(),
                     AgreementStatus::Expiring { days_left } => format!("expiring ({days_left}d)"),
-                    AgreementStatus::Expired if destruction_due(&ledger, a.meta.reference.as_str()) => {
+                    AgreementStatus::Expired
+                        if destruction_due(&ledger, a.meta.reference.as_str()) =>
+                    {
                         "expired, destruction due".to_string()
                     }
                     AgreementStatus::Expired => "expired".to_string(),
@@ -74,7 +80,9 @@ fn destruction_due(ledger: &[crate::ledger::LedgerEntry], reference: &str) -> bo
             .iter()
             .filter(|e| match &e.event {
                 LedgerEvent::Release { agreement, .. } => want_release && agreement == reference,
-                LedgerEvent::Destruction { agreement, .. } => !want_release && agreement == reference,
+                LedgerEvent::Destruction { agreement, .. } => {
+                    !want_release && agreement == reference
+                }
             })
             .map(|e| e.seq)
             .max()

@@ -21,28 +21,57 @@ pub struct Args {
 
 pub fn run(args: &Args, cli: &Cli) -> Result<(), Failure> {
     let site = load_site(cli)?;
-    let report = batch::batch(&site, &args.dir, &BatchOptions { today: crate::config::today(), force: args.force })
-        .map_err(|e| Failure::new(exit::INTERNAL, e))?;
+    let report = batch::batch(
+        &site,
+        &args.dir,
+        &BatchOptions {
+            today: crate::config::today(),
+            force: args.force,
+        },
+    )
+    .map_err(|e| Failure::new(exit::INTERNAL, e))?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
     } else {
         println!("{:<28} {:<12} detail", "agreement", "outcome");
         for e in &report.entries {
-            let name = e.agreement.clone().unwrap_or_else(|| e.file.display().to_string());
+            let name = e
+                .agreement
+                .clone()
+                .unwrap_or_else(|| e.file.display().to_string());
             let (outcome, detail) = match &e.outcome {
-                BatchOutcome::Released { run_id, files, forced } => {
-                    ("released", format!("run {run_id}, {files} outputs{}", if *forced { " (forced)" } else { "" }))
+                BatchOutcome::Released {
+                    run_id,
+                    files,
+                    forced,
+                } => (
+                    "released",
+                    format!(
+                        "run {run_id}, {files} outputs{}",
+                        if *forced { " (forced)" } else { "" }
+                    ),
+                ),
+                BatchOutcome::NotDue { last_release } => {
+                    ("not due", format!("last released {last_release}"))
                 }
-                BatchOutcome::NotDue { last_release } => ("not due", format!("last released {last_release}")),
                 BatchOutcome::NotStarted { start } => ("not started", format!("starts {start}")),
-                BatchOutcome::Failed { reason } => ("FAILED", format!("{}: {}", e.file.display(), first_line(reason))),
+                BatchOutcome::Failed { reason } => (
+                    "FAILED",
+                    format!("{}: {}", e.file.display(), first_line(reason)),
+                ),
             };
             println!("{name:<28} {outcome:<12} {detail}");
         }
     }
     let failed = report.failed();
     if failed > 0 {
-        return Err(Failure::new(exit::BATCH, format!("{failed} of {} agreements failed", report.entries.len())));
+        return Err(Failure::new(
+            exit::BATCH,
+            format!("{failed} of {} agreements failed", report.entries.len()),
+        ));
     }
     Ok(())
 }

@@ -19,7 +19,9 @@ pub struct Args {
 
 fn parse_age(s: &str) -> Result<Duration, String> {
     let (n, unit) = s.split_at(s.len().saturating_sub(1));
-    let n: u64 = n.parse().map_err(|_| format!("`{s}` is not an age like 30d, 12h or 2w"))?;
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("`{s}` is not an age like 30d, 12h or 2w"))?;
     let secs = match unit {
         "h" => 3600,
         "d" => 86_400,
@@ -34,31 +36,47 @@ pub fn run(args: &Args, cli: &Cli) -> Result<(), Failure> {
     let cutoff = SystemTime::now() - args.older_than;
     let mut removed = 0;
     let mut kept = 0;
-    let io = |p: &Path, e: std::io::Error| Failure::new(exit::INTERNAL, format!("{}: {e}", p.display()));
+    let io =
+        |p: &Path, e: std::io::Error| Failure::new(exit::INTERNAL, format!("{}: {e}", p.display()));
     let Ok(agreements) = std::fs::read_dir(&site.work_dir) else {
         println!("nothing to clean in {}", site.work_dir.display());
         return Ok(());
     };
     for agreement in agreements.flatten() {
         let runs = agreement.path().join("runs");
-        let Ok(entries) = std::fs::read_dir(&runs) else { continue };
+        let Ok(entries) = std::fs::read_dir(&runs) else {
+            continue;
+        };
         for run in entries.flatten() {
             let dir = run.path();
             let released = RunState::load(&dir).is_some_and(|s| s.released);
-            let modified = std::fs::metadata(RunState::path(&dir)).and_then(|m| m.modified()).map_err(|e| io(&dir, e));
+            let modified = std::fs::metadata(RunState::path(&dir))
+                .and_then(|m| m.modified())
+                .map_err(|e| io(&dir, e));
             match modified {
                 Ok(m) if released && m < cutoff => {
                     if !args.dry_run {
                         std::fs::remove_dir_all(&dir).map_err(|e| io(&dir, e))?;
                     }
-                    println!("{} {}", if args.dry_run { "would remove" } else { "removed" }, dir.display());
+                    println!(
+                        "{} {}",
+                        if args.dry_run {
+                            "would remove"
+                        } else {
+                            "removed"
+                        },
+                        dir.display()
+                    );
                     removed += 1;
                 }
                 _ => kept += 1,
             }
         }
     }
-    println!("{removed} released run folder(s) {}, {kept} kept", if args.dry_run { "to remove" } else { "removed" });
+    println!(
+        "{removed} released run folder(s) {}, {kept} kept",
+        if args.dry_run { "to remove" } else { "removed" }
+    );
     Ok(())
 }
 

@@ -29,10 +29,21 @@ pub fn run(command: &Command, cli: &Cli) -> Result<(), Failure> {
             let n = ledger.verify().map_err(|e| Failure::new(exit::VERIFY, e))?;
             println!("ok: {} entries, hash chain intact ({})", n, path.display());
         }
-        Command::RecordDestruction { reference, certificate } => {
-            let reference = AgreementRef::parse(reference).map_err(|e| Failure::new(exit::USAGE, e))?;
-            let bytes = std::fs::read(certificate)
-                .map_err(|e| Failure::new(exit::INPUT, format!("certificate {}: {e}\n  fix: pass the certificate file", certificate.display())))?;
+        Command::RecordDestruction {
+            reference,
+            certificate,
+        } => {
+            let reference =
+                AgreementRef::parse(reference).map_err(|e| Failure::new(exit::USAGE, e))?;
+            let bytes = std::fs::read(certificate).map_err(|e| {
+                Failure::new(
+                    exit::INPUT,
+                    format!(
+                        "certificate {}: {e}\n  fix: pass the certificate file",
+                        certificate.display()
+                    ),
+                )
+            })?;
             let released = ledger
                 .entries()
                 .map_err(|e| Failure::new(exit::VERIFY, e))?
@@ -44,11 +55,20 @@ pub fn run(command: &Command, cli: &Cli) -> Result<(), Failure> {
             let entry = ledger
                 .append(LedgerEvent::Destruction {
                     agreement: reference.to_string(),
-                    certificate_sha256: hex::encode(ring::digest::digest(&ring::digest::SHA256, &bytes)),
-                    certificate_name: certificate.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                    certificate_sha256: hex::encode(ring::digest::digest(
+                        &ring::digest::SHA256,
+                        &bytes,
+                    )),
+                    certificate_name: certificate
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
                 })
                 .map_err(|e| Failure::new(exit::INTERNAL, e))?;
-            println!("recorded destruction of {reference} as ledger entry {}", entry.seq);
+            println!(
+                "recorded destruction of {reference} as ledger entry {}",
+                entry.seq
+            );
         }
     }
     Ok(())

@@ -30,7 +30,9 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     let s = synth::generate(&opts, &args.out).map_err(|e| {
         use synth::SynthError as E;
         let code = match e {
-            E::TooManyPeople { .. } | E::CohortLargerThanPopulation { .. } | E::NobodyToAdmit { .. } => exit::USAGE,
+            E::TooManyPeople { .. }
+            | E::CohortLargerThanPopulation { .. }
+            | E::NobodyToAdmit { .. } => exit::USAGE,
             _ => exit::INTERNAL,
         };
         Failure::new(code, e)

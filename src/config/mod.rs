@@ -54,7 +54,6 @@ pub(crate) fn resolve(base: &Path, p: &Path) -> PathBuf {
     out
 }
 
-
 /// A TOML date (`2026-01-01`) as a calendar date; times are refused.
 /// (Through a `toml::Value` a date arrives as its text, so both forms are
 /// accepted.)

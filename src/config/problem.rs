@@ -135,7 +135,11 @@ pub(crate) fn section<T: serde::de::DeserializeOwned>(
             Ok(v) => return Some(v),
             Err(e) => {
                 let at = e.path().to_string();
-                let full_key = if at == "." || at.is_empty() { key.to_string() } else { format!("{key}.{at}") };
+                let full_key = if at == "." || at.is_empty() {
+                    key.to_string()
+                } else {
+                    format!("{key}.{at}")
+                };
                 let msg = e.inner().message().to_string();
                 if let Some(unknown) = unknown_field(&msg) {
                     let fix = match msg.split_once("expected ") {
@@ -144,7 +148,9 @@ pub(crate) fn section<T: serde::de::DeserializeOwned>(
                     };
                     let parent = full_key.rsplit_once('.').map(|(p, _)| p.to_string());
                     let unknown_key = match &parent {
-                        Some(p) if at != "." && !at.is_empty() && full_key.ends_with(&unknown) => full_key.clone(),
+                        Some(p) if at != "." && !at.is_empty() && full_key.ends_with(&unknown) => {
+                            full_key.clone()
+                        }
                         _ => format!("{full_key}.{unknown}"),
                     };
                     let _ = parent;

@@ -32,10 +32,20 @@ pub struct BatchOptions {
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum BatchOutcome {
-    Released { run_id: String, files: usize, forced: bool },
-    NotDue { last_release: NaiveDate },
-    NotStarted { start: NaiveDate },
-    Failed { reason: String },
+    Released {
+        run_id: String,
+        files: usize,
+        forced: bool,
+    },
+    NotDue {
+        last_release: NaiveDate,
+    },
+    NotStarted {
+        start: NaiveDate,
+    },
+    Failed {
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -54,14 +64,21 @@ pub struct BatchReport {
 
 impl BatchReport {
     pub fn failed(&self) -> usize {
-        self.entries.iter().filter(|e| matches!(e.outcome, BatchOutcome::Failed { .. })).count()
+        self.entries
+            .iter()
+            .filter(|e| matches!(e.outcome, BatchOutcome::Failed { .. }))
+            .count()
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum BatchError {
     #[error("another batch is running (lock {path} held by pid {pid} since {since})\n  fix: wait for it to finish; if it is not running, remove the lock file")]
-    Locked { path: PathBuf, pid: u32, since: String },
+    Locked {
+        path: PathBuf,
+        pid: u32,
+        since: String,
+    },
     #[error("cannot take the batch lock {path}: {source}\n  fix: check `work.dir` in the site config is writable")]
     Lock {
         path: PathBuf,
@@ -88,12 +105,20 @@ pub struct BatchLock {
 impl BatchLock {
     pub fn acquire(work_dir: &Path) -> Result<Self, BatchError> {
         let path = work_dir.join("batch.lock");
-        let lock_err = |source| BatchError::Lock { path: path.clone(), source };
+        let lock_err = |source| BatchError::Lock {
+            path: path.clone(),
+            source,
+        };
         crate::workdir::create_private_dir(work_dir).map_err(lock_err)?;
         for _ in 0..2 {
-            match fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+            match fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
                 Ok(mut f) => {
-                    let since = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                    let since =
+                        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
                     writeln!(f, "{} {since}", std::process::id()).map_err(lock_err)?;
                     f.sync_all().map_err(lock_err)?;
                     return Ok(Self { path });
@@ -150,7 +175,10 @@ pub fn is_due(schedule: Schedule, last: Option<NaiveDate>, today: NaiveDate) -> 
 pub fn batch(site: &Site, dir: &Path, opts: &BatchOptions) -> Result<BatchReport, BatchError> {
     let _lock = BatchLock::acquire(&site.work_dir)?;
     let mut files: Vec<PathBuf> = fs::read_dir(dir)
-        .map_err(|source| BatchError::Folder { path: dir.to_path_buf(), source })?
+        .map_err(|source| BatchError::Folder {
+            path: dir.to_path_buf(),
+            source,
+        })?
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|e| e == "toml"))
@@ -164,11 +192,16 @@ pub fn batch(site: &Site, dir: &Path, opts: &BatchOptions) -> Result<BatchReport
             BatchOutcome::Failed { reason } => {
                 error!(file = %file.display(), agreement = entry.agreement.as_deref().unwrap_or("?"), reason = %first_line(reason), "agreement failed")
             }
-            other => info!(file = %file.display(), agreement = entry.agreement.as_deref().unwrap_or("?"), outcome = ?other, "agreement done"),
+            other => {
+                info!(file = %file.display(), agreement = entry.agreement.as_deref().unwrap_or("?"), outcome = ?other, "agreement done")
+            }
         }
         entries.push(entry);
     }
-    Ok(BatchReport { today: opts.today, entries })
+    Ok(BatchReport {
+        today: opts.today,
+        entries,
+    })
 }
 
 fn one(site: &Site, file: &Path, ledger: &Ledger, opts: &BatchOptions) -> BatchEntry {
@@ -187,13 +220,24 @@ fn one(site: &Site, file: &Path, ledger: &Ledger, opts: &BatchOptions) -> BatchE
         Err(e) => return failed(None, e.to_string()),
     };
     let reference = agreement.meta.reference.to_string();
-    let entry = |outcome| BatchEntry { file: file.to_path_buf(), agreement: Some(reference.clone()), outcome };
+    let entry = |outcome| BatchEntry {
+        file: file.to_path_buf(),
+        agreement: Some(reference.clone()),
+        outcome,
+    };
     match agreement.status(opts.today) {
-        AgreementStatus::NotStarted => return entry(BatchOutcome::NotStarted { start: agreement.meta.start }),
+        AgreementStatus::NotStarted => {
+            return entry(BatchOutcome::NotStarted {
+                start: agreement.meta.start,
+            })
+        }
         AgreementStatus::Expired => {
             return failed(
                 Some(reference.clone()),
-                format!("agreement ended on {}: nothing may be released after its end date", agreement.meta.end),
+                format!(
+                    "agreement ended on {}: nothing may be released after its end date",
+                    agreement.meta.end
+                ),
             )
         }
         _ => {}
@@ -209,7 +253,11 @@ fn one(site: &Site, file: &Path, ledger: &Ledger, opts: &BatchOptions) -> BatchE
             return entry(BatchOutcome::NotDue { last_release });
         }
     }
-    let run_opts = RunOptions { dry_run: false, today: opts.today, forced: !due };
+    let run_opts = RunOptions {
+        dry_run: false,
+        today: opts.today,
+        forced: !due,
+    };
     match catch_unwind(AssertUnwindSafe(|| run(site, &agreement, &run_opts))) {
         Ok(Ok(summary)) => entry(BatchOutcome::Released {
             run_id: summary.run_id,
@@ -217,7 +265,10 @@ fn one(site: &Site, file: &Path, ledger: &Ledger, opts: &BatchOptions) -> BatchE
             forced: !due,
         }),
         Ok(Err(e)) => failed(Some(reference.clone()), describe(&e)),
-        Err(_) => failed(Some(reference.clone()), "dars panicked (a bug): see the log; nothing was released under a final name".into()),
+        Err(_) => failed(
+            Some(reference.clone()),
+            "dars panicked (a bug): see the log; nothing was released under a final name".into(),
+        ),
     }
 }
 
@@ -260,10 +311,17 @@ mod tests {
     fn the_lock_excludes_a_live_owner_and_takes_over_a_dead_one() {
         let dir = tempfile::tempdir().unwrap();
         let held = BatchLock::acquire(dir.path()).unwrap();
-        assert!(matches!(BatchLock::acquire(dir.path()), Err(BatchError::Locked { .. })));
+        assert!(matches!(
+            BatchLock::acquire(dir.path()),
+            Err(BatchError::Locked { .. })
+        ));
         drop(held);
         // A lock left by a pid that cannot be alive is stale.
-        fs::write(dir.path().join("batch.lock"), "4194999 2026-01-01T00:00:00Z\n").unwrap();
+        fs::write(
+            dir.path().join("batch.lock"),
+            "4194999 2026-01-01T00:00:00Z\n",
+        )
+        .unwrap();
         let taken = BatchLock::acquire(dir.path());
         assert!(taken.is_ok());
     }

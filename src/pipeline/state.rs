@@ -74,7 +74,10 @@ impl RunState {
 impl Checkpoint {
     /// Hashes `file` (relative to `run_dir`) as written.
     pub fn of(run_dir: &Path, file: &str) -> std::io::Result<Self> {
-        Ok(Self { file: file.to_string(), sha256: sha256_file(&run_dir.join(file))? })
+        Ok(Self {
+            file: file.to_string(),
+            sha256: sha256_file(&run_dir.join(file))?,
+        })
     }
 
     /// Whether the file is still there with the recorded content.
@@ -119,7 +122,12 @@ pub fn fingerprint(site: &Site, agreement: &Agreement) -> std::io::Result<String
         ctx.update(t.to_string_lossy().as_bytes());
         for f in table_files(t) {
             if let Ok(m) = fs::metadata(&f) {
-                let mtime = m.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_nanos()).unwrap_or(0);
+                let mtime = m
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map(|d| d.as_nanos())
+                    .unwrap_or(0);
                 ctx.update(format!("{}:{}:{}", f.display(), m.len(), mtime).as_bytes());
             }
         }
@@ -130,7 +138,12 @@ pub fn fingerprint(site: &Site, agreement: &Agreement) -> std::io::Result<String
 
 fn table_files(p: &Path) -> Vec<PathBuf> {
     if p.is_dir() {
-        let mut v: Vec<PathBuf> = fs::read_dir(p).into_iter().flatten().flatten().map(|e| e.path()).collect();
+        let mut v: Vec<PathBuf> = fs::read_dir(p)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
         v.sort();
         v
     } else {
@@ -141,7 +154,12 @@ fn table_files(p: &Path) -> Vec<PathBuf> {
 /// The latest unfinished, non-dry run of the agreement with this
 /// fingerprint, if any.
 pub fn find_resumable(runs_dir: &Path, fingerprint: &str) -> Option<(PathBuf, RunState)> {
-    let mut dirs: Vec<PathBuf> = fs::read_dir(runs_dir).ok()?.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
+    let mut dirs: Vec<PathBuf> = fs::read_dir(runs_dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
     dirs.sort();
     dirs.into_iter().rev().find_map(|d| {
         let s = RunState::load(&d)?;
