@@ -62,16 +62,7 @@ impl CohortField {
     /// Matches a header cell: case-insensitive, spaces, hyphens and
     /// underscores alike (`NHS Number`, `nhs_number`, `Date-of-Birth`).
     pub fn from_header(raw: &str) -> Option<Self> {
-        let norm: String = raw
-            .trim()
-            .trim_start_matches('\u{feff}')
-            .chars()
-            .map(|c| match c {
-                ' ' | '-' => '_',
-                c => c.to_ascii_lowercase(),
-            })
-            .collect();
-        let norm = norm.replace('.', "");
+        let norm = normalise_header(raw).replace('.', "");
         if let Some(f) = Self::ALL.into_iter().find(|f| f.name() == norm) {
             return Some(f);
         }
@@ -94,6 +85,19 @@ impl fmt::Display for CohortField {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
+}
+
+/// A CSV header cell as we compare it: trimmed, without a BOM, lower case,
+/// spaces and hyphens as underscores (`NHS Number` -> `nhs_number`).
+pub fn normalise_header(raw: &str) -> String {
+    raw.trim()
+        .trim_start_matches('\u{feff}')
+        .chars()
+        .map(|c| match c {
+            ' ' | '-' => '_',
+            c => c.to_ascii_lowercase(),
+        })
+        .collect()
 }
 
 /// A wrong value in a well-formed row. Says which field and why; never

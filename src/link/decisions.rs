@@ -141,15 +141,7 @@ pub const COLUMNS: [&str; 5] = [
 ];
 
 fn column_of(raw: &str) -> Option<usize> {
-    let norm: String = raw
-        .trim()
-        .trim_start_matches('\u{feff}')
-        .chars()
-        .map(|c| match c {
-            ' ' | '-' => '_',
-            c => c.to_ascii_lowercase(),
-        })
-        .collect();
+    let norm = crate::ingest::normalise_header(raw);
     COLUMNS.iter().position(|c| *c == norm)
 }
 

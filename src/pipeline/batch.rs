@@ -18,7 +18,7 @@ use chrono::{Datelike, NaiveDate};
 use serde::Serialize;
 use tracing::{error, info, warn};
 
-use super::{ledger_path, run, PipelineError, RunOptions};
+use super::{ledger_path, run, RunOptions};
 use crate::config::{Agreement, AgreementStatus, Schedule, Site};
 use crate::ledger::{Ledger, LedgerEntry, LedgerEvent};
 
@@ -264,16 +264,12 @@ fn one(site: &Site, file: &Path, ledger: &Ledger, opts: &BatchOptions) -> BatchE
             files: summary.outputs.len(),
             forced: !due,
         }),
-        Ok(Err(e)) => failed(Some(reference.clone()), describe(&e)),
+        Ok(Err(e)) => failed(Some(reference.clone()), e.to_string()),
         Err(_) => failed(
             Some(reference.clone()),
             "dars panicked (a bug): see the log; nothing was released under a final name".into(),
         ),
     }
-}
-
-fn describe(e: &PipelineError) -> String {
-    e.to_string()
 }
 
 /// A failure reason on one line for the summary table: every line but
