@@ -400,6 +400,37 @@ fn three_way(cube: &[Vec<Vec<u64>>]) -> CountTable {
     aggregate::from_counts(&dims, rows, true, "test").unwrap()
 }
 
+/// Regression (issue #4, found by the warm-start property test): microlp
+/// solving from scratch called this feasible programme with percentage
+/// rows infeasible. The release path must protect it, and every `*` must
+/// get an audit interval.
+#[test]
+fn issue_4_a_feasible_percentage_table_is_audited() {
+    let cube: Vec<Vec<Vec<u64>>> = [[[7, 6], [3, 37], [28, 29]], [[4, 9], [4, 3], [6, 6]]]
+        .iter()
+        .map(|plane| plane.iter().map(|row| row.to_vec()).collect())
+        .collect();
+    let mut table = three_way(&cube);
+    aggregate::set_percent_of(&mut table, vec!["age".into()], "test").unwrap();
+    let release = ReleaseTable {
+        name: "t".into(),
+        table,
+        profile: custom([1, 4], 5, true, false),
+    };
+    let protected = protect_tables(&[&release]).unwrap().remove(0);
+    assert!(protected
+        .cells
+        .iter()
+        .any(|c| c.value == Protected::Suppressed));
+    for c in protected
+        .cells
+        .iter()
+        .filter(|c| c.value == Protected::Suppressed)
+    {
+        assert!(c.interval.is_some(), "cell {:?} was not audited", c.key);
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
