@@ -79,6 +79,15 @@ pub struct CountTable {
 }
 
 impl CountTable {
+    /// Position of each cell by its key.
+    pub fn index_by_key(&self) -> HashMap<&[String], usize> {
+        self.cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.key.as_slice(), i))
+            .collect()
+    }
+
     /// A table of `cells` in its own universe, without percentages.
     pub fn new(dims: Vec<String>, cells: Vec<Cell>) -> Self {
         Self {

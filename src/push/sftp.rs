@@ -709,15 +709,7 @@ fn deliver(
     bar.finish();
     state.written.insert(file.name.clone());
 
-    let size = remote_size(job, state, sftp, &part_path)?;
-    if size != Some(file.len) {
-        return Err(PushError::SizeMismatch {
-            location: job.location.clone(),
-            name: file.name.clone(),
-            expected: file.len,
-            actual: size.unwrap_or(0),
-        });
-    }
+    ensure_size(job, state, sftp, file, &part_path)?;
     // Without the overwrite flag: SFTP v3 (OpenSSH) refuses to replace an
     // existing name, which is what a release needs.
     if let Err(e) = sftp.rename(
@@ -734,15 +726,7 @@ fn deliver(
         record_done(state, file);
         return Ok(());
     }
-    let size = remote_size(job, state, sftp, &final_path)?;
-    if size != Some(file.len) {
-        return Err(PushError::SizeMismatch {
-            location: job.location.clone(),
-            name: file.name.clone(),
-            expected: file.len,
-            actual: size.unwrap_or(0),
-        });
-    }
+    ensure_size(job, state, sftp, file, &final_path)?;
     record_done(state, file);
     Ok(())
 }
@@ -758,6 +742,26 @@ fn record_done(state: &mut State, file: &LocalFile) {
 }
 
 /// The size of a remote file, `None` if there is none.
+/// The remote file at `path` must hold exactly the staged file's bytes.
+fn ensure_size(
+    job: &Job<'_>,
+    state: &State,
+    sftp: &Sftp,
+    file: &LocalFile,
+    path: &str,
+) -> Result<(), PushError> {
+    let size = remote_size(job, state, sftp, path)?;
+    if size != Some(file.len) {
+        return Err(PushError::SizeMismatch {
+            location: job.location.clone(),
+            name: file.name.clone(),
+            expected: file.len,
+            actual: size.unwrap_or(0),
+        });
+    }
+    Ok(())
+}
+
 fn remote_size(
     job: &Job<'_>,
     state: &State,

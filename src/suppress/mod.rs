@@ -300,12 +300,7 @@ fn render(
         cells: table.cells.len(),
         ..Default::default()
     };
-    let index: HashMap<&[String], usize> = table
-        .cells
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.key.as_slice(), i))
-        .collect();
+    let index: HashMap<&[String], usize> = table.index_by_key();
     let starred = starred_denominators(model, t);
     let cells = table
         .cells
@@ -411,12 +406,7 @@ pub(crate) fn percent_links(model: &Model) -> Vec<PercentLink> {
         if table.percent_of.is_empty() {
             continue;
         }
-        let index: HashMap<&[String], usize> = table
-            .cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.key.as_slice(), i))
-            .collect();
+        let index: HashMap<&[String], usize> = table.index_by_key();
         let starred = starred_denominators(model, t);
         for (c, cell) in table.cells.iter().enumerate() {
             let Some(d) = table
@@ -452,12 +442,7 @@ fn starred_denominators(model: &Model, t: usize) -> std::collections::HashSet<us
     if table.percent_of.is_empty() {
         return out;
     }
-    let index: HashMap<&[String], usize> = table
-        .cells
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.key.as_slice(), i))
-        .collect();
+    let index: HashMap<&[String], usize> = table.index_by_key();
     for (c, cell) in table.cells.iter().enumerate() {
         let Some(d) = table
             .denominator_key(&cell.key)

@@ -123,12 +123,7 @@ impl<'a> Model<'a> {
         let mut seen = HashSet::new();
         for (t, rt) in tables.iter().enumerate() {
             let table = &rt.table;
-            let index: HashMap<&[String], usize> = table
-                .cells
-                .iter()
-                .enumerate()
-                .map(|(i, c)| (c.key.as_slice(), i))
-                .collect();
+            let index: HashMap<&[String], usize> = table.index_by_key();
             for j in 0..table.dims.len() {
                 let mut children: BTreeMap<Vec<String>, Vec<usize>> = BTreeMap::new();
                 for (i, c) in table.cells.iter().enumerate() {
