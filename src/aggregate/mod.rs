@@ -98,6 +98,19 @@ impl CountTable {
         }
     }
 
+    /// For each cell, the position of the cell its percentage divides by
+    /// (`None` without percentages, or for a cell summed over them all).
+    pub fn denominators(&self) -> Vec<Option<usize>> {
+        let index = self.index_by_key();
+        self.cells
+            .iter()
+            .map(|c| {
+                self.denominator_key(&c.key)
+                    .and_then(|k| index.get(k.as_slice()).copied())
+            })
+            .collect()
+    }
+
     /// The key of the denominator of `key`'s percentage: the dimensions of
     /// `percent_of` replaced by [`TOTAL`]. `None` when the table has no
     /// percentages or when `key` is already summed over all of them.

@@ -406,13 +406,9 @@ pub(crate) fn percent_links(model: &Model) -> Vec<PercentLink> {
         if table.percent_of.is_empty() {
             continue;
         }
-        let index: HashMap<&[String], usize> = table.index_by_key();
         let starred = starred_denominators(model, t);
-        for (c, cell) in table.cells.iter().enumerate() {
-            let Some(d) = table
-                .denominator_key(&cell.key)
-                .and_then(|k| index.get(k.as_slice()).copied())
-            else {
+        for (c, denominator) in table.denominators().into_iter().enumerate() {
+            let Some(d) = denominator else {
                 continue;
             };
             let (num, den) = (model.place[t][c], model.place[t][d]);
@@ -442,12 +438,8 @@ fn starred_denominators(model: &Model, t: usize) -> std::collections::HashSet<us
     if table.percent_of.is_empty() {
         return out;
     }
-    let index: HashMap<&[String], usize> = table.index_by_key();
-    for (c, cell) in table.cells.iter().enumerate() {
-        let Some(d) = table
-            .denominator_key(&cell.key)
-            .and_then(|k| index.get(k.as_slice()).copied())
-        else {
+    for (c, denominator) in table.denominators().into_iter().enumerate() {
+        let Some(d) = denominator else {
             continue;
         };
         let suppressed = |i: usize| model.nodes[model.place[t][i]].status.suppressed();
