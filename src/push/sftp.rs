@@ -37,10 +37,23 @@ use super::known_hosts::{self, KnownHosts, Verdict};
 use super::progress::Progress;
 use super::{PushError, PushReport, StagedRelease};
 
-/// Bytes handed to libssh2 per write. libssh2 cuts a write into
-/// 30,000-byte packets and keeps them all in flight, so the larger the
-/// write the fuller the pipe; at 8 KiB an upload runs about 4x slower.
-const WRITE_CHUNK: usize = 4 << 20;
+/// Bytes kept in flight. libssh2 cuts what it has not seen before of each
+/// write into 30,000-byte packets, sends them, and returns as soon as the
+/// oldest outstanding one is acknowledged, expecting the rest of the same
+/// bytes again in the next call. So every write is handed the whole
+/// unacknowledged window, topped up first: the pipe never drains. (Writing
+/// a buffer to the end instead stalls on the last acknowledgements each
+/// time; at 8 KiB per write an upload runs about 4x slower.) 2 MiB is
+/// OpenSSH's channel window, so more than that waits in libssh2 unsent,
+/// gone cold in cache by the time it is encrypted: 1, 2, 4 and 8 MiB
+/// measured 1.94, 1.51, 1.79 and 1.97 client CPU s/GiB
+/// (benches/sftp_upload.rs, sshd's files on tmpfs).
+const IN_FLIGHT: usize = 2 << 20;
+/// Bytes read from the staged file at a time.
+const READ_BLOCK: usize = 1 << 20;
+/// The upload buffer: the window, a read, and room to slide so that the
+/// window moves back to the start only now and then.
+const UPLOAD_BUFFER: usize = 16 << 20;
 /// How much of a `.part` is read back before resuming it.
 const RESUME_CHECK: u64 = 1 << 20;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -60,9 +73,11 @@ const FX_OP_UNSUPPORTED: i32 = 8;
 
 /// Ciphers in order of preference; each one is used only if this libssh2
 /// build has it. chacha20-poly1305 first, as OpenSSH prefers it too:
-/// libssh2 encrypts a whole packet in one call with it, but calls OpenSSL
-/// once per 16-byte block for the AES modes, which costs the client more
-/// CPU per GiB (benches/sftp_upload.rs, 1 GiB: chacha20-poly1305 4.2 s,
+/// libssh2 encrypts a whole packet in one call with it, through OpenSSL's
+/// vectorised ChaCha20 and Poly1305 (vendor/libssh2-sys/PATCHES.md), but
+/// calls OpenSSL once per 16-byte block for the AES modes, which costs the
+/// client far more CPU per GiB (benches/sftp_upload.rs, 1 GiB:
+/// chacha20-poly1305 1.5-1.8 s, or 4.2 s with libssh2's portable C;
 /// aes128-ctr with hmac-sha2-256-etm 5.3 s, aes128-gcm 5.4 s, aes256-gcm
 /// 5.8 s). AEAD modes before CTR; no CBC, no arcfour, no SHA-1.
 const CIPHERS: &[&str] = &[
@@ -665,32 +680,43 @@ fn deliver(
             action: "reading the staged file",
             source,
         })?;
-    let mut buf = vec![0u8; WRITE_CHUNK];
+    // buf[start..end] is read but not yet acknowledged by the server.
+    let mut buf = vec![0u8; UPLOAD_BUFFER];
+    let (mut start, mut end, mut eof) = (0, 0, false);
     loop {
-        let n = read_full(&mut local, &mut buf).map_err(|source| PushError::Io {
-            location: file.path.display().to_string(),
-            action: "reading the staged file",
-            source,
-        })?;
-        if n == 0 {
+        while !eof && end - start < IN_FLIGHT {
+            if end + READ_BLOCK > buf.len() {
+                // libssh2 keeps its own copy of what it has packed, and
+                // counts positions, not addresses: the window may move.
+                buf.copy_within(start..end, 0);
+                (start, end) = (0, end - start);
+            }
+            let n = read_full(&mut local, &mut buf[end..end + READ_BLOCK]).map_err(|source| {
+                PushError::Io {
+                    location: file.path.display().to_string(),
+                    action: "reading the staged file",
+                    source,
+                }
+            })?;
+            eof = n == 0;
+            end += n;
+        }
+        if start == end {
             break;
         }
-        let mut sent = 0;
-        while sent < n {
-            let k = remote
-                .write(&buf[sent..n])
-                .map_err(|e| stream_error(job, state, sftp, "writing", &part_path, e))?;
-            if k == 0 {
-                return Err(PushError::ConnectionLost {
-                    location: job.location.clone(),
-                    attempts: state.attempts,
-                    detail: format!("writing {part_path}: the server accepted no bytes"),
-                });
-            }
-            sent += k;
-            state.bytes_sent += k as u64;
-            job.progress.advance(&bar, k as u64);
+        let k = remote
+            .write(&buf[start..end])
+            .map_err(|e| stream_error(job, state, sftp, "writing", &part_path, e))?;
+        if k == 0 {
+            return Err(PushError::ConnectionLost {
+                location: job.location.clone(),
+                attempts: state.attempts,
+                detail: format!("writing {part_path}: the server accepted no bytes"),
+            });
         }
+        start += k;
+        state.bytes_sent += k as u64;
+        job.progress.advance(&bar, k as u64);
     }
     match remote.fsync() {
         Ok(()) => {}

@@ -40,6 +40,9 @@ pub struct SshdOptions {
     pub read_only: bool,
     /// `LogLevel DEBUG1`, which names the negotiated cipher (the bench).
     pub debug_log: bool,
+    /// sshd's `Ciphers`: the only ones it offers, so the client must use
+    /// one of these.
+    pub ciphers: Option<&'static str>,
 }
 
 pub struct Sshd {
@@ -276,7 +279,12 @@ fn config_text(dir: &Path, port: u16, user: &str, options: SshdOptions) -> Strin
          AllowUsers {user}\n\
          MaxStartups 100\n\
          LogLevel {log_level}\n\
-         Subsystem sftp {sftp}\n",
+         Subsystem sftp {sftp}\n\
+         {ciphers}",
+        ciphers = options
+            .ciphers
+            .map(|c| format!("Ciphers {c}\n"))
+            .unwrap_or_default(),
         host_key = dir.join("ssh_host_ed25519_key").display(),
         pid = dir.join("sshd.pid").display(),
         authorized = dir.join("authorized_keys").display(),

@@ -7,8 +7,7 @@ extern crate vcpkg;
 
 use std::env;
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
 /*
  In libssh2 v1.9.0 and earlier versions, the SSH_MSG_DISCONNECT logic in packet.c has an integer
@@ -50,11 +49,8 @@ fn main() {
         }
     }
 
-    if !Path::new("libssh2/.git").exists() {
-        let _ = Command::new("git")
-            .args(&["submodule", "update", "--init"])
-            .status();
-    }
+    // dars patch: the sources are vendored in this directory; no git
+    // submodule to fetch (the call would run in dars's own repository).
 
     let target = env::var("TARGET").unwrap();
     let profile = env::var("PROFILE").unwrap();

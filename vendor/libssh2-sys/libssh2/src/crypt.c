@@ -478,6 +478,7 @@ static int crypt_dtor_chacha20_poly(LIBSSH2_SESSION *session, void **abstract)
 {
     struct crypt_ctx **cctx = (struct crypt_ctx **)abstract;
     if(cctx && *cctx) {
+        chachapoly_free(&(*cctx)->chachapoly_ctx); /* dars patch */
         SSH2_FREE(session, *cctx);
         *abstract = NULL;
     }
