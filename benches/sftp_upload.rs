@@ -134,10 +134,8 @@ fn main() {
                     (secs, cpu_secs)
                 }
                 _ => {
-                    if cipher.is_empty() {
-                        // dars has not run yet this bench: its first choice.
-                        cipher = "chacha20-poly1305@openssh.com".into();
-                    }
+                    // Round 0 starts with dars, which set the cipher.
+                    assert!(!cipher.is_empty());
                     let (secs, cpu_secs, _) =
                         sftp_put(&server, &known_hosts, &source, Some(&cipher));
                     (secs, cpu_secs)

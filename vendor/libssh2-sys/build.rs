@@ -51,6 +51,10 @@ fn main() {
 
     // dars patch: the sources are vendored in this directory; no git
     // submodule to fetch (the call would run in dars's own repository).
+    // The rerun-if-env-changed lines switch off cargo's default of
+    // rebuilding when any file of the package changes, so name the
+    // sources: an edited patch must be compiled.
+    println!("cargo:rerun-if-changed=libssh2");
 
     let target = env::var("TARGET").unwrap();
     let profile = env::var("PROFILE").unwrap();

@@ -917,6 +917,9 @@ int ssh2_cipher_crypt(ssh2_cipher_ctx *ctx, SSH2_CIPHER_T(algo), int encrypt,
                       unsigned char *block, size_t blocksize, int firstlast)
 {
     unsigned char buf[EVP_MAX_BLOCK_LENGTH];
+    /* dars patch: a run of blocks longer than buf (transport.c merges
+       them) is en/decrypted in place, which OpenSSL allows. */
+    unsigned char *out = buf;
     int ret = 1;
     int rc = 1;
 
@@ -937,7 +940,9 @@ int ssh2_cipher_crypt(ssh2_cipher_ctx *ctx, SSH2_CIPHER_T(algo), int encrypt,
 
     (void)algo;
 
-    if(blocksize > sizeof(buf) ||
+    if(blocksize > sizeof(buf))
+        out = block; /* dars patch */
+    if(blocksize > UINT_MAX ||
        blocksize < (size_t)(aadlen + authenticationtag))
         return 1;
 
@@ -966,7 +971,7 @@ int ssh2_cipher_crypt(ssh2_cipher_ctx *ctx, SSH2_CIPHER_T(algo), int encrypt,
 #endif /* LIBSSH2_AES_GCM */
 
     if(cryptlen > 0)
-        ret = EVP_Cipher(*ctx, buf + aadlen, block + aadlen, cryptlen);
+        ret = EVP_Cipher(*ctx, out + aadlen, block + aadlen, cryptlen);
 
 #if defined(USE_OPENSSL_3) || defined(LIBSSH2_WOLFSSL)
     if(ret != -1)
@@ -1007,7 +1012,8 @@ int ssh2_cipher_crypt(ssh2_cipher_ctx *ctx, SSH2_CIPHER_T(algo), int encrypt,
         /* Copy en/decrypted data back to the caller.
            The first aadlen should not be touched because they were not
            encrypted and are unmodified. */
-        memcpy(block + aadlen, buf + aadlen, cryptlen);
+        if(out == buf) /* dars patch: in place needs no copy */
+            memcpy(block + aadlen, buf + aadlen, cryptlen);
         rc = !ret;
     }
 

@@ -1214,6 +1214,14 @@ int ssh2_transport_send(LIBSSH2_SESSION *session,
                 return LIBSSH2_ERROR_ENCRYPT;
         }
         else {
+#ifdef LIBSSH2_OPENSSL
+            /* dars patch: OpenSSL en/decrypts any run of whole blocks in
+               one call, as it would block by block (CTR, GCM and CBC all
+               chain across calls), so consecutive MIDDLE_BLOCK calls below
+               are merged into one. Calling it 16 bytes at a time cost more
+               than the AES itself. Every call keeps its first/last flag. */
+            size_t run_start = 0, run_len = 0;
+#endif
             /* Encrypt the whole packet data, one block size at a time.
                The MAC field is not encrypted unless INTEGRATED_MAC. */
             /* Some crypto back-ends could handle a single crypt() call for
@@ -1246,11 +1254,36 @@ int ssh2_transport_send(LIBSSH2_SESSION *session,
                 ssh2_deb((session, LIBSSH2_TRACE_SOCKET,
                           "crypting bytes %lu-%lu", (unsigned long)i,
                           (unsigned long)(i + bsize - 1)));
+#ifdef LIBSSH2_OPENSSL
+                if(run_len && (firstlast != MIDDLE_BLOCK ||
+                               ptr != &p->outbuf[run_start + run_len])) {
+                    if(session->local.crypt->crypt(session, 0,
+                                              &p->outbuf[run_start], run_len,
+                                              &session->local.crypt_abstract,
+                                              MIDDLE_BLOCK))
+                        return LIBSSH2_ERROR_ENCRYPT;
+                    run_len = 0;
+                }
+                if(firstlast == MIDDLE_BLOCK) {
+                    if(!run_len)
+                        run_start = (size_t)(ptr - p->outbuf);
+                    run_len += bsize;
+                    continue;
+                }
+#endif
                 if(session->local.crypt->crypt(session, 0, ptr, bsize,
                                                &session->local.crypt_abstract,
                                                firstlast))
                     return LIBSSH2_ERROR_ENCRYPT; /* encryption failure */
             }
+#ifdef LIBSSH2_OPENSSL
+            if(run_len &&
+               session->local.crypt->crypt(session, 0, &p->outbuf[run_start],
+                                           run_len,
+                                           &session->local.crypt_abstract,
+                                           MIDDLE_BLOCK))
+                return LIBSSH2_ERROR_ENCRYPT;
+#endif
 
             /* Call crypt() one last time so it can be filled in with the
                MAC */
