@@ -333,9 +333,9 @@ fn issue_5_a_connection_cut_mid_upload_is_retried_and_resumed() {
 /// checks each packet's MAC or tag, and dars each reply's), through the
 /// patches in vendor/libssh2-sys: chacha20-poly1305 is OpenSSL's ChaCha20
 /// and Poly1305; AES-GCM and AES-CTR (with an HMAC) get whole runs of
-/// blocks per OpenSSL call. The file is larger than the upload buffer and
-/// not a whole number of reads or packets, so the window slides back to
-/// the buffer's start mid-file.
+/// blocks per OpenSSL call, sending and receiving. The file is larger than
+/// the upload buffer and not a whole number of reads or packets, so the
+/// window slides back to the buffer's start mid-file.
 #[test]
 fn issue_5_each_offered_cipher_uploads_a_large_file_intact() {
     for (cipher, mac) in [
@@ -349,9 +349,28 @@ fn issue_5_each_offered_cipher_uploads_a_large_file_intact() {
             ..Default::default()
         });
         let staged = stage("ciphers", &[("a.parquet.age", (37 << 20) + 12_345)]);
-        let report = push_ok(&config(&sshd, sshd.port, sshd.known_hosts()), &staged);
+        let direct = config(&sshd, sshd.port, sshd.known_hosts());
+        let report = push_ok(&direct, &staged);
         assert_eq!(report.bytes_sent, staged.total(), "{cipher}");
         assert_arrived_whole(&sshd, &staged);
+        // Pushed again, every file is read back and compared with the
+        // staged one: the receiving side's decryption of full packets.
+        let again = push_ok(&direct, &staged);
+        assert_eq!(
+            (again.files_already_there, again.bytes_sent),
+            (3, 0),
+            "{cipher}: {again:?}"
+        );
+        // A bit flipped in the server's stream, 2 MB in (inside the data
+        // read back), fails its packet's tag or MAC: the connection counts
+        // as lost and the push starts again and ends well. Were the check
+        // skipped, the altered bytes would read as another file there.
+        let proxy = CutProxy::flip_server_byte(sshd.port, 2_000_000);
+        let known_hosts = sshd.known_hosts_for(proxy.port);
+        let tampered = push_ok(&config(&sshd, proxy.port, known_hosts), &staged);
+        assert_eq!(proxy.flipped(), 1, "{cipher}");
+        assert_eq!(proxy.connections(), 2, "{cipher}: the flip went unnoticed");
+        assert_eq!(tampered.files_already_there, 3, "{cipher}");
         let log = sshd.log();
         assert!(
             log.contains(&format!("client->server cipher: {cipher} MAC: {mac}"))

@@ -303,26 +303,45 @@ pub struct CutProxy {
     pub port: u16,
     connections: Arc<AtomicUsize>,
     cut: Arc<AtomicUsize>,
+    flipped: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
 }
 
 impl CutProxy {
     pub fn start(target: u16, limit: usize, cuts: usize) -> Self {
+        Self::spawn(target, Some(limit), cuts, None)
+    }
+
+    /// Instead of cutting: on the first connection only, flips one bit of
+    /// the byte at offset `at` of what the server sends, as an attacker or
+    /// a faulty network would. Later connections pass whole.
+    pub fn flip_server_byte(target: u16, at: usize) -> Self {
+        Self::spawn(target, None, 0, Some(at))
+    }
+
+    fn spawn(target: u16, limit: Option<usize>, cuts: usize, flip_at: Option<usize>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let port = listener.local_addr().unwrap().port();
         let connections = Arc::new(AtomicUsize::new(0));
         let cut = Arc::new(AtomicUsize::new(0));
+        let flipped = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let (c, k, s) = (connections.clone(), cut.clone(), stop.clone());
+        let (c, k, f, s) = (
+            connections.clone(),
+            cut.clone(),
+            flipped.clone(),
+            stop.clone(),
+        );
         thread::spawn(move || {
             while !s.load(Ordering::SeqCst) {
                 match listener.accept() {
                     Ok((client, _)) => {
                         let n = c.fetch_add(1, Ordering::SeqCst);
-                        let limit = (n < cuts).then_some(limit);
+                        let limit = limit.filter(|_| n < cuts);
+                        let flip = flip_at.filter(|_| n == 0).map(|at| (at, f.clone()));
                         let k = k.clone();
-                        thread::spawn(move || relay(client, target, limit, k));
+                        thread::spawn(move || relay(client, target, limit, k, flip));
                     }
                     Err(_) => thread::sleep(Duration::from_millis(10)),
                 }
@@ -332,6 +351,7 @@ impl CutProxy {
             port,
             connections,
             cut,
+            flipped,
             stop,
         }
     }
@@ -345,6 +365,11 @@ impl CutProxy {
     pub fn cuts(&self) -> usize {
         self.cut.load(Ordering::SeqCst)
     }
+
+    /// Bytes flipped.
+    pub fn flipped(&self) -> usize {
+        self.flipped.load(Ordering::SeqCst)
+    }
 }
 
 impl Drop for CutProxy {
@@ -353,7 +378,13 @@ impl Drop for CutProxy {
     }
 }
 
-fn relay(client: TcpStream, target: u16, limit: Option<usize>, cut: Arc<AtomicUsize>) {
+fn relay(
+    client: TcpStream,
+    target: u16,
+    limit: Option<usize>,
+    cut: Arc<AtomicUsize>,
+    flip: Option<(usize, Arc<AtomicUsize>)>,
+) {
     let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
         return;
     };
@@ -362,7 +393,15 @@ fn relay(client: TcpStream, target: u16, limit: Option<usize>, cut: Arc<AtomicUs
     let (mut s_read, mut c_write) = (server.try_clone().unwrap(), client.try_clone().unwrap());
     let back = thread::spawn(move || {
         let mut buf = vec![0u8; 64 << 10];
+        let mut seen = 0usize;
         while let Ok(n) = s_read.read(&mut buf) {
+            if let Some((at, flipped)) = &flip {
+                if (seen..seen + n).contains(at) {
+                    buf[at - seen] ^= 0x10;
+                    flipped.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            seen += n;
             if n == 0 || c_write.write_all(&buf[..n]).is_err() {
                 break;
             }

@@ -162,6 +162,22 @@ static int transport_decrypt(LIBSSH2_SESSION *session, unsigned char *source,
             decryptlen = len;
             lowerfirstlast = LAST_BLOCK;
         }
+#ifdef LIBSSH2_OPENSSL
+        /* dars patch: take every following block that would also be a
+           MIDDLE_BLOCK into this call (as ssh2_transport_send does); the
+           conditions are the ones above, for the bytes after this block. */
+        if(lowerfirstlast == MIDDLE_BLOCK) {
+            ssize_t rest = len - decryptlen;
+            while(rest > 0 &&
+                  (rest > blocksize || !IS_LAST(firstlast)) &&
+                  !(CRYPT_FLAG_R(session, SSH2_CRYPT_FLAG_PKTLEN_AAD) &&
+                    IS_LAST(firstlast) && rest < blocksize * 2)) {
+                ssize_t more = SSH2_MIN(blocksize, rest);
+                decryptlen += more;
+                rest -= more;
+            }
+        }
+#endif
 
         if(session->remote.crypt->crypt(session, 0, source, decryptlen,
                                         &session->remote.crypt_abstract,
