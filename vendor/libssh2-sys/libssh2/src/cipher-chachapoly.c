@@ -124,7 +124,8 @@ int chachapoly_crypt(struct chachapoly_ctx *ctx, libssh2_uint64_t seqnr,
     ssh2_store_u64(&ptr, seqnr);
     memset(poly_key, 0, sizeof(poly_key));
     if(!EVP_CipherInit(ctx->main_evp, NULL, NULL, seqbuf, 1) ||
-       EVP_Cipher(ctx->main_evp, poly_key, poly_key, sizeof(poly_key)) < 0)
+       CHACHA_EVP_FAILED(EVP_Cipher(ctx->main_evp, poly_key, poly_key,
+                                    sizeof(poly_key))))
         goto out;
 
     /* If decrypting, check tag before anything else */
@@ -139,15 +140,16 @@ int chachapoly_crypt(struct chachapoly_ctx *ctx, libssh2_uint64_t seqnr,
     /* Crypt additional data */
     if(aadlen) {
         if(!EVP_CipherInit(ctx->header_evp, NULL, NULL, seqbuf, 1) ||
-           EVP_Cipher(ctx->header_evp, dest, src, (unsigned int)aadlen) < 0)
+           CHACHA_EVP_FAILED(EVP_Cipher(ctx->header_evp, dest, src,
+                                        (unsigned int)aadlen)))
             goto out;
     }
 
     /* Set Chacha's block counter to 1 */
     seqbuf[0] = 1;
     if(!EVP_CipherInit(ctx->main_evp, NULL, NULL, seqbuf, 1) ||
-       EVP_Cipher(ctx->main_evp, dest + aadlen, src + aadlen,
-                  (unsigned int)len) < 0)
+       CHACHA_EVP_FAILED(EVP_Cipher(ctx->main_evp, dest + aadlen,
+                                    src + aadlen, (unsigned int)len)))
         goto out;
 
     /* If encrypting, calculate and append tag */
@@ -177,7 +179,7 @@ int chachapoly_get_length(struct chachapoly_ctx *ctx, unsigned int *plenp,
     ptr = &seqbuf[8];
     ssh2_store_u64(&ptr, seqnr);
     if(!EVP_CipherInit(ctx->header_evp, NULL, NULL, seqbuf, 0) ||
-       EVP_Cipher(ctx->header_evp, buf, cp, sizeof(buf)) < 0)
+       CHACHA_EVP_FAILED(EVP_Cipher(ctx->header_evp, buf, cp, sizeof(buf))))
         return -1;  /* fail */
     *plenp = ssh2_ntohu32(buf);
     return 0;  /* success */

@@ -30,11 +30,16 @@
    OpenSSL 3 its Poly1305 too (EVP_MAC). Both are vectorised; the portable
    C below is several times slower and dominated the cost of an upload. */
 #if defined(LIBSSH2_OPENSSL) && !defined(LIBSSH2_WOLFSSL) && \
-    !defined(LIBRESSL_VERSION_NUMBER) && \
-    OPENSSL_VERSION_NUMBER >= 0x10100000L
+    !defined(LIBRESSL_VERSION_NUMBER) && !defined(OPENSSL_IS_BORINGSSL) && \
+    !defined(OPENSSL_IS_AWSLC) && OPENSSL_VERSION_NUMBER >= 0x10100000L
 #define LIBSSH2_CHACHA_LIBCRYPTO 1
 #if OPENSSL_VERSION_NUMBER >= 0x30000000L
 #define LIBSSH2_POLY1305_LIBCRYPTO 1
+/* EVP_Cipher returns the byte count, or -1 on failure */
+#define CHACHA_EVP_FAILED(r) ((r) < 0)
+#else
+/* EVP_Cipher returns 1, or 0 on failure */
+#define CHACHA_EVP_FAILED(r) ((r) <= 0)
 #endif
 #endif
 
