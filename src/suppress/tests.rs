@@ -431,8 +431,49 @@ fn issue_4_a_feasible_percentage_table_is_audited() {
     }
 }
 
+/// Found by the warm-start property test (2026-11-22): microlp calls this
+/// programme with percentage rows infeasible, warm-started and from
+/// scratch alike. Not fixed. What must hold is that the release fails
+/// closed, with the audit's error, rather than releasing without an audit.
+#[test]
+fn a_programme_the_solver_cannot_solve_fails_closed() {
+    let cube: Vec<Vec<Vec<u64>>> = [
+        [[5, 24], [8, 13], [46, 17], [4, 4]],
+        [[51, 6], [9, 0], [3, 54], [1, 55]],
+        [[1, 50], [32, 29], [2, 2], [24, 30]],
+        [[59, 7], [2, 6], [4, 48], [4, 1]],
+    ]
+    .iter()
+    .map(|plane| plane.iter().map(|row| row.to_vec()).collect())
+    .collect();
+    let mut table = three_way(&cube);
+    aggregate::set_percent_of(&mut table, vec!["age".into()], "test").unwrap();
+    let release = ReleaseTable {
+        name: "t".into(),
+        table,
+        profile: custom([1, 4], 5, true, false),
+    };
+    match protect_tables(&[&release]) {
+        Err(SuppressError::Solver { .. }) => {}
+        Err(e) => panic!("failed, but not with the solver's error: {e}"),
+        // Should a newer solver manage it, every `*` must be audited.
+        Ok(mut p) => {
+            let p = p.remove(0);
+            for c in p.cells.iter().filter(|c| c.value == Protected::Suppressed) {
+                assert!(c.interval.is_some(), "cell {:?} was not audited", c.key);
+            }
+        }
+    }
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    // A fixed seed: the same cases on every run, so CI does not turn on
+    // a new random one; change the seed to explore further.
+    #![proptest_config(ProptestConfig {
+        cases: 64,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(20_261_122),
+        ..ProptestConfig::default()
+    })]
 
     /// Warm-started programmes change nothing: every cell gets the same
     /// value, action and interval as when every programme is solved from
@@ -455,7 +496,16 @@ proptest! {
             aggregate::set_percent_of(&mut table, vec!["age".into()], "test").unwrap();
         }
         let release = ReleaseTable { name: "t".into(), table, profile };
-        let warm = protect_tables(&[&release]).unwrap().remove(0);
+        // The release path can fail too, closed, when the solver fails both
+        // warm and from scratch (a_programme_the_solver_cannot_solve_fails_closed).
+        let warm = match protect_tables(&[&release]) {
+            Ok(mut w) => w.remove(0),
+            Err(SuppressError::Solver { .. }) => {
+                prop_assert!(protect_tables_cold(&[&release]).is_err());
+                return Ok(());
+            }
+            Err(e) => return Err(TestCaseError::fail(e.to_string())),
+        };
         // The reference itself can fail: microlp has called a feasible
         // programme with percentage rows infeasible, solved from scratch
         // (cube [[[7, 6], [3, 37], [28, 29]], [[4, 9], [4, 3], [6, 6]]],
