@@ -18,10 +18,10 @@ mod sign;
 #[cfg(test)]
 pub(crate) mod tests;
 
-pub use manifest::{Manifest, ManifestFile, SignedManifest};
+pub use manifest::{LedgerHead, Manifest, ManifestFile, SignedManifest};
 pub use recipients::Recipients;
 pub use seal::{seal, SealedFile};
-pub use sign::SigningKey;
+pub use sign::{SigningKey, VerifyingKey};
 
 pub(crate) use sign::{sshsig_signed_data, SshsigHash};
 
