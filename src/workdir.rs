@@ -172,7 +172,11 @@ mod tests {
         for open in [0o777, 0o770, 0o1777] {
             fs::set_permissions(&work, fs::Permissions::from_mode(open)).unwrap();
             assert_eq!(secure_dir(&work).unwrap(), Secured::Writable { mode: open });
-            assert_eq!(mode(&work), open, "a writable folder is left for a person to check");
+            assert_eq!(
+                mode(&work),
+                open,
+                "a writable folder is left for a person to check"
+            );
         }
         let file = dir.path().join("file");
         fs::write(&file, "").unwrap();

@@ -147,7 +147,9 @@ impl Release {
 fn build_release(keys: &Keys, key: &SigningKey) -> Release {
     let root = tempfile::tempdir().unwrap();
     let dir = Release {
-        dir: root.path().join("DARS-NIC-000001-DEMO1-01/20260301T101500Z"),
+        dir: root
+            .path()
+            .join("DARS-NIC-000001-DEMO1-01/20260301T101500Z"),
         _root: root,
     };
     fs::create_dir_all(dir.path()).unwrap();

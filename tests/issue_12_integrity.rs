@@ -93,11 +93,21 @@ fn assert_consistent(w: &Workdir, context: &str) {
         );
     }
     let states = runs(w);
-    let stuck: Vec<_> = states.iter().filter(|(_, pushed, released)| *pushed && !*released).collect();
-    assert!(stuck.is_empty(), "{context}: delivered but not recorded: {stuck:?}");
+    let stuck: Vec<_> = states
+        .iter()
+        .filter(|(_, pushed, released)| *pushed && !*released)
+        .collect();
+    assert!(
+        stuck.is_empty(),
+        "{context}: delivered but not recorded: {stuck:?}"
+    );
     let released = states.iter().filter(|(_, _, r)| *r).count();
     assert_eq!(released, releases.len(), "{context}: {states:?}");
-    assert_eq!(released_entries(w), releases.len(), "{context}: ledger entries");
+    assert_eq!(
+        released_entries(w),
+        releases.len(),
+        "{context}: ledger entries"
+    );
     let ledger = w.dars(&["ledger", "verify"]);
     assert!(ledger.status.success(), "{context}: {}", stderr(&ledger));
 }
@@ -145,7 +155,10 @@ fn issue_12_two_runs_started_together_never_share_a_run() {
     }
     // Started together, the two runs overlapped at least once (each run
     // takes far longer than starting a process).
-    assert!(refused > 0, "the runs never overlapped: the test proved nothing");
+    assert!(
+        refused > 0,
+        "the runs never overlapped: the test proved nothing"
+    );
     // Never stuck: a later run releases.
     let later = w.dars(&["run", &a]);
     assert!(later.status.success(), "{}", stderr(&later));
@@ -182,7 +195,12 @@ fn issue_12_a_second_run_or_batch_while_one_is_mid_release_stops_clearly() {
 
     // Sealed and signed, about to push: a second run is refused at once.
     let second = w.dars(&["run", &a]);
-    assert_eq!(second.status.code(), Some(EXIT_LOCKED), "{}", stderr(&second));
+    assert_eq!(
+        second.status.code(),
+        Some(EXIT_LOCKED),
+        "{}",
+        stderr(&second)
+    );
     assert!(
         stderr(&second).contains(&format!("is being run by another dars (pid {pid}")),
         "{}",
@@ -202,7 +220,10 @@ fn issue_12_a_second_run_or_batch_while_one_is_mid_release_stops_clearly() {
         "{}",
         stdout(&batch)
     );
-    assert!(delivered(&w).is_empty(), "nothing left while the first run held");
+    assert!(
+        delivered(&w).is_empty(),
+        "nothing left while the first run held"
+    );
 
     fs::remove_file(&hold).unwrap();
     let first = first.wait_with_output().unwrap();
@@ -306,12 +327,21 @@ fn issue_12_ledger_verify_finds_every_edit() {
             "the last line edited",
             Box::new(|l: &mut Vec<String>| l[2] = l[2].replace("certificate.pdf", "other.pdf")),
         ),
-        ("the last line deleted", Box::new(|l: &mut Vec<String>| {
-            l.pop();
-        })),
-        ("cut to its first line", Box::new(|l: &mut Vec<String>| l.truncate(1))),
+        (
+            "the last line deleted",
+            Box::new(|l: &mut Vec<String>| {
+                l.pop();
+            }),
+        ),
+        (
+            "cut to its first line",
+            Box::new(|l: &mut Vec<String>| l.truncate(1)),
+        ),
         ("emptied", Box::new(|l: &mut Vec<String>| l.clear())),
-        ("a forged line appended with the right prev_sha256", forged_append),
+        (
+            "a forged line appended with the right prev_sha256",
+            forged_append,
+        ),
         (
             "the first line edited and every later hash recomputed",
             Box::new(|l: &mut Vec<String>| {
@@ -340,7 +370,12 @@ fn issue_12_ledger_verify_finds_every_edit() {
     // last line.
     fs::remove_file(&ledger).unwrap();
     let out = w.dars(&["ledger", "verify"]);
-    assert_eq!(out.status.code(), Some(EXIT_VERIFY), "deleted: {}", stdout(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(EXIT_VERIFY),
+        "deleted: {}",
+        stdout(&out)
+    );
     let _ = fs::remove_file(&head);
     let out = w.dars(&["ledger", "verify"]);
     assert_eq!(
@@ -349,7 +384,11 @@ fn issue_12_ledger_verify_finds_every_edit() {
         "deleted with its head: {}",
         stdout(&out)
     );
-    assert!(stderr(&out).contains("records the release"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("records the release"),
+        "{}",
+        stderr(&out)
+    );
     let mut lines: Vec<String> = String::from_utf8(original.clone())
         .unwrap()
         .lines()
@@ -382,17 +421,17 @@ fn issue_12_a_ledger_rolled_back_is_found_against_the_releases() {
     let release = delivered(&w).pop().unwrap();
     let manifest: serde_json::Value =
         serde_json::from_slice(&fs::read(release.join("manifest.json")).unwrap()).unwrap();
-    assert_eq!(manifest["ledger_head"]["seq"], 0, "the first release extends an empty ledger");
+    assert_eq!(
+        manifest["ledger_head"]["seq"], 0,
+        "the first release extends an empty ledger"
+    );
     let first = (
         fs::read(w.path("work/ledger.jsonl")).unwrap(),
         fs::read(w.path("work/ledger.jsonl.head")).unwrap(),
     );
     let out = w.dars(&["run", &a]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let second = delivered(&w)
-        .into_iter()
-        .find(|d| *d != release)
-        .unwrap();
+    let second = delivered(&w).into_iter().find(|d| *d != release).unwrap();
     let manifest: serde_json::Value =
         serde_json::from_slice(&fs::read(second.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["ledger_head"]["seq"], 1);
@@ -408,7 +447,11 @@ fn issue_12_a_ledger_rolled_back_is_found_against_the_releases() {
     fs::write(w.path("work/ledger.jsonl.head"), &first.1).unwrap();
     let out = w.dars(&["ledger", "verify"]);
     assert_eq!(out.status.code(), Some(EXIT_VERIFY), "{}", stdout(&out));
-    assert!(stderr(&out).contains("has no entry for it"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("has no entry for it"),
+        "{}",
+        stderr(&out)
+    );
     // With the work folders cleaned away too, the recipient's copy of the
     // release still anchors it.
     for run in fs::read_dir(w.path(&format!("work/{REFERENCE}/runs"))).unwrap() {
@@ -449,7 +492,10 @@ fn issue_12_a_full_disk_during_an_append_leaves_no_partial_line() {
     }
     let before = fs::read(w.path("work/ledger.jsonl")).unwrap();
     let full = record(Some(size() / 1024 + 1));
-    assert!(!full.status.success(), "the append should have hit the limit");
+    assert!(
+        !full.status.success(),
+        "the append should have hit the limit"
+    );
     assert!(
         stderr(&full).contains("nothing was recorded"),
         "{}",
@@ -479,7 +525,11 @@ fn issue_12_a_damaged_or_locked_ledger_is_found_before_anything_leaves() {
     fs::write(w.path("work/ledger.jsonl"), lines.concat()).unwrap();
     let out = w.dars(&["run", &a]);
     assert_eq!(out.status.code(), Some(EXIT_VERIFY), "{}", stderr(&out));
-    assert!(stderr(&out).contains("nothing was sent"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("nothing was sent"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(delivered(&w).len(), releases, "a release left regardless");
     fs::write(w.path("work/ledger.jsonl"), &original).unwrap();
 
@@ -493,7 +543,11 @@ fn issue_12_a_damaged_or_locked_ledger_is_found_before_anything_leaves() {
     fs4::FileExt::try_lock(&lock).unwrap();
     let out = w.dars(&["run", &a]);
     assert_eq!(out.status.code(), Some(EXIT_LOCKED), "{}", stderr(&out));
-    assert!(stderr(&out).contains("nothing was sent"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("nothing was sent"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(delivered(&w).len(), releases, "a release left regardless");
     drop(lock);
 

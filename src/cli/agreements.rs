@@ -83,6 +83,7 @@ fn destruction_due(ledger: &[crate::ledger::LedgerEntry], reference: &str) -> bo
                 LedgerEvent::Destruction { agreement, .. } => {
                     !want_release && agreement == reference
                 }
+                LedgerEvent::Recovery { .. } => false,
             })
             .map(|e| e.seq)
             .max()

@@ -162,7 +162,11 @@ fn release_anchor(dir: &Path, key: &VerifyingKey) -> Result<Anchor, Failure> {
     let manifest = read(MANIFEST_FILE)?;
     let signature = read(SIGNATURE_FILE)?;
     key.check_sshsig(&manifest, &signature, MANIFEST_NAMESPACE)
-        .map_err(|reason| fail(format!("{SIGNATURE_FILE} is not the site's signature: {reason}")))?;
+        .map_err(|reason| {
+            fail(format!(
+                "{SIGNATURE_FILE} is not the site's signature: {reason}"
+            ))
+        })?;
     let parsed = Manifest::from_json(&manifest)
         .map_err(|e| fail(format!("{MANIFEST_FILE} is not a dars manifest: {e}")))?;
     Ok(Anchor {

@@ -475,7 +475,11 @@ impl Ledger {
 
     /// Checks that every anchor's release is in the verified ledger, with
     /// the anchor's manifest, after the ledger head its manifest extends.
-    pub fn check_anchors(&self, verified: &Verified, anchors: &[Anchor]) -> Result<(), LedgerError> {
+    pub fn check_anchors(
+        &self,
+        verified: &Verified,
+        anchors: &[Anchor],
+    ) -> Result<(), LedgerError> {
         for anchor in anchors {
             let missing = |detail: String| LedgerError::MissingRelease {
                 path: self.path.clone(),
@@ -844,7 +848,7 @@ impl Ledger {
 
     /// The complete lines, each with its newline, and what follows the
     /// last newline, if anything.
-    fn read_lines(&self) -> Result<(Vec<Vec<u8>>, Option<Vec<u8>>), LedgerError> {
+    fn read_lines(&self) -> Result<RawLines, LedgerError> {
         let read_error = |source| LedgerError::Read {
             path: self.path.clone(),
             source,
@@ -868,6 +872,10 @@ impl Ledger {
         }
     }
 }
+
+/// The complete lines of the file, each with its newline, and what
+/// follows the last newline, if anything.
+type RawLines = (Vec<Vec<u8>>, Option<Vec<u8>>);
 
 struct ChainLine {
     entry: LedgerEntry,
@@ -934,7 +942,9 @@ fn signed_line(body: &[u8], signer: &SigningKey, namespace: &str) -> Vec<u8> {
 /// signature, or `None` if the line does not end with a `sig` field.
 fn split_signed_line(line: &[u8]) -> Option<(Vec<u8>, &[u8])> {
     let rest = line.strip_suffix(b"\"}\n")?;
-    let at = rest.windows(SIG_FIELD.len()).rposition(|w| w == SIG_FIELD)?;
+    let at = rest
+        .windows(SIG_FIELD.len())
+        .rposition(|w| w == SIG_FIELD)?;
     let signature = &rest[at + SIG_FIELD.len()..];
     if signature.is_empty()
         || !signature

@@ -103,7 +103,10 @@ fn the_files_are_private_and_the_lock_is_released() {
         assert_eq!(mode, 0o600, "{}", path.display());
     }
     assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 3);
-    assert_eq!(crate::lock::Lock::holder(&ledger.lock_path()).unwrap(), None);
+    assert_eq!(
+        crate::lock::Lock::holder(&ledger.lock_path()).unwrap(),
+        None
+    );
 }
 
 #[test]
@@ -503,7 +506,10 @@ fn a_torn_tail_is_moved_aside_and_recorded_by_the_next_append() {
         } => {
             assert_eq!(*torn_bytes, 40);
             assert_eq!(*torn_sha256, sha256_hex(torn.as_bytes()));
-            assert_eq!(fs::read(dir.path().join(saved_as)).unwrap(), torn.as_bytes());
+            assert_eq!(
+                fs::read(dir.path().join(saved_as)).unwrap(),
+                torn.as_bytes()
+            );
         }
         other => panic!("{other:?}"),
     }

@@ -37,15 +37,15 @@ use crate::aggregate::{self, AggregateError};
 use crate::config::{Agreement, ConfigError, OutputSpec, Site};
 use crate::ingest::{self, IngestConfig, IngestError};
 use crate::ledger::{Ledger, LedgerError, LedgerEvent, Verified};
-use crate::lock::{Holder, Lock, LockError};
 use crate::link::{self, LinkConfig, LinkCounts, LinkError};
+use crate::lock::{Holder, Lock, LockError};
 use crate::minimise::{self, MinimiseError, PseudonymKey};
 use crate::objections::{self, Linked, ObjectionCounts, ObjectionsError, Released};
 use crate::package::{self, Manifest, ManifestFile, PackageError, Recipients, SigningKey};
-use crate::workdir::Secured;
 use crate::push::{self, PushError, PushReport, StagedRelease};
 use crate::suppress::{self, Profile, SuppressionCounts};
 use crate::tables::FileFormat;
+use crate::workdir::Secured;
 
 /// How this run goes (flags, not config).
 #[derive(Debug, Clone)]

@@ -206,7 +206,8 @@ pub fn work_records(work_dir: &Path) -> WorkRecords {
                 continue;
             }
             if state.released {
-                let manifest = fs::read(run_dir.join("release").join(crate::package::MANIFEST_FILE)).ok();
+                let manifest =
+                    fs::read(run_dir.join("release").join(crate::package::MANIFEST_FILE)).ok();
                 records.anchors.push(Anchor {
                     source: RunState::path(&run_dir),
                     agreement: agreement.clone(),
@@ -218,7 +219,9 @@ pub fn work_records(work_dir: &Path) -> WorkRecords {
                         .and_then(|m| m.ledger_head),
                 });
             } else if state.pushed.is_some() {
-                records.unrecorded.push((agreement.clone(), state.run_id.clone()));
+                records
+                    .unrecorded
+                    .push((agreement.clone(), state.run_id.clone()));
             }
         }
     }
