@@ -116,7 +116,7 @@ fn assert_consistent(w: &Workdir, context: &str) {
 fn issue_12_two_runs_started_together_never_share_a_run() {
     let (w, a) = small();
     let mut refused = 0;
-    for attempt in 0..8 {
+    for attempt in 0..12 {
         let start = || {
             w.cmd()
                 .args(["run", &a])

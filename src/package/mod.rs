@@ -23,7 +23,9 @@ pub use recipients::Recipients;
 pub use seal::{seal, SealedFile};
 pub use sign::{SigningKey, VerifyingKey};
 
-pub(crate) use sign::{sshsig_signed_data, SshsigHash};
+pub(crate) use sign::{check_sshsig, SshsigProblem};
+#[cfg(test)]
+use sign::{sshsig_signed_data, SshsigHash};
 
 use std::path::PathBuf;
 

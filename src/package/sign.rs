@@ -268,33 +268,63 @@ impl VerifyingKey {
     ) -> Result<(), String> {
         let sshsig =
             SshSig::from_pem(armored).map_err(|e| format!("not an OpenSSH signature: {e}"))?;
-        if sshsig.namespace() != namespace {
-            return Err(format!(
-                "made for namespace \"{}\", not \"{namespace}\"",
-                sshsig.namespace()
-            ));
-        }
-        if sshsig.public_key() != self.public.key_data() {
+        if sshsig.namespace() == namespace && sshsig.public_key() != self.public.key_data() {
             return Err(format!(
                 "made by another key, {}",
                 sshsig.public_key().fingerprint(HashAlg::Sha256)
             ));
         }
-        let hash = match sshsig.hash_alg() {
-            HashAlg::Sha256 => SshsigHash::Sha256,
-            HashAlg::Sha512 => SshsigHash::Sha512,
-            other => return Err(format!("an unsupported hash, {}", other.as_str())),
-        };
-        let (Some(public), Algorithm::Ed25519) =
-            (sshsig.public_key().ed25519(), sshsig.algorithm())
-        else {
-            return Err(format!("not Ed25519 but {}", sshsig.algorithm().as_str()));
-        };
-        let signed_data = sshsig_signed_data(namespace, hash, message);
-        ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, public.as_ref())
-            .verify(&signed_data, sshsig.signature_bytes())
-            .map_err(|_| "the signature does not match the signed content".to_string())
+        check_sshsig(&sshsig, message, namespace).map_err(|problem| problem.to_string())
     }
+}
+
+/// Why an SSHSIG does not vouch for a message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum SshsigProblem {
+    #[error("made for namespace \"{found}\", not \"{expected}\"")]
+    WrongNamespace { found: String, expected: String },
+    #[error("its reserved field is not empty")]
+    ReservedNotEmpty,
+    #[error("an unsupported hash, {0}")]
+    UnsupportedHash(String),
+    #[error("not Ed25519 but {0}")]
+    UnsupportedAlgorithm(String),
+    #[error("the signature does not match the signed content")]
+    Mismatch,
+}
+
+/// Checks that `sshsig` is an Ed25519 SSHSIG in `namespace` over `message`
+/// by the key inside it (whether that key is trusted is the caller's
+/// question): the one check behind `dars verify` and the ledger's.
+pub(crate) fn check_sshsig(
+    sshsig: &SshSig,
+    message: &[u8],
+    namespace: &str,
+) -> Result<(), SshsigProblem> {
+    if sshsig.namespace() != namespace {
+        return Err(SshsigProblem::WrongNamespace {
+            found: sshsig.namespace().to_string(),
+            expected: namespace.to_string(),
+        });
+    }
+    if !sshsig.reserved().is_empty() {
+        return Err(SshsigProblem::ReservedNotEmpty);
+    }
+    let hash = match sshsig.hash_alg() {
+        HashAlg::Sha256 => SshsigHash::Sha256,
+        HashAlg::Sha512 => SshsigHash::Sha512,
+        other => return Err(SshsigProblem::UnsupportedHash(other.as_str().to_string())),
+    };
+    let (Some(public), Algorithm::Ed25519) = (sshsig.public_key().ed25519(), sshsig.algorithm())
+    else {
+        return Err(SshsigProblem::UnsupportedAlgorithm(
+            sshsig.algorithm().as_str().to_string(),
+        ));
+    };
+    let signed_data = sshsig_signed_data(namespace, hash, message);
+    ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, public.as_ref())
+        .verify(&signed_data, sshsig.signature_bytes())
+        .map_err(|_| SshsigProblem::Mismatch)
 }
 
 impl fmt::Debug for SigningKey {
