@@ -96,7 +96,10 @@ impl Lock {
         }
     }
 
-    /// Who holds the lock at `path` now, if anyone. Does not create the file.
+    /// Who holds the lock at `path` now, if anyone. Does not create the
+    /// file. It looks by taking a shared lock for a moment, during which an
+    /// exclusive `try_acquire` elsewhere would be refused: for reports and
+    /// tests, not for deciding anything.
     pub fn holder(path: &Path) -> Result<Option<Holder>, LockError> {
         let file = match File::open(path) {
             Ok(file) => file,
