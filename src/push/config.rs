@@ -1,4 +1,8 @@
-//! The agreement's `[release]` table: recipients and destination.
+//! The agreement's `[release]` table: the recipients, the destination
+//! (`file://` or `sftp://`) and, for sftp, the pinned `known_hosts` and the
+//! client `identity`; and the problems `dars check` finds in it without
+//! connecting anywhere: unusable recipients, a `file://` directory that
+//! does not exist, missing sftp key files.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -111,6 +115,12 @@ impl ReleaseConfig {
                 ));
             }
         }
+        if let Destination::Local(dir) = &self.destination {
+            p.extend(local_destination_problem(
+                file,
+                &crate::config::resolve(base, dir),
+            ));
+        }
         if let Destination::Sftp { .. } = self.destination {
             for (key, v) in [
                 ("release.known_hosts", &self.known_hosts),
@@ -141,6 +151,7 @@ impl ReleaseConfig {
         p
     }
 
+    /// Resolves the relative paths against the agreement's folder.
     pub fn resolve_paths(&mut self, base: &Path) {
         if let Destination::Local(p) = &self.destination {
             self.destination = Destination::Local(crate::config::resolve(base, p));
@@ -154,4 +165,26 @@ impl ReleaseConfig {
             .as_ref()
             .map(|p| crate::config::resolve(base, p));
     }
+}
+
+/// A `file://` destination must be an existing directory: a release is
+/// never pushed into a folder dars would have to invent, where a typo in
+/// the path would send it.
+fn local_destination_problem(file: &Path, dir: &Path) -> Option<Problem> {
+    let (message, fix) = match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => return None,
+        Ok(_) => (
+            format!("{} is not a directory", dir.display()),
+            "point it at the directory releases go to (file://PATH, relative to this agreement)"
+                .to_string(),
+        ),
+        Err(_) => (
+            format!("no directory at {}", dir.display()),
+            format!(
+                "create it (mkdir -p {}) or correct the path (file://PATH, relative to this agreement)",
+                dir.display()
+            ),
+        ),
+    };
+    Some(Problem::error(file, "release.destination", message, fix))
 }
