@@ -95,7 +95,21 @@ pub struct ReleaseConfig {
 }
 
 impl ReleaseConfig {
+    /// Every problem in the table, each with its key and fix. `base` is
+    /// the agreement's folder, which relative paths start from.
     pub fn problems(&self, file: &Path, base: &Path) -> Vec<Problem> {
+        let mut p = self.recipient_problems(file);
+        match &self.destination {
+            Destination::Local(dir) => p.extend(local_destination_problem(
+                file,
+                &crate::config::resolve(base, dir),
+            )),
+            Destination::Sftp { .. } => p.extend(self.sftp_key_problems(file, base)),
+        }
+        p
+    }
+
+    fn recipient_problems(&self, file: &Path) -> Vec<Problem> {
         let mut p = Vec::new();
         if self.recipients.is_empty() {
             p.push(Problem::error(
@@ -115,40 +129,32 @@ impl ReleaseConfig {
                 ));
             }
         }
-        if let Destination::Local(dir) = &self.destination {
-            p.extend(local_destination_problem(
-                file,
-                &crate::config::resolve(base, dir),
-            ));
-        }
-        if let Destination::Sftp { .. } = self.destination {
-            for (key, v) in [
-                ("release.known_hosts", &self.known_hosts),
-                ("release.identity", &self.identity),
-            ] {
-                match v {
-                    None => p.push(Problem::error(
-                        file,
-                        key,
-                        "is required for an sftp:// destination",
-                        "point it at the file (relative to this agreement)",
-                    )),
-                    Some(path) if !crate::config::resolve(base, path).is_file() => {
-                        p.push(Problem::error(
-                            file,
-                            key,
-                            format!(
-                                "no file at {}",
-                                crate::config::resolve(base, path).display()
-                            ),
-                            "point it at the file (relative to this agreement)",
-                        ))
-                    }
-                    _ => {}
-                }
-            }
-        }
         p
+    }
+
+    /// An sftp destination needs both key files, and they must exist.
+    fn sftp_key_problems(&self, file: &Path, base: &Path) -> Vec<Problem> {
+        let fix = "point it at the file (relative to this agreement)";
+        [
+            ("release.known_hosts", &self.known_hosts),
+            ("release.identity", &self.identity),
+        ]
+        .into_iter()
+        .filter_map(|(key, path)| match path {
+            None => Some(Problem::error(
+                file,
+                key,
+                "is required for an sftp:// destination",
+                fix,
+            )),
+            Some(path) => {
+                let resolved = crate::config::resolve(base, path);
+                (!resolved.is_file()).then(|| {
+                    Problem::error(file, key, format!("no file at {}", resolved.display()), fix)
+                })
+            }
+        })
+        .collect()
     }
 
     /// Resolves the relative paths against the agreement's folder.

@@ -1,4 +1,4 @@
-//! Unit tests for destinations and the local push.
+//! Unit tests for destinations, the `[release]` checks and the local push.
 
 use super::*;
 
