@@ -73,7 +73,7 @@ pub enum PushError {
         /// This run's copy, in the work directory.
         staged: PathBuf,
     },
-    #[error("destination {location}: {} is a symbolic link; refusing to write a release through it (nothing was written there)\n  fix: below the destination directory the release folder and its files must be real folders and files: remove the link, or point [release].destination at the directory it leads to, then run again", path.display())]
+    #[error("destination {location}: {} is a symbolic link; refusing to write a release through it, and nothing was written through it\n  fix: remove the link and run again. To deliver somewhere else, set [release].destination to that directory (the destination itself may be a link): dars makes REFERENCE/RUN_ID below it itself", path.display())]
     SymlinkRefused { location: String, path: PathBuf },
     #[error("destination {location}: `{name}` arrived with {actual} bytes, expected {expected}\n  fix: check free space at the destination and run again; the partial file was not given its final name")]
     SizeMismatch {

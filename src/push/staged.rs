@@ -33,6 +33,14 @@ impl StagedFile {
                     len: 0,
                     path,
                 };
+                // Each file lands directly in the release folder: a name
+                // that is a path would reach past it.
+                if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\0']) {
+                    return Err(file.read_error(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "a release file's name must be a plain file name",
+                    )));
+                }
                 let len = std::fs::metadata(&file.path)
                     .map_err(|e| file.read_error(e))?
                     .len();
@@ -148,6 +156,22 @@ mod tests {
         other[2 * COMPARE_BLOCK + 1] ^= 1;
         assert!(!same(&other, &data));
         assert!(!same(&data, &data[..data.len() - 1]), "the copy runs on");
+    }
+
+    #[test]
+    fn a_release_file_name_must_be_a_plain_name() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.csv.age"), b"x").unwrap();
+        let release = |name: &str| StagedRelease {
+            dir: dir.path().to_path_buf(),
+            files: vec![name.to_string()],
+            folder: "REF/RUN".into(),
+        };
+        assert_eq!(StagedFile::list(&release("a.csv.age")).unwrap()[0].len, 1);
+        for bad in ["", ".", "..", "../a.csv.age", "sub/a.csv.age"] {
+            let err = StagedFile::list(&release(bad)).unwrap_err().to_string();
+            assert!(err.contains("plain file name"), "{bad}: {err}");
+        }
     }
 
     #[test]
