@@ -18,6 +18,7 @@ pub mod link; // stage 2: cohort x master person index -> linkage table
 pub mod lock; // kernel locks: one run per agreement, one batch, one ledger append
 pub mod minimise; // stage 4: field specs and generalising transforms -> record frames
 pub mod objections; // stage 3: drop linked people who objected
+mod openssh_pattern; // OpenSSH pattern lists: known_hosts host names, allowed_signers namespaces
 pub mod package; // stage 6a: age encryption, manifest, SSHSIG signature
 pub mod pipeline; // the orchestrator behind `dars run`
 pub mod push; // stage 6b: deliver a sealed release to its destination

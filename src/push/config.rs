@@ -1,4 +1,8 @@
-//! The agreement's `[release]` table: recipients and destination.
+//! The agreement's `[release]` table: the recipients, the destination
+//! (`file://` or `sftp://`) and, for sftp, the pinned `known_hosts` and the
+//! client `identity`; and the problems `dars check` finds in it without
+//! connecting anywhere: unusable recipients, a `file://` directory that
+//! does not exist, missing sftp key files.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -91,7 +95,21 @@ pub struct ReleaseConfig {
 }
 
 impl ReleaseConfig {
+    /// Every problem in the table, each with its key and fix. `base` is
+    /// the agreement's folder, which relative paths start from.
     pub fn problems(&self, file: &Path, base: &Path) -> Vec<Problem> {
+        let mut p = self.recipient_problems(file);
+        match &self.destination {
+            Destination::Local(dir) => p.extend(local_destination_problem(
+                file,
+                &crate::config::resolve(base, dir),
+            )),
+            Destination::Sftp { .. } => p.extend(self.sftp_key_problems(file, base)),
+        }
+        p
+    }
+
+    fn recipient_problems(&self, file: &Path) -> Vec<Problem> {
         let mut p = Vec::new();
         if self.recipients.is_empty() {
             p.push(Problem::error(
@@ -111,36 +129,35 @@ impl ReleaseConfig {
                 ));
             }
         }
-        if let Destination::Sftp { .. } = self.destination {
-            for (key, v) in [
-                ("release.known_hosts", &self.known_hosts),
-                ("release.identity", &self.identity),
-            ] {
-                match v {
-                    None => p.push(Problem::error(
-                        file,
-                        key,
-                        "is required for an sftp:// destination",
-                        "point it at the file (relative to this agreement)",
-                    )),
-                    Some(path) if !crate::config::resolve(base, path).is_file() => {
-                        p.push(Problem::error(
-                            file,
-                            key,
-                            format!(
-                                "no file at {}",
-                                crate::config::resolve(base, path).display()
-                            ),
-                            "point it at the file (relative to this agreement)",
-                        ))
-                    }
-                    _ => {}
-                }
-            }
-        }
         p
     }
 
+    /// An sftp destination needs both key files, and they must exist.
+    fn sftp_key_problems(&self, file: &Path, base: &Path) -> Vec<Problem> {
+        let fix = "point it at the file (relative to this agreement)";
+        [
+            ("release.known_hosts", &self.known_hosts),
+            ("release.identity", &self.identity),
+        ]
+        .into_iter()
+        .filter_map(|(key, path)| match path {
+            None => Some(Problem::error(
+                file,
+                key,
+                "is required for an sftp:// destination",
+                fix,
+            )),
+            Some(path) => {
+                let resolved = crate::config::resolve(base, path);
+                (!resolved.is_file()).then(|| {
+                    Problem::error(file, key, format!("no file at {}", resolved.display()), fix)
+                })
+            }
+        })
+        .collect()
+    }
+
+    /// Resolves the relative paths against the agreement's folder.
     pub fn resolve_paths(&mut self, base: &Path) {
         if let Destination::Local(p) = &self.destination {
             self.destination = Destination::Local(crate::config::resolve(base, p));
@@ -154,4 +171,26 @@ impl ReleaseConfig {
             .as_ref()
             .map(|p| crate::config::resolve(base, p));
     }
+}
+
+/// A `file://` destination must be an existing directory: a release is
+/// never pushed into a folder dars would have to invent, where a typo in
+/// the path would send it.
+fn local_destination_problem(file: &Path, dir: &Path) -> Option<Problem> {
+    let (message, fix) = match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => return None,
+        Ok(_) => (
+            format!("{} is not a directory", dir.display()),
+            "point it at the directory releases go to (file://PATH, relative to this agreement)"
+                .to_string(),
+        ),
+        Err(_) => (
+            format!("no directory at {}", dir.display()),
+            format!(
+                "create it (mkdir -p {}) or correct the path (file://PATH, relative to this agreement)",
+                dir.display()
+            ),
+        ),
+    };
+    Some(Problem::error(file, "release.destination", message, fix))
 }

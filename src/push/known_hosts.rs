@@ -4,7 +4,8 @@
 //! The file is read the way OpenSSH reads it (`sshd(8)`, "SSH_KNOWN_HOSTS
 //! FILE FORMAT"), so a file made with `ssh-keyscan -p PORT HOST` works as
 //! it is: plain and hashed (`|1|salt|hash`) host names, `[host]:port` for a
-//! port other than 22, `*`/`?` wildcards and `!` negation, `@revoked`.
+//! port other than 22, `*`/`?` wildcards and `!` negation (OpenSSH's
+//! pattern lists, [`crate::openssh_pattern`]), `@revoked`.
 //! Keys are compared as wire-format blobs, so every key type OpenSSH writes
 //! is understood without parsing it. A `@cert-authority` line is not
 //! trusted: dars pins keys, not certificate authorities, so such a line
@@ -15,6 +16,8 @@ use std::path::{Path, PathBuf};
 
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use base64::Engine as _;
+
+use crate::openssh_pattern::{self, Sign};
 
 /// The name a host is looked up under: `host` on port 22, `[host]:port`
 /// otherwise, as OpenSSH writes it.
@@ -77,10 +80,26 @@ enum Marker {
     CertAuthority,
 }
 
+/// One host name of a line: a pattern (lowercased, as OpenSSH compares
+/// host names), or `|1|salt|hash`, an HMAC-SHA1 of the name.
 #[derive(Debug, Clone)]
 enum Pattern {
-    Glob { negated: bool, glob: String },
+    Glob(openssh_pattern::Pattern),
     Hashed { salt: Vec<u8>, hash: Vec<u8> },
+}
+
+impl Pattern {
+    fn sign_for(&self, name: &str) -> Option<Sign> {
+        match self {
+            Self::Glob(p) => p.sign_for(name),
+            Self::Hashed { salt, hash } => {
+                let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, salt);
+                ring::hmac::verify(&key, name.as_bytes(), hash)
+                    .is_ok()
+                    .then_some(Sign::Positive)
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -241,50 +260,14 @@ fn parse_pattern(p: &str) -> Option<Pattern> {
             hash: STANDARD.decode(hash).ok()?,
         });
     }
-    let (negated, glob) = match p.strip_prefix('!') {
-        Some(g) => (true, g),
-        None => (false, p),
-    };
-    Some(Pattern::Glob {
-        negated,
-        glob: glob.to_ascii_lowercase(),
-    })
+    Some(Pattern::Glob(
+        openssh_pattern::Pattern::parse(p).lowercased(),
+    ))
 }
 
 /// OpenSSH's rule: some pattern matches and no negated pattern does.
 fn matches_host(patterns: &[Pattern], name: &str) -> bool {
-    let mut matched = false;
-    for p in patterns {
-        match p {
-            Pattern::Glob { negated, glob } => {
-                if glob_match(glob.as_bytes(), name.as_bytes()) {
-                    if *negated {
-                        return false;
-                    }
-                    matched = true;
-                }
-            }
-            Pattern::Hashed { salt, hash } => {
-                let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, salt);
-                if ring::hmac::verify(&key, name.as_bytes(), hash).is_ok() {
-                    matched = true;
-                }
-            }
-        }
-    }
-    matched
-}
-
-fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
-    match (pattern.first(), text.first()) {
-        (None, None) => true,
-        (Some(b'*'), _) => {
-            glob_match(&pattern[1..], text) || (!text.is_empty() && glob_match(pattern, &text[1..]))
-        }
-        (Some(b'?'), Some(_)) => glob_match(&pattern[1..], &text[1..]),
-        (Some(p), Some(t)) if p == t => glob_match(&pattern[1..], &text[1..]),
-        _ => false,
-    }
+    openssh_pattern::decide(patterns.iter().filter_map(|p| p.sign_for(name)))
 }
 
 #[cfg(test)]

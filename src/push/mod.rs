@@ -9,7 +9,18 @@
 //!
 //! Each release lands in its own folder, `DEST/REFERENCE/RUN_ID/`, so two
 //! releases never share a directory and `dars verify` can insist on no
-//! extra files.
+//! extra files. A final name already holding other bytes is never
+//! overwritten; as a re-run resumes the same run id, it would meet the same
+//! file, and the error says so.
+//!
+//! - `config`: the agreement's `[release]` table and what `dars check`
+//!   finds wrong in it.
+//! - `staged`: the sending side both destinations share: the sealed
+//!   files, their sizes, byte-for-byte comparison with a copy.
+//! - `local`: `file://`, reached below the destination directory without
+//!   following symbolic links.
+//! - `sftp`: `sftp://`, with `known_hosts` (host key pinning), `identity`
+//!   (the client key) and `progress` (upload bars).
 
 mod config;
 mod identity;
@@ -17,6 +28,7 @@ mod known_hosts;
 mod local;
 mod progress;
 mod sftp;
+mod staged;
 #[cfg(test)]
 mod tests;
 
@@ -54,8 +66,15 @@ pub enum PushError {
         #[source]
         source: std::io::Error,
     },
-    #[error("destination {location} already holds a different `{name}`: refusing to overwrite a released file\n  fix: this run id was used before; run again for a new run id, or remove the folder if that release was void")]
-    Conflict { location: String, name: String },
+    #[error("destination {location} already holds a `{name}` that differs from the one this run sealed ({}): refusing to overwrite a released file\n  fix: running again resumes this same run id and stops here again. Find out who put that file there; if that folder is not a release to keep, move {location} aside (keep it for whoever investigates), then run again to deliver this run's release", staged.display())]
+    Conflict {
+        location: String,
+        name: String,
+        /// This run's copy, in the work directory.
+        staged: PathBuf,
+    },
+    #[error("destination {location}: {} is a symbolic link; refusing to write a release through it, and nothing was written through it\n  fix: remove the link and run again. To deliver somewhere else, set [release].destination to that directory (the destination itself may be a link): dars makes REFERENCE/RUN_ID below it itself", path.display())]
+    SymlinkRefused { location: String, path: PathBuf },
     #[error("destination {location}: `{name}` arrived with {actual} bytes, expected {expected}\n  fix: check free space at the destination and run again; the partial file was not given its final name")]
     SizeMismatch {
         location: String,
@@ -144,6 +163,15 @@ impl PushError {
     /// A lost connection, worth another try; everything else is final.
     pub fn is_transient(&self) -> bool {
         matches!(self, Self::ConnectionLost { .. })
+    }
+
+    /// The destination holds other bytes under `file`'s final name.
+    fn conflict(location: &str, file: &staged::StagedFile) -> Self {
+        Self::Conflict {
+            location: location.to_string(),
+            name: file.name.clone(),
+            staged: file.path.clone(),
+        }
     }
 }
 

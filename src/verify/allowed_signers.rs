@@ -6,11 +6,14 @@
 //! Each line: `principals [options] keytype base64 [comment]`, where options
 //! are `namespaces="…"`, `valid-after=…`, `valid-before=…` and
 //! `cert-authority`. Lines dars cannot use are skipped with a reason, which
-//! is reported if no line matches.
+//! is reported if no line matches. Namespaces are matched with OpenSSH's
+//! pattern lists ([`crate::openssh_pattern`]), as `ssh-keygen` does.
 
 use chrono::{DateTime, Local, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use ssh_key::public::KeyData;
 use ssh_key::PublicKey;
+
+use crate::openssh_pattern;
 
 /// One usable line of the file.
 #[derive(Debug, Clone)]
@@ -36,9 +39,9 @@ pub(crate) struct SkippedLine {
 impl AllowedSigner {
     /// Whether `namespace` is allowed by this line's `namespaces=` option.
     pub fn allows_namespace(&self, namespace: &str) -> bool {
-        self.namespaces
-            .as_deref()
-            .is_none_or(|patterns| match_pattern_list(namespace, patterns))
+        self.namespaces.as_deref().is_none_or(|patterns| {
+            openssh_pattern::list_matches(namespace, patterns.split(',').map(str::trim))
+        })
     }
 
     /// Why this line is not valid at `now`, if it is not.
@@ -200,37 +203,6 @@ fn parse_time(value: &str) -> Result<DateTime<Utc>, String> {
     }
 }
 
-/// OpenSSH `match_pattern_list`: comma-separated globs (`*`, `?`), a
-/// leading `!` negates; a negated match refuses outright.
-fn match_pattern_list(name: &str, patterns: &str) -> bool {
-    let mut matched = false;
-    for pattern in patterns.split(',').map(str::trim) {
-        let (negated, pattern) = match pattern.strip_prefix('!') {
-            Some(p) => (true, p),
-            None => (false, pattern),
-        };
-        if glob(pattern.as_bytes(), name.as_bytes()) {
-            if negated {
-                return false;
-            }
-            matched = true;
-        }
-    }
-    matched
-}
-
-fn glob(pattern: &[u8], text: &[u8]) -> bool {
-    match (pattern.split_first(), text.split_first()) {
-        (None, None) => true,
-        (Some((b'*', rest)), _) => {
-            glob(rest, text) || text.split_first().is_some_and(|(_, t)| glob(pattern, t))
-        }
-        (Some((b'?', rest)), Some((_, t))) => glob(rest, t),
-        (Some((p, rest)), Some((c, t))) if p == c => glob(rest, t),
-        _ => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,14 +259,17 @@ mod tests {
 
     #[test]
     fn namespace_patterns_follow_openssh() {
-        assert!(match_pattern_list("dars-manifest", "dars-*"));
-        assert!(match_pattern_list("dars-manifest", "git,dars-manifest"));
-        assert!(!match_pattern_list(
-            "dars-manifest",
-            "dars-*,!dars-manifest"
-        ));
-        assert!(!match_pattern_list("dars-manifest", "dars-manifes?x"));
-        assert!(match_pattern_list("dars-manifest", "?ars-manifes?"));
-        assert!(!match_pattern_list("dars-manifest", ""));
+        let allows = |patterns: &str| {
+            let (signers, skipped) = parse(&format!("a@x namespaces=\"{patterns}\" {KEY}\n"));
+            assert!(skipped.is_empty(), "{skipped:?}");
+            signers[0].allows_namespace("dars-manifest")
+        };
+        assert!(allows("dars-*"));
+        assert!(allows("git,dars-manifest"));
+        assert!(allows("git, dars-manifest"), "spaces around a pattern");
+        assert!(!allows("dars-*,!dars-manifest"));
+        assert!(!allows("dars-manifes?x"));
+        assert!(allows("?ars-manifes?"));
+        assert!(!allows(""));
     }
 }
