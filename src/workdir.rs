@@ -19,6 +19,49 @@ pub fn create_private_dir(path: &Path) -> io::Result<()> {
     fs::set_permissions(path, fs::Permissions::from_mode(0o700))
 }
 
+/// What [`secure_dir`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secured {
+    /// It did not exist; it was created with mode 0700.
+    Created,
+    /// It was already private.
+    Private,
+    /// Group or others could read or enter it; it is now 0700.
+    Tightened { from: u32 },
+    /// Group or others can write to it: left as it is for the caller to
+    /// refuse, since anything in it may have been replaced.
+    Writable { mode: u32 },
+}
+
+/// Makes sure `path` is a private folder: created with mode 0700 if it is
+/// missing, tightened to 0700 if group or others may only read or enter
+/// it. A folder they may write to is reported, not changed.
+pub fn secure_dir(path: &Path) -> io::Result<Secured> {
+    let metadata = match fs::metadata(path) {
+        Ok(metadata) => metadata,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            create_private_dir(path)?;
+            return Ok(Secured::Created);
+        }
+        Err(e) => return Err(e),
+    };
+    if !metadata.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotADirectory,
+            "it is not a folder",
+        ));
+    }
+    let mode = metadata.permissions().mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Ok(Secured::Writable { mode });
+    }
+    if mode & 0o077 != 0 {
+        fs::set_permissions(path, fs::Permissions::from_mode(0o700))?;
+        return Ok(Secured::Tightened { from: mode });
+    }
+    Ok(Secured::Private)
+}
+
 /// A file being written under `NAME.tmp`, renamed to `NAME` on
 /// [`AtomicFile::commit`]. Dropped without commit, the temporary is removed.
 pub struct AtomicFile {
@@ -111,6 +154,34 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn issue_12_an_existing_folder_open_to_others_is_tightened_or_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let work = dir.path().join("work");
+        assert_eq!(secure_dir(&work).unwrap(), Secured::Created);
+        assert_eq!(secure_dir(&work).unwrap(), Secured::Private);
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(&work), 0o700);
+        fs::set_permissions(&work, fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(
+            secure_dir(&work).unwrap(),
+            Secured::Tightened { from: 0o755 }
+        );
+        assert_eq!(mode(&work), 0o700);
+        for open in [0o777, 0o770, 0o1777] {
+            fs::set_permissions(&work, fs::Permissions::from_mode(open)).unwrap();
+            assert_eq!(secure_dir(&work).unwrap(), Secured::Writable { mode: open });
+            assert_eq!(
+                mode(&work),
+                open,
+                "a writable folder is left for a person to check"
+            );
+        }
+        let file = dir.path().join("file");
+        fs::write(&file, "").unwrap();
+        assert!(secure_dir(&file).is_err());
+    }
 
     #[test]
     fn commit_renames_and_drop_cleans_up() {

@@ -130,9 +130,29 @@ fn seal_table(path: &Path, recipients: &Recipients, plaintext: &[u8]) -> Manifes
     )
 }
 
+/// A release in its folder, `ROOT/REFERENCE/RUN_ID`, as delivered (dars
+/// verify refuses one anywhere else).
+struct Release {
+    _root: tempfile::TempDir,
+    dir: PathBuf,
+}
+
+impl Release {
+    fn path(&self) -> &Path {
+        &self.dir
+    }
+}
+
 /// A complete release: two sealed files, the manifest, the signature.
-fn build_release(keys: &Keys, key: &SigningKey) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
+fn build_release(keys: &Keys, key: &SigningKey) -> Release {
+    let root = tempfile::tempdir().unwrap();
+    let dir = Release {
+        dir: root
+            .path()
+            .join("DARS-NIC-000001-DEMO1-01/20260301T101500Z"),
+        _root: root,
+    };
+    fs::create_dir_all(dir.path()).unwrap();
     let files = vec![
         seal_table(
             &dir.path().join("episodes.csv.age"),
@@ -150,6 +170,7 @@ fn build_release(keys: &Keys, key: &SigningKey) -> tempfile::TempDir {
         run_id: "20260301T101500Z".to_string(),
         created_at: "2026-03-01T10:15:00Z".to_string(),
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        ledger_head: None,
         files,
         counts: BTreeMap::from([("released_persons".to_string(), serde_json::json!(4995))]),
     };
@@ -415,17 +436,21 @@ fn a_signing_key_readable_by_others_is_refused() {
 
 fn ledger_of(n: usize) -> (tempfile::TempDir, Ledger) {
     let dir = tempfile::tempdir().unwrap();
-    let ledger = Ledger::open(&dir.path().join("ledger.jsonl"));
+    let key = Keys::new().signing_key();
+    let ledger = Ledger::open(&dir.path().join("ledger.jsonl"), key.verifying_key());
     for i in 0..n {
         ledger
-            .append(LedgerEvent::Release {
-                agreement: "DARS-NIC-000001-DEMO1-01".to_string(),
-                run_id: format!("run-{i}"),
-                destination: "file:///outbox".to_string(),
-                manifest_sha256: "0f".repeat(32),
-                files: vec![],
-                forced: false,
-            })
+            .append(
+                LedgerEvent::Release {
+                    agreement: "DARS-NIC-000001-DEMO1-01".to_string(),
+                    run_id: format!("run-{i}"),
+                    destination: "file:///outbox".to_string(),
+                    manifest_sha256: "0f".repeat(32),
+                    files: vec![],
+                    forced: false,
+                },
+                &key,
+            )
             .unwrap();
     }
     (dir, ledger)
@@ -444,7 +469,7 @@ fn edit_lines(ledger: &Ledger, edit: impl FnOnce(&mut Vec<String>)) {
 #[test]
 fn the_ledger_verifies_and_its_chain_checks_out_with_sha256sum() {
     let (_dir, ledger) = ledger_of(3);
-    assert_eq!(ledger.verify().unwrap(), 3);
+    assert_eq!(ledger.verify().unwrap().entries.len(), 3);
     // An auditor's check with stock tools, as the module documents it.
     let entries = ledger.entries().unwrap();
     let line_2 = fs::read_to_string(ledger.path())
@@ -511,4 +536,59 @@ fn the_ledger_names_a_swapped_pair() {
         "{err:?}"
     );
     assert!(err.to_string().contains("line 3 "), "{err}");
+}
+
+/// The README's check of one ledger line with stock tools: the line
+/// without its `sig` field is the signed message, the field is the SSHSIG
+/// with its armor taken off.
+#[test]
+fn issue_12_a_ledger_line_signature_checks_out_with_ssh_keygen() {
+    let keys = Keys::new();
+    let (dir, ledger) = ledger_of(2);
+    let allowed = dir.path().join("ledger_signers");
+    fs::write(
+        &allowed,
+        format!(
+            "{SIGNER} namespaces=\"dars-ledger\" {}",
+            fs::read_to_string(keys.path("release_signing_ed25519.pub")).unwrap()
+        ),
+    )
+    .unwrap();
+    let script = format!(
+        r#"set -eu
+line=$(sed -n "$N"p {ledger})
+printf '%s\n' "$line" | sed 's/,"sig":"[^"]*"}}$/}}/' > body
+{{ echo '-----BEGIN SSH SIGNATURE-----'
+  printf '%s\n' "$line" | sed 's/.*,"sig":"\([^"]*\)"}}$/\1/' | fold -w 70
+  echo '-----END SSH SIGNATURE-----'; }} > body.sig
+ssh-keygen -Y verify -f {allowed} -I {SIGNER} -n dars-ledger -s body.sig < body
+"#,
+        ledger = ledger.path().display(),
+        allowed = allowed.display(),
+    );
+    for n in ["1", "2"] {
+        let out = Command::new("bash")
+            .args(["-c", &script])
+            .env("N", n)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "line {n}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // The same check fails once the line is edited.
+    edit_lines(&ledger, |lines| {
+        lines[1] = lines[1].replace("run-1", "run-X")
+    });
+    let out = Command::new("bash")
+        .args(["-c", &script])
+        .env("N", "2")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
 }

@@ -24,9 +24,9 @@ pub fn run(args: &Args, cli: &Cli) -> Result<(), Failure> {
     let ledger = site
         .as_ref()
         .and_then(|s| {
-            crate::ledger::Ledger::open(&crate::pipeline::ledger_path(s))
-                .entries()
+            crate::pipeline::open_ledger(s)
                 .ok()
+                .and_then(|ledger| ledger.entries().ok())
         })
         .unwrap_or_default();
     println!(
@@ -83,6 +83,7 @@ fn destruction_due(ledger: &[crate::ledger::LedgerEntry], reference: &str) -> bo
                 LedgerEvent::Destruction { agreement, .. } => {
                     !want_release && agreement == reference
                 }
+                LedgerEvent::Recovery { .. } => false,
             })
             .map(|e| e.seq)
             .max()

@@ -29,7 +29,12 @@ pub fn run(args: &Args, cli: &Cli) -> Result<(), Failure> {
             force: args.force,
         },
     )
-    .map_err(|e| Failure::new(exit::INTERNAL, e))?;
+    .map_err(|e| match e {
+        batch::BatchError::Locked { .. } => Failure::new(exit::LOCKED, e),
+        batch::BatchError::Key(_) => Failure::new(exit::CONFIG, e),
+        batch::BatchError::WorkDir(e) => Failure::from(e),
+        e => Failure::new(exit::INTERNAL, e),
+    })?;
     if args.json {
         println!(
             "{}",

@@ -1,5 +1,6 @@
 //! `dars clean --older-than 30d`: removes the work folders of released runs
 //! older than the given age. Unreleased runs are kept: they may be resumed.
+//! An agreement with a run in progress (its run lock held) is skipped.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -46,6 +47,20 @@ pub fn run(args: &Args, cli: &Cli) -> Result<(), Failure> {
         let runs = agreement.path().join("runs");
         let Ok(entries) = std::fs::read_dir(&runs) else {
             continue;
+        };
+        // Held while this agreement's folders are removed, so that no run
+        // of it starts (or is going) meanwhile.
+        let _lock = match crate::lock::Lock::try_acquire(&agreement.path().join("run.lock")) {
+            Ok(lock) => lock,
+            Err(crate::lock::LockError::Held { holder, .. }) => {
+                println!(
+                    "skipped {}: a run of it is in progress ({holder})",
+                    agreement.path().display()
+                );
+                kept += entries.count();
+                continue;
+            }
+            Err(e) => return Err(Failure::new(exit::INTERNAL, e)),
         };
         for run in entries.flatten() {
             let dir = run.path();

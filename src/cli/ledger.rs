@@ -1,15 +1,32 @@
 //! `dars ledger verify` and `dars ledger record-destruction`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::{exit, load_site, Cli, Failure};
 use crate::config::AgreementRef;
-use crate::ledger::{Ledger, LedgerEvent};
+use crate::ledger::{Anchor, LedgerEvent};
+use crate::package::{
+    sha256_hex, Manifest, SigningKey, VerifyingKey, MANIFEST_FILE, MANIFEST_NAMESPACE,
+    SIGNATURE_FILE,
+};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
-    /// Check the hash chain of every entry; any edit is found.
-    Verify,
+    /// Check every entry's hash link and signature and the signed head,
+    /// then every released run of the work directory (and each --release
+    /// folder) against the ledger: any edit, cut or forged entry is found.
+    Verify {
+        /// The release signing key's public half (its `.pub` file), for an
+        /// auditor who does not hold the private key. Default: the site's
+        /// signing key.
+        #[arg(long)]
+        public_key: Option<PathBuf>,
+        /// A delivered release (a recipient's copy of REFERENCE/RUN_ID)
+        /// whose signed manifest must be in the ledger, after the ledger
+        /// head it carries. Repeat for more.
+        #[arg(long = "release", value_name = "RELEASE_DIR")]
+        releases: Vec<PathBuf>,
+    },
     /// Record a recipient's certificate of destruction for an agreement.
     RecordDestruction {
         /// The agreement reference, DARS-NIC-xxxxxx-xxxxx-xx.
@@ -23,11 +40,53 @@ pub enum Command {
 pub fn run(command: &Command, cli: &Cli) -> Result<(), Failure> {
     let site = load_site(cli)?;
     let path = crate::pipeline::ledger_path(&site);
-    let ledger = Ledger::open(&path);
     match command {
-        Command::Verify => {
-            let n = ledger.verify().map_err(|e| Failure::new(exit::VERIFY, e))?;
-            println!("ok: {} entries, hash chain intact ({})", n, path.display());
+        Command::Verify {
+            public_key,
+            releases,
+        } => {
+            let key = match public_key {
+                Some(file) => VerifyingKey::from_openssh_file(file).map_err(config)?,
+                None => SigningKey::load(&site.signing_key)
+                    .map_err(config)?
+                    .verifying_key(),
+            };
+            let ledger = crate::ledger::Ledger::open(&path, key.clone());
+            let verified = ledger.verify().map_err(|e| Failure::new(exit::VERIFY, e))?;
+            let records = crate::pipeline::work_records(&site.work_dir);
+            let mut anchors = records.anchors.clone();
+            for dir in releases {
+                anchors.push(release_anchor(dir, &key)?);
+            }
+            ledger
+                .check_anchors(&verified, &anchors)
+                .map_err(|e| Failure::new(exit::VERIFY, e))?;
+            println!(
+                "ok: {} entries, hash chain intact, every entry signed by {}; head at entry {} ({})",
+                verified.entries.len(),
+                verified.signer,
+                verified.head.seq,
+                path.display()
+            );
+            println!(
+                "every one of {} released runs in the work directory{} is in the ledger",
+                records.anchors.len(),
+                match releases.len() {
+                    0 => String::new(),
+                    1 => " and the release given".to_string(),
+                    n => format!(" and the {n} releases given"),
+                }
+            );
+            for note in &verified.notes {
+                println!("warning: {note}");
+            }
+            for (agreement, run_id) in &records.unrecorded {
+                println!(
+                    "warning: {agreement} run {run_id} was delivered but is not in the ledger \
+                     yet: run its agreement again (`dars run`), which resumes that run and \
+                     records it"
+                );
+            }
         }
         Command::RecordDestruction {
             reference,
@@ -44,6 +103,8 @@ pub fn run(command: &Command, cli: &Cli) -> Result<(), Failure> {
                     ),
                 )
             })?;
+            let key = SigningKey::load(&site.signing_key).map_err(config)?;
+            let ledger = crate::ledger::Ledger::open(&path, key.verifying_key());
             let released = ledger
                 .entries()
                 .map_err(|e| Failure::new(exit::VERIFY, e))?
@@ -53,18 +114,21 @@ pub fn run(command: &Command, cli: &Cli) -> Result<(), Failure> {
                 tracing::warn!(agreement = %reference, "no release of this agreement is in the ledger");
             }
             let entry = ledger
-                .append(LedgerEvent::Destruction {
-                    agreement: reference.to_string(),
-                    certificate_sha256: hex::encode(ring::digest::digest(
-                        &ring::digest::SHA256,
-                        &bytes,
-                    )),
-                    certificate_name: certificate
-                        .file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_default(),
-                })
-                .map_err(|e| Failure::new(exit::INTERNAL, e))?;
+                .append(
+                    LedgerEvent::Destruction {
+                        agreement: reference.to_string(),
+                        certificate_sha256: sha256_hex(&bytes),
+                        certificate_name: certificate
+                            .file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default(),
+                    },
+                    &key,
+                )
+                .map_err(|e| match e {
+                    crate::ledger::LedgerError::Locked { .. } => Failure::new(exit::LOCKED, e),
+                    e => Failure::new(exit::INTERNAL, e),
+                })?;
             println!(
                 "recorded destruction of {reference} as ledger entry {}",
                 entry.seq
@@ -72,4 +136,44 @@ pub fn run(command: &Command, cli: &Cli) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// A key that cannot be loaded is a config problem.
+fn config(e: crate::package::PackageError) -> Failure {
+    Failure::new(exit::CONFIG, e)
+}
+
+/// A recipient's copy of a release as an anchor: its manifest, once its
+/// signature by the site's key checks out.
+fn release_anchor(dir: &Path, key: &VerifyingKey) -> Result<Anchor, Failure> {
+    let fail = |what: String| {
+        Failure::new(
+            exit::VERIFY,
+            format!(
+                "release {}: {what}\n  fix: pass the folder of a complete release \
+                 (REFERENCE/RUN_ID holding {MANIFEST_FILE} and {SIGNATURE_FILE})",
+                dir.display()
+            ),
+        )
+    };
+    let read = |name: &str| {
+        std::fs::read(dir.join(name)).map_err(|e| fail(format!("cannot read {name}: {e}")))
+    };
+    let manifest = read(MANIFEST_FILE)?;
+    let signature = read(SIGNATURE_FILE)?;
+    key.check_sshsig(&manifest, &signature, MANIFEST_NAMESPACE)
+        .map_err(|reason| {
+            fail(format!(
+                "{SIGNATURE_FILE} is not the site's signature: {reason}"
+            ))
+        })?;
+    let parsed = Manifest::from_json(&manifest)
+        .map_err(|e| fail(format!("{MANIFEST_FILE} is not a dars manifest: {e}")))?;
+    Ok(Anchor {
+        source: dir.join(MANIFEST_FILE),
+        agreement: parsed.agreement,
+        run_id: parsed.run_id,
+        manifest_sha256: Some(sha256_hex(&manifest)),
+        extends: parsed.ledger_head,
+    })
 }

@@ -40,6 +40,9 @@ pub mod exit {
     /// Disclosure control cannot protect a table: the audit found a
     /// suppressed cell a reader could narrow down.
     pub const DISCLOSURE: u8 = 9;
+    /// Another dars holds the lock this command needs (the agreement's
+    /// run, the batch, the ledger): nothing was done; try again later.
+    pub const LOCKED: u8 = 10;
 }
 
 #[derive(Debug, Parser)]
@@ -121,7 +124,12 @@ impl From<crate::pipeline::PipelineError> for Failure {
             | E::Dataset { .. } => exit::INPUT,
             E::Push(_) => exit::DELIVERY,
             E::Suppress(_) => exit::DISCLOSURE,
-            E::Ledger(_) | E::WorkDir { .. } => exit::INTERNAL,
+            E::Locked { .. } | E::LedgerNotReady(crate::ledger::LedgerError::Locked { .. }) => {
+                exit::LOCKED
+            }
+            E::LedgerNotReady(_) => exit::VERIFY,
+            E::WorkDirWritable { .. } => exit::CONFIG,
+            E::Ledger(_) | E::Unrecorded { .. } | E::WorkDir { .. } => exit::INTERNAL,
         };
         Self::new(code, e)
     }

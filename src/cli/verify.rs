@@ -20,5 +20,12 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         "ok: {} run {} signed by {}; {} files match the manifest",
         v.manifest.agreement, v.manifest.run_id, v.signer, v.files_checked
     );
+    if let Some(head) = &v.manifest.ledger_head {
+        // For the custodian's auditors: `dars ledger verify --release DIR`.
+        println!(
+            "made on top of the custodian's ledger entry {} (sha256 {})",
+            head.seq, head.sha256
+        );
+    }
     Ok(())
 }

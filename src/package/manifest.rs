@@ -29,9 +29,24 @@ pub struct Manifest {
     /// RFC 3339 UTC.
     pub created_at: String,
     pub tool_version: String,
+    /// The ledger entry this release was made on top of: the custodian's
+    /// ledger must hold it, and this release's own entry after it. A
+    /// recipient's copy of the signed manifest so anchors the custodian's
+    /// ledger from outside (`dars ledger verify --release DIR`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ledger_head: Option<LedgerHead>,
     pub files: Vec<ManifestFile>,
     /// Release counts after suppression, by name.
     pub counts: BTreeMap<String, Value>,
+}
+
+/// A point in the ledger: entry `seq` (0 for an empty ledger) and the
+/// SHA-256 of that entry's line, newline included (64 zeros for seq 0).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerHead {
+    pub seq: u64,
+    pub sha256: String,
 }
 
 /// One encrypted file of a release.

@@ -18,12 +18,14 @@ mod sign;
 #[cfg(test)]
 pub(crate) mod tests;
 
-pub use manifest::{Manifest, ManifestFile, SignedManifest};
+pub use manifest::{LedgerHead, Manifest, ManifestFile, SignedManifest};
 pub use recipients::Recipients;
 pub use seal::{seal, SealedFile};
-pub use sign::SigningKey;
+pub use sign::{SigningKey, VerifyingKey};
 
-pub(crate) use sign::{sshsig_signed_data, SshsigHash};
+pub(crate) use sign::{check_sshsig, SshsigProblem};
+#[cfg(test)]
+use sign::{sshsig_signed_data, SshsigHash};
 
 use std::path::PathBuf;
 

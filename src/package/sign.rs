@@ -215,6 +215,118 @@ impl SigningKey {
     }
 }
 
+impl SigningKey {
+    /// The public half, which checks what this key signed.
+    pub fn verifying_key(&self) -> VerifyingKey {
+        VerifyingKey {
+            public: self.public.clone(),
+        }
+    }
+}
+
+/// An Ed25519 public key that signatures are checked against: the public
+/// half of the release signing key, from the key itself or from its `.pub`
+/// file (for an auditor who holds no secret).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifyingKey {
+    public: PublicKey,
+}
+
+impl VerifyingKey {
+    /// Reads an OpenSSH public key file (`ssh-ed25519 AAAA… comment`).
+    pub fn from_openssh_file(path: &Path) -> Result<Self, PackageError> {
+        let text = std::fs::read_to_string(path).map_err(|source| PackageError::KeyRead {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let public =
+            PublicKey::from_openssh(text.trim()).map_err(|e| PackageError::KeyNotOpenssh {
+                path: path.to_path_buf(),
+                reason: format!("not an OpenSSH public key line: {e}"),
+            })?;
+        if public.key_data().ed25519().is_none() {
+            return Err(PackageError::KeyNotEd25519 {
+                path: path.to_path_buf(),
+                algorithm: public.algorithm().as_str().to_string(),
+            });
+        }
+        Ok(Self { public })
+    }
+
+    /// The key's `SHA256:…` fingerprint, as `ssh-keygen -l` prints it.
+    pub fn fingerprint(&self) -> String {
+        self.public.fingerprint(HashAlg::Sha256).to_string()
+    }
+
+    /// Checks that `armored` is an SSHSIG by this key over `message` in
+    /// `namespace`. The error says what is wrong, for a message.
+    pub fn check_sshsig(
+        &self,
+        message: &[u8],
+        armored: &[u8],
+        namespace: &str,
+    ) -> Result<(), String> {
+        let sshsig =
+            SshSig::from_pem(armored).map_err(|e| format!("not an OpenSSH signature: {e}"))?;
+        if sshsig.namespace() == namespace && sshsig.public_key() != self.public.key_data() {
+            return Err(format!(
+                "made by another key, {}",
+                sshsig.public_key().fingerprint(HashAlg::Sha256)
+            ));
+        }
+        check_sshsig(&sshsig, message, namespace).map_err(|problem| problem.to_string())
+    }
+}
+
+/// Why an SSHSIG does not vouch for a message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum SshsigProblem {
+    #[error("made for namespace \"{found}\", not \"{expected}\"")]
+    WrongNamespace { found: String, expected: String },
+    #[error("its reserved field is not empty")]
+    ReservedNotEmpty,
+    #[error("an unsupported hash, {0}")]
+    UnsupportedHash(String),
+    #[error("not Ed25519 but {0}")]
+    UnsupportedAlgorithm(String),
+    #[error("the signature does not match the signed content")]
+    Mismatch,
+}
+
+/// Checks that `sshsig` is an Ed25519 SSHSIG in `namespace` over `message`
+/// by the key inside it (whether that key is trusted is the caller's
+/// question): the one check behind `dars verify` and the ledger's.
+pub(crate) fn check_sshsig(
+    sshsig: &SshSig,
+    message: &[u8],
+    namespace: &str,
+) -> Result<(), SshsigProblem> {
+    if sshsig.namespace() != namespace {
+        return Err(SshsigProblem::WrongNamespace {
+            found: sshsig.namespace().to_string(),
+            expected: namespace.to_string(),
+        });
+    }
+    if !sshsig.reserved().is_empty() {
+        return Err(SshsigProblem::ReservedNotEmpty);
+    }
+    let hash = match sshsig.hash_alg() {
+        HashAlg::Sha256 => SshsigHash::Sha256,
+        HashAlg::Sha512 => SshsigHash::Sha512,
+        other => return Err(SshsigProblem::UnsupportedHash(other.as_str().to_string())),
+    };
+    let (Some(public), Algorithm::Ed25519) = (sshsig.public_key().ed25519(), sshsig.algorithm())
+    else {
+        return Err(SshsigProblem::UnsupportedAlgorithm(
+            sshsig.algorithm().as_str().to_string(),
+        ));
+    };
+    let signed_data = sshsig_signed_data(namespace, hash, message);
+    ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, public.as_ref())
+        .verify(&signed_data, sshsig.signature_bytes())
+        .map_err(|_| SshsigProblem::Mismatch)
+}
+
 impl fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SigningKey")

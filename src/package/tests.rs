@@ -257,6 +257,10 @@ fn sample_manifest() -> Manifest {
         run_id: "20260301T101500Z-1a2b".to_string(),
         created_at: "2026-03-01T10:15:00Z".to_string(),
         tool_version: "0.1.0".to_string(),
+        ledger_head: Some(LedgerHead {
+            seq: 4,
+            sha256: "cd".repeat(32),
+        }),
         files: vec![ManifestFile {
             name: "episodes.parquet.age".to_string(),
             bytes: 1234,
@@ -280,6 +284,7 @@ fn manifest_json_is_stable_pretty_and_round_trips() {
         "\"run_id\"",
         "\"created_at\"",
         "\"tool_version\"",
+        "\"ledger_head\"",
         "\"files\"",
         "\"counts\"",
     ]

@@ -1,6 +1,8 @@
 //! `dars batch`: every agreement in a folder that is active today and due,
 //! each run in isolation (one failure, even a panic, never stops the
-//! others), under a lock so that two schedulers never release at once.
+//! others), under a kernel lock (`WORK/batch.lock`) so that two schedulers
+//! never release at once. Each run also takes its agreement's own lock, so
+//! a `dars run` of an agreement already going fails that agreement only.
 //!
 //! Due is the agreement's `schedule` against the ledger: `once` until it
 //! has been released, `daily` once per calendar day, `weekly` once in any
@@ -10,7 +12,6 @@
 //! says so.
 
 use std::fs;
-use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
@@ -18,9 +19,10 @@ use chrono::{Datelike, NaiveDate};
 use serde::Serialize;
 use tracing::{error, info, warn};
 
-use super::{ledger_path, run, RunOptions};
+use super::{open_ledger, run, secure_work_dir, PipelineError, RunOptions};
 use crate::config::{Agreement, AgreementStatus, Schedule, Site};
 use crate::ledger::{Ledger, LedgerEntry, LedgerEvent};
+use crate::lock::{Holder, Lock, LockError};
 
 #[derive(Debug, Clone)]
 pub struct BatchOptions {
@@ -73,12 +75,8 @@ impl BatchReport {
 
 #[derive(Debug, thiserror::Error)]
 pub enum BatchError {
-    #[error("another batch is running (lock {path} held by pid {pid} since {since})\n  fix: wait for it to finish; if it is not running, remove the lock file")]
-    Locked {
-        path: PathBuf,
-        pid: u32,
-        since: String,
-    },
+    #[error("another dars batch is running ({holder}; lock {})\n  fix: wait for it to finish; its lock goes when that process ends, however it ends", path.display())]
+    Locked { path: PathBuf, holder: Holder },
     #[error("cannot take the batch lock {path}: {source}\n  fix: check `work.dir` in the site config is writable")]
     Lock {
         path: PathBuf,
@@ -91,59 +89,29 @@ pub enum BatchError {
         #[source]
         source: std::io::Error,
     },
+    /// The signing key, which every release and the ledger need.
+    #[error(transparent)]
+    Key(#[from] crate::package::PackageError),
+    #[error(transparent)]
+    WorkDir(#[from] PipelineError),
     #[error(transparent)]
     Ledger(#[from] crate::ledger::LedgerError),
 }
 
-/// The batch lock: a file holding the owner's pid, created exclusively and
-/// removed on drop. A lock whose pid is no longer alive is stale: it is
-/// reported and taken over.
+/// The batch lock, `WORK/batch.lock`: a kernel lock held until the batch
+/// ends (it dies with the process, so it is never stale).
 pub struct BatchLock {
-    path: PathBuf,
+    _lock: Lock,
 }
 
 impl BatchLock {
     pub fn acquire(work_dir: &Path) -> Result<Self, BatchError> {
-        let path = work_dir.join("batch.lock");
-        let lock_err = |source| BatchError::Lock {
-            path: path.clone(),
-            source,
-        };
-        crate::workdir::create_private_dir(work_dir).map_err(lock_err)?;
-        for _ in 0..2 {
-            match fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-            {
-                Ok(mut f) => {
-                    let since =
-                        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-                    writeln!(f, "{} {since}", std::process::id()).map_err(lock_err)?;
-                    f.sync_all().map_err(lock_err)?;
-                    return Ok(Self { path });
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let text = fs::read_to_string(&path).unwrap_or_default();
-                    let mut parts = text.split_whitespace();
-                    let pid: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-                    let since = parts.next().unwrap_or("an unknown time").to_string();
-                    if pid != 0 && Path::new(&format!("/proc/{pid}")).exists() {
-                        return Err(BatchError::Locked { path, pid, since });
-                    }
-                    warn!(lock = %path.display(), pid, since = %since, "stale batch lock left by a dead process: taking it over");
-                    fs::remove_file(&path).map_err(lock_err)?;
-                }
-                Err(e) => return Err(lock_err(e)),
-            }
+        secure_work_dir(work_dir)?;
+        match Lock::try_acquire(&work_dir.join("batch.lock")) {
+            Ok(lock) => Ok(Self { _lock: lock }),
+            Err(LockError::Held { path, holder }) => Err(BatchError::Locked { path, holder }),
+            Err(LockError::Io { path, source }) => Err(BatchError::Lock { path, source }),
         }
-        Err(lock_err(std::io::Error::other("the lock kept reappearing")))
-    }
-}
-
-impl Drop for BatchLock {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.path);
     }
 }
 
@@ -174,6 +142,7 @@ pub fn is_due(schedule: Schedule, last: Option<NaiveDate>, today: NaiveDate) -> 
 /// Runs every due agreement in `dir`.
 pub fn batch(site: &Site, dir: &Path, opts: &BatchOptions) -> Result<BatchReport, BatchError> {
     let _lock = BatchLock::acquire(&site.work_dir)?;
+    let ledger = open_ledger(site)?;
     let mut files: Vec<PathBuf> = fs::read_dir(dir)
         .map_err(|source| BatchError::Folder {
             path: dir.to_path_buf(),
@@ -184,7 +153,6 @@ pub fn batch(site: &Site, dir: &Path, opts: &BatchOptions) -> Result<BatchReport
         .filter(|p| p.extension().is_some_and(|e| e == "toml"))
         .collect();
     files.sort();
-    let ledger = Ledger::open(&ledger_path(site));
     let mut entries = Vec::new();
     for file in files {
         let entry = one(site, &file, &ledger, opts);
@@ -304,21 +272,26 @@ mod tests {
     }
 
     #[test]
-    fn the_lock_excludes_a_live_owner_and_takes_over_a_dead_one() {
+    fn the_lock_excludes_a_live_holder_and_a_dead_one_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let held = BatchLock::acquire(dir.path()).unwrap();
-        assert!(matches!(
-            BatchLock::acquire(dir.path()),
-            Err(BatchError::Locked { .. })
-        ));
+        match BatchLock::acquire(dir.path()) {
+            Err(e @ BatchError::Locked { .. }) => {
+                assert!(
+                    e.to_string()
+                        .contains(&format!("pid {}", std::process::id())),
+                    "{e}"
+                );
+            }
+            other => panic!("{:?}", other.err()),
+        }
         drop(held);
-        // A lock left by a pid that cannot be alive is stale.
+        // What a process that died leaves: its pid in the file, no lock.
         fs::write(
             dir.path().join("batch.lock"),
             "4194999 2026-01-01T00:00:00Z\n",
         )
         .unwrap();
-        let taken = BatchLock::acquire(dir.path());
-        assert!(taken.is_ok());
+        assert!(BatchLock::acquire(dir.path()).is_ok());
     }
 }

@@ -5,6 +5,8 @@
 //! Work directory layout (identifiable: 0700 folders, 0600 files):
 //! ```text
 //! WORK/ledger.jsonl                         the release ledger
+//! WORK/ledger.jsonl.head                    its signed head
+//! WORK/REFERENCE/run.lock                   held by the one run of the agreement
 //! WORK/REFERENCE/pseudonym.key              the agreement's HMAC key
 //! WORK/REFERENCE/runs/RUN_ID/linkage.csv
 //! WORK/REFERENCE/runs/RUN_ID/review_queue.csv
@@ -14,12 +16,13 @@
 //! ```
 
 pub mod batch;
+mod fault;
 mod metrics;
 mod report;
 mod state;
 
 pub use metrics::StageMetrics;
-pub use state::{Checkpoint, RunState};
+pub use state::{work_records, Checkpoint, RunState, WorkRecords};
 
 use polars::prelude::SerReader;
 
@@ -33,14 +36,16 @@ use tracing::{info, warn};
 use crate::aggregate::{self, AggregateError};
 use crate::config::{Agreement, ConfigError, OutputSpec, Site};
 use crate::ingest::{self, IngestConfig, IngestError};
-use crate::ledger::{Ledger, LedgerError, LedgerEvent};
+use crate::ledger::{Ledger, LedgerError, LedgerEvent, Verified};
 use crate::link::{self, LinkConfig, LinkCounts, LinkError};
+use crate::lock::{Holder, Lock, LockError};
 use crate::minimise::{self, MinimiseError, PseudonymKey};
 use crate::objections::{self, Linked, ObjectionCounts, ObjectionsError, Released};
 use crate::package::{self, Manifest, ManifestFile, PackageError, Recipients, SigningKey};
 use crate::push::{self, PushError, PushReport, StagedRelease};
 use crate::suppress::{self, Profile, SuppressionCounts};
 use crate::tables::FileFormat;
+use crate::workdir::Secured;
 
 /// How this run goes (flags, not config).
 #[derive(Debug, Clone)]
@@ -104,6 +109,37 @@ pub enum PipelineError {
     Push(#[from] PushError),
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    #[error("the ledger cannot record a release, so nothing was sent: {0}")]
+    LedgerNotReady(#[source] LedgerError),
+    #[error(
+        "the release was delivered to {location} but the ledger could not record it: {source}\n  \
+         fix: fix the cause and run the same command again: it resumes this run, finds every \
+         file delivered and records the release"
+    )]
+    Unrecorded {
+        location: String,
+        #[source]
+        source: LedgerError,
+    },
+    #[error(
+        "agreement {reference} is being run by another dars ({holder}; lock {}): one run of an \
+         agreement at a time, so this one stopped before doing anything\n  fix: wait for that \
+         run to finish; if it fails, run this command again and it resumes where it stopped",
+        lock.display()
+    )]
+    Locked {
+        reference: String,
+        lock: PathBuf,
+        holder: Holder,
+    },
+    #[error(
+        "work directory {} is writable by group or others (mode {mode:04o}): anyone could have \
+         replaced the ledger, a key or a checkpoint in it\n  fix: check what is in it, then \
+         `chmod 700 {}`",
+        path.display(),
+        path.display()
+    )]
+    WorkDirWritable { path: PathBuf, mode: u32 },
     #[error("dataset `{dataset}` of output `{output}`: {source}\n  fix: check `datasets.{dataset}.path` in the site config")]
     Dataset {
         output: String,
@@ -146,6 +182,22 @@ pub fn run(
     }
     let reference = agreement.meta.reference.as_str();
     let agreement_dir = site.work_dir.join(reference);
+    secure_work_dir(&site.work_dir)?;
+    secure_work_dir(&agreement_dir)?;
+    // One run per agreement at a time, for the whole run: two would share
+    // a run id, a work folder and a destination folder.
+    let _run_lock = lock_agreement(&agreement_dir, reference)?;
+    fault::point("lock");
+    // Nothing is worth computing that the ledger could not record: check
+    // the signing key and the ledger now, and again before the push.
+    let signing = if opts.dry_run {
+        None
+    } else {
+        let key = SigningKey::load(&site.signing_key)?;
+        let ledger = Ledger::open(&ledger_path(site), key.verifying_key());
+        check_ledger(site, &ledger).map_err(PipelineError::LedgerNotReady)?;
+        Some((key, ledger))
+    };
     let runs_dir = agreement_dir.join("runs");
     crate::workdir::create_private_dir(&runs_dir)
         .map_err(PipelineError::work(&runs_dir, "creating the runs folder"))?;
@@ -250,7 +302,7 @@ pub fn run(
             linkage.linked
         }
     };
-    state::fail_point("link");
+    fault::point("link");
 
     // 3. objections, checkpointed as released.parquet.
     let t = Instant::now();
@@ -279,7 +331,7 @@ pub fn run(
         }
     };
     stage("objections", t);
-    state::fail_point("objections");
+    fault::point("objections");
 
     // 4-5. outputs, each written straight into age. Records are sealed as
     // soon as they are built; aggregates are counted first and protected
@@ -293,11 +345,6 @@ pub fn run(
         None
     } else {
         Some(Recipients::parse(&agreement.release.recipients)?)
-    };
-    let signing_key = if opts.dry_run {
-        None
-    } else {
-        Some(SigningKey::load(&site.signing_key)?)
     };
     if !opts.dry_run {
         crate::workdir::create_private_dir(&release_dir).map_err(PipelineError::work(
@@ -376,7 +423,7 @@ pub fn run(
                 st.package = None;
                 save(&st)?;
                 stage("records", t);
-                state::fail_point(&format!("output:{}", r.name));
+                fault::point(&format!("output:{}", r.name));
             }
             OutputSpec::Aggregate(a) => {
                 let table = aggregate::count(a, &released, dataset, &source.key, &pseudonym)?;
@@ -436,7 +483,7 @@ pub fn run(
             st.outputs.insert(a.name.clone(), sealed);
             st.package = None;
             save(&st)?;
-            state::fail_point(&format!("output:{}", a.name));
+            fault::point(&format!("output:{}", a.name));
         }
         stage("suppress", t);
     }
@@ -467,7 +514,7 @@ pub fn run(
         release: None,
     };
 
-    if let Some(signing_key) = signing_key {
+    if let Some((signing_key, ledger)) = &signing {
         // 6. manifest and signature: the signature is the commit marker.
         let t = Instant::now();
         let manifest_path = release_dir.join("manifest.json");
@@ -502,10 +549,13 @@ pub fn run(
                     run_id: run_id.clone(),
                     created_at: Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                     tool_version: format!("dars {}", env!("CARGO_PKG_VERSION")),
+                    // The entry this release is made on top of: recipients'
+                    // copies anchor the ledger from outside.
+                    ledger_head: Some(ledger.verify()?.head),
                     files: files.clone(),
                     counts,
                 };
-                let signed = manifest.sign(&signing_key);
+                let signed = manifest.sign(signing_key);
                 signed.write_to(&release_dir)?;
                 let bytes = signed.json;
                 st.package = Some(checkpoint(&run_dir, "release/manifest.json")?);
@@ -514,7 +564,7 @@ pub fn run(
             }
         };
         stage("package", t);
-        state::fail_point("package");
+        fault::point("package");
 
         // 7. push, signature last; files already whole at the destination
         // (from a run that died during the push) are not sent again.
@@ -527,26 +577,35 @@ pub fn run(
             files: order,
             folder: format!("{reference}/{run_id}"),
         };
+        check_ledger(site, ledger).map_err(PipelineError::LedgerNotReady)?;
         let report = push::push(&agreement.release, &staged)?;
         info!(location = %report.location, files = report.files_sent, already_there = report.files_already_there, bytes = report.bytes_sent, "release delivered");
         st.pushed = Some(report.clone());
         save(&st)?;
         stage("push", t);
-        state::fail_point("push");
+        fault::point("push");
 
         // 8. ledger, once per run id.
         let t = Instant::now();
-        let ledger = Ledger::open(&ledger_path(site));
-        let already = ledger.entries()?.iter().any(|e| matches!(&e.event, LedgerEvent::Release { agreement, run_id: r, .. } if agreement == reference && *r == run_id));
+        let unrecorded = |source| PipelineError::Unrecorded {
+            location: report.location.clone(),
+            source,
+        };
+        let already = ledger.entries().map_err(unrecorded)?.iter().any(|e| matches!(&e.event, LedgerEvent::Release { agreement, run_id: r, .. } if agreement == reference && *r == run_id));
         if !already {
-            ledger.append(LedgerEvent::Release {
-                agreement: reference.to_string(),
-                run_id: run_id.clone(),
-                destination: report.location.clone(),
-                manifest_sha256: package::sha256_hex(&manifest_bytes),
-                files,
-                forced: opts.forced,
-            })?;
+            ledger
+                .append(
+                    LedgerEvent::Release {
+                        agreement: reference.to_string(),
+                        run_id: run_id.clone(),
+                        destination: report.location.clone(),
+                        manifest_sha256: package::sha256_hex(&manifest_bytes),
+                        files,
+                        forced: opts.forced,
+                    },
+                    signing_key,
+                )
+                .map_err(unrecorded)?;
         }
         st.released = true;
         save(&st)?;
@@ -589,6 +648,58 @@ fn read_parquet(path: &Path) -> Result<polars::prelude::DataFrame, PipelineError
 /// The installation's ledger: one per work directory.
 pub fn ledger_path(site: &Site) -> PathBuf {
     site.work_dir.join("ledger.jsonl")
+}
+
+/// The site's ledger, checked against the site's release signing key.
+pub fn open_ledger(site: &Site) -> Result<Ledger, PackageError> {
+    let key = SigningKey::load(&site.signing_key)?;
+    Ok(Ledger::open(&ledger_path(site), key.verifying_key()))
+}
+
+/// What must hold before anything leaves: the ledger verifies, every
+/// released run of the work directory is in it, and it can be appended to.
+pub fn check_ledger(site: &Site, ledger: &Ledger) -> Result<Verified, LedgerError> {
+    let verified = ledger.preflight()?;
+    ledger.check_anchors(&verified, &work_records(&site.work_dir).anchors)?;
+    Ok(verified)
+}
+
+/// `WORK/REFERENCE/run.lock`, held for the whole run. Not waited for: a
+/// second run started while one is going is a mistake (two schedulers, a
+/// double start), and one that waited would then make a second release.
+fn lock_agreement(agreement_dir: &Path, reference: &str) -> Result<Lock, PipelineError> {
+    let path = agreement_dir.join("run.lock");
+    Lock::try_acquire(&path).map_err(|e| match e {
+        LockError::Held { path, holder } => PipelineError::Locked {
+            reference: reference.to_string(),
+            lock: path,
+            holder,
+        },
+        LockError::Io { path, source } => PipelineError::WorkDir {
+            path,
+            action: "taking the agreement's run lock",
+            source,
+        },
+    })
+}
+
+/// Creates `dir` private, or makes an existing one private: readable by
+/// group or others is tightened to 0700 with a warning, writable by them
+/// is refused (anything in it may have been replaced).
+pub fn secure_work_dir(dir: &Path) -> Result<(), PipelineError> {
+    match crate::workdir::secure_dir(dir)
+        .map_err(PipelineError::work(dir, "making the folder private"))?
+    {
+        Secured::Writable { mode } => Err(PipelineError::WorkDirWritable {
+            path: dir.to_path_buf(),
+            mode,
+        }),
+        Secured::Tightened { from } => {
+            warn!(folder = %dir.display(), mode = %format!("{from:04o}"), "the work directory was readable by group or others: tightened to 0700");
+            Ok(())
+        }
+        Secured::Created | Secured::Private => Ok(()),
+    }
 }
 
 /// `20261122T093012Z-3fa9`: sortable, and unique even for two runs in one

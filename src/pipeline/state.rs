@@ -18,6 +18,7 @@ use ring::digest::{Context, SHA256};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Agreement, Site};
+use crate::ledger::Anchor;
 use crate::link::LinkCounts;
 use crate::objections::ObjectionCounts;
 use crate::package::ManifestFile;
@@ -167,12 +168,62 @@ pub fn find_resumable(runs_dir: &Path, fingerprint: &str) -> Option<(PathBuf, Ru
     })
 }
 
-/// Test hook: `DARS_FAIL_AFTER=<point>` aborts the process right after that
-/// point, as a kill -9 would, so tests can prove a re-run resumes. Points:
-/// `link`, `objections`, `output:NAME`, `package`, `push`.
-pub fn fail_point(point: &str) {
-    if std::env::var("DARS_FAIL_AFTER").is_ok_and(|p| p == point) {
-        eprintln!("DARS_FAIL_AFTER={point}: aborting here on purpose");
-        std::process::abort();
+/// What the work directory says about releases, for checking the ledger
+/// against: every released run (an [`Anchor`] the ledger must hold) and
+/// every run that was delivered but is not yet recorded.
+#[derive(Debug, Default)]
+pub struct WorkRecords {
+    pub anchors: Vec<Anchor>,
+    /// (agreement, run id) of runs whose push finished but whose ledger
+    /// entry was not written: running the same agreement again records it.
+    pub unrecorded: Vec<(String, String)>,
+}
+
+/// Reads every run's `state.json` under the work directory.
+pub fn work_records(work_dir: &Path) -> WorkRecords {
+    let mut records = WorkRecords::default();
+    let dirs = |p: &Path| -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = fs::read_dir(p)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect();
+        v.sort();
+        v
+    };
+    for agreement_dir in dirs(work_dir) {
+        let agreement = agreement_dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        for run_dir in dirs(&agreement_dir.join("runs")) {
+            let Some(state) = RunState::load(&run_dir) else {
+                continue;
+            };
+            if state.dry_run {
+                continue;
+            }
+            if state.released {
+                let manifest =
+                    fs::read(run_dir.join("release").join(crate::package::MANIFEST_FILE)).ok();
+                records.anchors.push(Anchor {
+                    source: RunState::path(&run_dir),
+                    agreement: agreement.clone(),
+                    run_id: state.run_id.clone(),
+                    manifest_sha256: manifest.as_deref().map(crate::package::sha256_hex),
+                    extends: manifest
+                        .as_deref()
+                        .and_then(|m| crate::package::Manifest::from_json(m).ok())
+                        .and_then(|m| m.ledger_head),
+                });
+            } else if state.pushed.is_some() {
+                records
+                    .unrecorded
+                    .push((agreement.clone(), state.run_id.clone()));
+            }
+        }
     }
+    records
 }

@@ -69,8 +69,17 @@ pub(super) fn check(dir: &Path, manifest: &Manifest) -> Result<Vec<VerifyError>,
             });
             continue;
         }
-        let (actual, bytes) =
-            sha256_file(&path).map_err(|source| VerifyError::Read { path, source })?;
+        let (actual, bytes) = match sha256_file(&path, &metadata) {
+            Ok(Some(hashed)) => hashed,
+            Ok(None) => {
+                // Replaced by something else since it was looked at.
+                problems.push(VerifyError::NotARegularFile {
+                    name: file.name.clone(),
+                });
+                continue;
+            }
+            Err(source) => return Err(VerifyError::Read { path, source }),
+        };
         if bytes != file.bytes {
             // The file changed size while it was being read.
             problems.push(VerifyError::SizeMismatch {
@@ -121,9 +130,15 @@ fn is_plain_name(name: &str) -> bool {
         && !name.contains(['/', '\\', '\0'])
 }
 
-/// Lower-case hex SHA-256 and length of a file, streamed.
-fn sha256_file(path: &Path) -> io::Result<(String, u64)> {
+/// Lower-case hex SHA-256 and length of a file, streamed; `None` if the
+/// file opened is not the one `listed` describes.
+fn sha256_file(path: &Path, listed: &fs::Metadata) -> io::Result<Option<(String, u64)>> {
+    use std::os::unix::fs::MetadataExt;
     let mut file = File::open(path)?;
+    let opened = file.metadata()?;
+    if (opened.dev(), opened.ino()) != (listed.dev(), listed.ino()) {
+        return Ok(None);
+    }
     let mut hash = Context::new(&SHA256);
     let mut buffer = vec![0u8; BUFFER_BYTES];
     let mut total = 0u64;
@@ -138,5 +153,5 @@ fn sha256_file(path: &Path) -> io::Result<(String, u64)> {
         hash.update(chunk);
         total += n as u64;
     }
-    Ok((hex::encode(hash.finish()), total))
+    Ok(Some((hex::encode(hash.finish()), total)))
 }

@@ -1,7 +1,9 @@
 //! Recipient-side check of a delivered release (`dars verify`): the
 //! manifest's SSHSIG against the recipient's own `allowed_signers`, then
-//! every listed file's size and SHA-256, and nothing in the folder that the
-//! manifest does not list.
+//! that the release sits in the folder its manifest names
+//! (`REFERENCE/RUN_ID`), then every listed file's size and SHA-256, and
+//! nothing in the folder that the manifest does not list. Every file must
+//! be a plain file: a symbolic link is refused, whatever it points to.
 //!
 //! It trusts nothing in the release before the signature checks out, and
 //! reports every file problem at once, each naming its file and saying what
@@ -129,6 +131,21 @@ pub enum VerifyError {
     MalformedManifest { reason: String },
 
     #[error(
+        "{} is not where this release belongs: its signed manifest is for {agreement} run \
+         {run_id}, so it must be in a folder {agreement}/{run_id}, not {found}; a release \
+         copied or moved into another folder is refused (it may be a replay of another \
+         release): put it back where it was delivered, or ask the sender which release this is",
+        dir.display()
+    )]
+    WrongFolder {
+        dir: PathBuf,
+        agreement: String,
+        run_id: String,
+        /// The folder's last two names, `REFERENCE/RUN_ID` as found.
+        found: String,
+    },
+
+    #[error(
         "{MANIFEST_FILE} lists \"{name}\", which is not a plain file name: refusing to look \
          outside the release folder; ask the sender to fix and resend the release"
     )]
@@ -243,6 +260,7 @@ pub fn verify_release(dir: &Path, allowed_signers: &Path) -> Result<VerifiedRele
         Manifest::from_json(&manifest_bytes).map_err(|e| VerifyError::MalformedManifest {
             reason: e.to_string(),
         })?;
+    check_folder(dir, &manifest)?;
     let mut problems = files::check(dir, &manifest)?;
     if problems.len() > 1 {
         return Err(VerifyError::SeveralProblems { problems });
@@ -257,15 +275,63 @@ pub fn verify_release(dir: &Path, allowed_signers: &Path) -> Result<VerifiedRele
     })
 }
 
-/// Reads a small file of the release, `None` if it does not exist.
+/// The release must be in `…/REFERENCE/RUN_ID` as its manifest says, where
+/// it is really (links in the path resolved): the signature says what a
+/// release is, the folder says which delivery it claims to be.
+fn check_folder(dir: &Path, manifest: &Manifest) -> Result<(), VerifyError> {
+    let real = std::fs::canonicalize(dir).map_err(|source| VerifyError::Read {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let name = |p: Option<&Path>| {
+        p.and_then(Path::file_name)
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let run_id = name(Some(&real));
+    let reference = name(real.parent());
+    if reference != manifest.agreement || run_id != manifest.run_id {
+        return Err(VerifyError::WrongFolder {
+            dir: dir.to_path_buf(),
+            agreement: manifest.agreement.clone(),
+            run_id: manifest.run_id.clone(),
+            found: format!("{reference}/{run_id}"),
+        });
+    }
+    Ok(())
+}
+
+/// Reads a small file of the release, `None` if it does not exist. A link
+/// or anything else that is not a plain file is refused, and the file read
+/// is the one checked.
 fn read_release_file(dir: &Path, name: &str, limit: u64) -> Result<Option<Vec<u8>>, VerifyError> {
     use std::io::Read;
+    use std::os::unix::fs::MetadataExt;
     let path = dir.join(name);
-    let file = match std::fs::File::open(&path) {
-        Ok(file) => file,
+    let listed = match std::fs::symlink_metadata(&path) {
+        Ok(metadata) => metadata,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(source) => return Err(VerifyError::Read { path, source }),
     };
+    if !listed.file_type().is_file() {
+        return Err(VerifyError::NotARegularFile {
+            name: name.to_string(),
+        });
+    }
+    let file = std::fs::File::open(&path).map_err(|source| VerifyError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let opened = file.metadata().map_err(|source| VerifyError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    if (opened.dev(), opened.ino()) != (listed.dev(), listed.ino()) {
+        // Replaced between the two looks.
+        return Err(VerifyError::NotARegularFile {
+            name: name.to_string(),
+        });
+    }
     let mut bytes = Vec::new();
     file.take(limit)
         .read_to_end(&mut bytes)

@@ -9,12 +9,11 @@
 use std::path::Path;
 
 use chrono::Utc;
-use ring::signature::{UnparsedPublicKey, ED25519};
-use ssh_key::{Algorithm, HashAlg, SshSig};
+use ssh_key::{HashAlg, SshSig};
 
 use super::allowed_signers::{self, AllowedSigner};
 use super::VerifyError;
-use crate::package::{sshsig_signed_data, SshsigHash, MANIFEST_NAMESPACE};
+use crate::package::{check_sshsig, SshsigProblem, MANIFEST_NAMESPACE};
 
 /// Returns the principals of the allowed_signers line that vouches for the
 /// signature over `manifest`.
@@ -27,38 +26,21 @@ pub(super) fn check(
     let sshsig = SshSig::from_pem(signature).map_err(|e| VerifyError::MalformedSignature {
         reason: e.to_string(),
     })?;
-    if sshsig.namespace() != MANIFEST_NAMESPACE {
-        return Err(VerifyError::WrongNamespace {
-            found: sshsig.namespace().to_string(),
-            expected: MANIFEST_NAMESPACE.to_string(),
-        });
-    }
-    if !sshsig.reserved().is_empty() {
-        return Err(VerifyError::MalformedSignature {
-            reason: "the reserved field is not empty".to_string(),
-        });
-    }
-    let hash = match sshsig.hash_alg() {
-        HashAlg::Sha256 => SshsigHash::Sha256,
-        HashAlg::Sha512 => SshsigHash::Sha512,
-        other => {
-            return Err(VerifyError::UnsupportedSignature {
-                algorithm: format!("hash {}", other.as_str()),
-            })
+    check_sshsig(&sshsig, manifest, MANIFEST_NAMESPACE).map_err(|problem| match problem {
+        SshsigProblem::WrongNamespace { found, expected } => {
+            VerifyError::WrongNamespace { found, expected }
         }
-    };
-    let (Some(public_key), Algorithm::Ed25519) =
-        (sshsig.public_key().ed25519(), sshsig.algorithm())
-    else {
-        return Err(VerifyError::UnsupportedSignature {
-            algorithm: sshsig.algorithm().as_str().to_string(),
-        });
-    };
-
-    let signed_data = sshsig_signed_data(MANIFEST_NAMESPACE, hash, manifest);
-    UnparsedPublicKey::new(&ED25519, public_key.as_ref())
-        .verify(&signed_data, sshsig.signature_bytes())
-        .map_err(|_| VerifyError::BadSignature)?;
+        SshsigProblem::ReservedNotEmpty => VerifyError::MalformedSignature {
+            reason: "the reserved field is not empty".to_string(),
+        },
+        SshsigProblem::UnsupportedHash(hash) => VerifyError::UnsupportedSignature {
+            algorithm: format!("hash {hash}"),
+        },
+        SshsigProblem::UnsupportedAlgorithm(algorithm) => {
+            VerifyError::UnsupportedSignature { algorithm }
+        }
+        SshsigProblem::Mismatch => VerifyError::BadSignature,
+    })?;
 
     let (signers, skipped) = allowed_signers::parse(allowed_signers_text);
     let matching: Vec<&AllowedSigner> = signers

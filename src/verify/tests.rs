@@ -34,22 +34,45 @@ fn manifest_for(dir: &Path) -> Manifest {
         run_id: "run-1".to_string(),
         created_at: "2026-03-01T10:15:00Z".to_string(),
         tool_version: "0.1.0".to_string(),
+        ledger_head: None,
         files,
         counts: BTreeMap::from([("released_persons".to_string(), serde_json::json!(1000))]),
     }
 }
 
-/// A complete release signed with `key`.
-fn release_signed_by(key: &SigningKey) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    manifest_for(dir.path())
-        .sign(key)
-        .write_to(dir.path())
-        .unwrap();
-    dir
+const FOLDER: &str = "DARS-NIC-000001-DEMO1-01/run-1";
+
+/// A release in its folder, `ROOT/REFERENCE/RUN_ID`, as delivered.
+struct Release {
+    root: tempfile::TempDir,
+    dir: PathBuf,
 }
 
-fn good_release() -> tempfile::TempDir {
+impl Release {
+    fn path(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// An empty release folder.
+fn release_folder() -> Release {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join(FOLDER);
+    fs::create_dir_all(&dir).unwrap();
+    Release { root, dir }
+}
+
+/// A complete release signed with `key`.
+fn release_signed_by(key: &SigningKey) -> Release {
+    let release = release_folder();
+    manifest_for(release.path())
+        .sign(key)
+        .write_to(release.path())
+        .unwrap();
+    release
+}
+
+fn good_release() -> Release {
     release_signed_by(&test_signing_key())
 }
 
@@ -303,16 +326,88 @@ fn missing_or_garbled_manifest_and_signature() {
 
 #[test]
 fn a_signed_manifest_pointing_outside_the_folder_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut manifest = manifest_for(dir.path());
+    let release = release_folder();
+    let mut manifest = manifest_for(release.path());
     manifest.files[0].name = "../escape.age".to_string();
     manifest
         .sign(&test_signing_key())
-        .write_to(dir.path())
+        .write_to(release.path())
         .unwrap();
-    let err = verify_release(dir.path(), &allowed_signers()).unwrap_err();
+    let err = verify_release(release.path(), &allowed_signers()).unwrap_err();
     assert!(
         matches!(&err, VerifyError::UnsafeFileName { name } if name == "../escape.age"),
         "{err:?}"
     );
+}
+
+/// Copies every file of `release` into `ROOT/folder` of the same root.
+fn copy_into(release: &Release, folder: &str) -> PathBuf {
+    let dir = release.root.path().join(folder);
+    fs::create_dir_all(&dir).unwrap();
+    for entry in fs::read_dir(release.path()).unwrap() {
+        let entry = entry.unwrap();
+        fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn issue_12_a_release_in_another_runs_folder_is_refused() {
+    let release = good_release();
+    for folder in [
+        "DARS-NIC-000001-DEMO1-01/run-2",
+        "DARS-NIC-000009-OTHER-01/run-1",
+        "inbox",
+    ] {
+        let copy = copy_into(&release, folder);
+        let err = verify_release(&copy, &allowed_signers()).unwrap_err();
+        match &err {
+            VerifyError::WrongFolder {
+                agreement, run_id, ..
+            } => {
+                assert_eq!(agreement, "DARS-NIC-000001-DEMO1-01");
+                assert_eq!(run_id, "run-1");
+            }
+            other => panic!("{folder}: {other:?}"),
+        }
+        assert!(
+            err.to_string()
+                .contains("must be in a folder DARS-NIC-000001-DEMO1-01/run-1"),
+            "{err}"
+        );
+    }
+    // Where it belongs, the same files verify.
+    verify_release(release.path(), &allowed_signers()).unwrap();
+}
+
+#[test]
+fn issue_12_the_folder_is_judged_where_it_really_is() {
+    let release = good_release();
+    // A link named like the release, to a copy in a folder of another name.
+    let copy = copy_into(&release, "elsewhere/copy");
+    let link_parent = release.root.path().join("links/DARS-NIC-000001-DEMO1-01");
+    fs::create_dir_all(&link_parent).unwrap();
+    let link = link_parent.join("run-1");
+    std::os::unix::fs::symlink(&copy, &link).unwrap();
+    let err = verify_release(&link, &allowed_signers()).unwrap_err();
+    assert!(matches!(err, VerifyError::WrongFolder { .. }), "{err:?}");
+    // Given by a relative path, or with `..` in it, it is still found.
+    let odd = release.path().join("../run-1");
+    verify_release(&odd, &allowed_signers()).unwrap();
+}
+
+#[test]
+fn issue_12_a_manifest_or_signature_that_is_a_link_is_refused() {
+    for name in [MANIFEST_FILE, SIGNATURE_FILE] {
+        let release = good_release();
+        let path = release.path().join(name);
+        let elsewhere = release.root.path().join(format!("real-{name}"));
+        fs::rename(&path, &elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &path).unwrap();
+        let err = verify_release(release.path(), &allowed_signers()).unwrap_err();
+        assert!(
+            matches!(&err, VerifyError::NotARegularFile { name: n } if n == name),
+            "{name}: {err:?}"
+        );
+    }
 }
