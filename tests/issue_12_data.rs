@@ -372,8 +372,25 @@ fn issue_12_a_full_disk_while_sealing_says_what_filled_and_is_not_a_config_error
 }
 
 #[test]
-fn issue_12_suppress_refuses_counts_that_overflow_and_a_real_total() {
+fn issue_12_suppress_refuses_counts_that_overflow_without_a_panic() {
     let w = Workdir::new(50, 10, 50, 1206);
+    // Before issue #12 these two made the margin overflow and dars panic.
+    w.write("huge.csv", "region,count\nA,1e19\nB,1e19\n");
+    let out = w.dars(&[
+        "suppress",
+        "huge.csv",
+        "--profile",
+        "hes",
+        "--totals",
+        "--out",
+        "huge_out.csv",
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "a panic exits 101: {err}");
+    assert!(
+        err.contains("row 1") && err.contains("larger than 2^53"),
+        "{err}"
+    );
     w.write(
         "big.csv",
         "region,count\nA,9223372036854775807\nB,9223372036854775807\n",
@@ -412,7 +429,11 @@ fn issue_12_suppress_refuses_counts_that_overflow_and_a_real_total() {
         "{}",
         stderr(&out)
     );
+}
 
+#[test]
+fn issue_12_suppress_refuses_a_real_value_that_reads_as_the_margin_label() {
+    let w = Workdir::new(50, 10, 50, 1208);
     w.write("records.csv", "region,sex\nTotal,1\nLeeds,2\nLeeds,1\n");
     let out = w.dars(&[
         "suppress",
