@@ -2,6 +2,12 @@
 //! them, or a glob. Every stage that reads site data goes through here so
 //! that scans are lazy and collected on polars' streaming engine, which
 //! keeps memory bounded for datasets larger than memory.
+//!
+//! It is also where polars errors on data are made safe to print: polars
+//! quotes the values it could not read (`could not parse '405 489 3988'`,
+//! `valid columns: [...]` of a CSV file without a header), and those values
+//! are NHS numbers, names and postcodes. [`redact`] keeps the kind of error,
+//! the column and the position, and drops every value.
 
 use std::path::Path;
 
@@ -28,6 +34,14 @@ impl FileFormat {
 
 /// A lazy scan of `path`: `.csv` files are read as CSV with a header,
 /// anything else as Parquet; a directory means every Parquet file in it.
+///
+/// A CSV file's types are inferred from every row, not the first hundred,
+/// so that a value further down cannot fail to parse as a type guessed from
+/// the top (polars' message for that quotes the value). A CSV file whose
+/// first line looks like data rather than a header is refused here, before
+/// anything could list its "column names", which would be values.
+///
+/// Errors never quote a value of the data: see [`redact`].
 pub fn scan(path: &Path) -> PolarsResult<LazyFrame> {
     let is_csv = path
         .extension()
@@ -37,11 +51,29 @@ pub fn scan(path: &Path) -> PolarsResult<LazyFrame> {
     } else {
         path.to_path_buf()
     };
-    let p = PlRefPath::try_from_path(&target)?;
+    let p = PlRefPath::try_from_path(&target).map_err(redact)?;
     if is_csv {
-        LazyCsvReader::new(p).with_has_header(true).finish()
+        let mut lf = LazyCsvReader::new(p)
+            .with_has_header(true)
+            .with_infer_schema_length(None)
+            .finish()
+            .map_err(redact)?;
+        let names = column_names(&mut lf)?;
+        if let Some(position) = names.iter().position(|n| looks_like_value(n)) {
+            return Err(PolarsError::ComputeError(
+                format!(
+                    "CSV file {}: its first line looks like data, not a header (column {} is a \
+                     number, a date, an NHS number or a postcode, not a column name)\n  fix: add \
+                     a header row naming the columns (the key column among them)",
+                    path.display(),
+                    position + 1
+                )
+                .into(),
+            ));
+        }
+        Ok(lf)
     } else {
-        LazyFrame::scan_parquet(p, ScanArgsParquet::default())
+        LazyFrame::scan_parquet(p, ScanArgsParquet::default()).map_err(redact)
     }
 }
 
@@ -49,13 +81,17 @@ pub fn scan(path: &Path) -> PolarsResult<LazyFrame> {
 pub fn collect(lf: LazyFrame) -> PolarsResult<DataFrame> {
     // A query built here has one sink, so the result is always `Single`
     // (`Multiple` comes only from plans with several sinks).
-    Ok(lf.collect_with_engine(Engine::Streaming)?.unwrap_single())
+    Ok(lf
+        .collect_with_engine(Engine::Streaming)
+        .map_err(redact)?
+        .unwrap_single())
 }
 
 /// The column names of a lazy frame, for errors that list what exists.
 pub fn column_names(lf: &mut LazyFrame) -> PolarsResult<Vec<String>> {
     Ok(lf
-        .collect_schema()?
+        .collect_schema()
+        .map_err(redact)?
         .iter_names()
         .map(|n| n.to_string())
         .collect())
@@ -78,4 +114,314 @@ pub fn write_frame(
         }
     }
     Ok(())
+}
+
+/// The same error with every value of the data it may quote removed: what
+/// is kept is the kind of error, column names and data types (each only
+/// when it cannot be a value), counts and byte offsets. Anything quoted that
+/// is not one of those, and any word that looks like a value (a number of
+/// four digits or more, a date, an NHS number, a postcode, an address), is
+/// replaced by `<value withheld>`. Polars' advice for Python users (after
+/// the first blank line) is dropped.
+pub fn redact(e: PolarsError) -> PolarsError {
+    use PolarsError as E;
+    let safe = |m: &str| -> polars::error::ErrString { sanitise(m).into() };
+    match e {
+        E::AssertionError(m) => E::AssertionError(safe(&m)),
+        E::ColumnNotFound(m) => E::ColumnNotFound(safe(&m)),
+        E::ComputeError(m) => E::ComputeError(safe(&m)),
+        E::Duplicate(m) => E::Duplicate(safe(&m)),
+        E::InvalidOperation(m) => E::InvalidOperation(safe(&m)),
+        E::NoData(m) => E::NoData(safe(&m)),
+        E::OutOfBounds(m) => E::OutOfBounds(safe(&m)),
+        E::SchemaFieldNotFound(m) => E::SchemaFieldNotFound(safe(&m)),
+        E::SchemaMismatch(m) => E::SchemaMismatch(safe(&m)),
+        E::ShapeMismatch(m) => E::ShapeMismatch(safe(&m)),
+        E::SQLInterface(m) => E::SQLInterface(safe(&m)),
+        E::SQLSyntax(m) => E::SQLSyntax(safe(&m)),
+        E::StringCacheMismatch(m) => E::StringCacheMismatch(safe(&m)),
+        E::StructFieldNotFound(m) => E::StructFieldNotFound(safe(&m)),
+        // An I/O error's own text comes from the operating system (a path,
+        // "No space left on device"); polars' added message may not.
+        E::IO { error, msg } => E::IO {
+            error,
+            msg: msg.map(|m| safe(&m)),
+        },
+        E::Context { error, msg } => E::Context {
+            error: Box::new(redact(*error)),
+            msg: safe(&msg),
+        },
+        E::ExprContext { error, expr } => E::ExprContext {
+            error: Box::new(redact(*error)),
+            expr: safe(&expr),
+        },
+    }
+}
+
+/// Said instead of anything that might be a value of the data.
+pub const WITHHELD: &str = "<value withheld>";
+
+/// Words that, when they come right before a quoted name, say that the name
+/// is a column's or a data type's, which [`sanitise`] may keep.
+const NAME_WORDS: [&str; 8] = [
+    "column", "columns", "dtype", "type", "from", "to", "field", "col(",
+];
+
+/// The text of a polars error with values withheld (see [`redact`]).
+pub fn sanitise(message: &str) -> String {
+    // Polars puts its suggestions after a blank line; they quote the value
+    // again (`adding `X` to the null_values list`).
+    let first = message.split("\n\n").next().unwrap_or("");
+    let mut out = String::with_capacity(first.len());
+    let mut rest = first;
+    while let Some(open_at) = rest.find(['`', '\'', '"', '[', '{']) {
+        let (before, from) = rest.split_at(open_at);
+        out.push_str(&sanitise_words(before));
+        let open = from.as_bytes()[0];
+        let close = match open {
+            b'[' => ']',
+            b'{' => '}',
+            q => char::from(q),
+        };
+        let body = &from[1..];
+        let Some(len) = body.find(close) else {
+            // Unbalanced: withhold everything after it.
+            out.push_str(WITHHELD);
+            return out;
+        };
+        let inner = &body[..len];
+        let word = before
+            .trim_end()
+            .rsplit(|c: char| c.is_whitespace())
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let is_name_position = NAME_WORDS.iter().any(|w| word.ends_with(w));
+        let keep = open != b'[' && open != b'{' && is_name_position && is_safe_name(inner);
+        out.push(char::from(open));
+        out.push_str(if keep { inner } else { WITHHELD });
+        out.push(close);
+        rest = &body[len + close.len_utf8()..];
+    }
+    out.push_str(&sanitise_words(rest));
+    out.trim_end().to_string()
+}
+
+/// Unquoted text with every word that looks like a value withheld: a word
+/// with four digits or more mixed with other characters (`1980-01-01`,
+/// `LS14AP`), a run of words that together hold ten digits or more (an NHS
+/// number written `405 489 3988`), two words that make a postcode, and any
+/// e-mail address.
+fn sanitise_words(text: &str) -> String {
+    let words: Vec<&str> = text.split(' ').collect();
+    let bare = |w: &str| w.trim_matches(|c: char| !c.is_alphanumeric()).to_string();
+    let mut withheld = vec![false; words.len()];
+    for (i, word) in words.iter().enumerate() {
+        let b = bare(word);
+        let digits = b.chars().filter(char::is_ascii_digit).count();
+        if (digits >= 4 && !b.chars().all(|c| c.is_ascii_digit()))
+            || word.contains('@')
+            || looks_like_identifier(&b)
+        {
+            withheld[i] = true;
+        }
+        if let Some(next) = words.get(i + 1) {
+            if crate::domain::Postcode::parse(&format!("{b} {}", bare(next))).is_some() {
+                withheld[i] = true;
+                withheld[i + 1] = true;
+            }
+        }
+    }
+    // Runs of words made only of digits and hyphens.
+    let numeric = |w: &str| {
+        let b = bare(w);
+        !b.is_empty() && b.chars().all(|c| c.is_ascii_digit() || c == '-')
+    };
+    let mut i = 0;
+    while i < words.len() {
+        if !numeric(words[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let mut digits = 0;
+        while i < words.len() && numeric(words[i]) {
+            digits += words[i].chars().filter(char::is_ascii_digit).count();
+            i += 1;
+        }
+        if digits >= 10 {
+            withheld[start..i].iter_mut().for_each(|w| *w = true);
+        }
+    }
+    let mut out: Vec<&str> = Vec::with_capacity(words.len());
+    for (word, hide) in words.iter().zip(&withheld) {
+        if !*hide {
+            out.push(word);
+        } else if out.last() != Some(&WITHHELD) {
+            out.push(WITHHELD);
+        }
+    }
+    out.join(" ")
+}
+
+/// A quoted column or type name that may be printed: short, printable,
+/// and not something that looks like a value.
+fn is_safe_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && !s.chars().any(char::is_control) && !looks_like_value(s)
+}
+
+/// Whether a name (a CSV header cell, a quoted name in an error) looks like
+/// a value of the data rather than a column name: a number, a date, an NHS
+/// number, a postcode or an e-mail address.
+pub fn looks_like_value(s: &str) -> bool {
+    let t = s.trim();
+    if t.is_empty() {
+        return false;
+    }
+    looks_like_identifier(t)
+        || (t.chars().any(|c| c.is_ascii_digit())
+            && (t.parse::<f64>().is_ok()
+                || t.chars()
+                    .all(|c| c.is_ascii_digit() || matches!(c, ' ' | '-' | '/' | '.' | ':'))))
+        || t.contains('@')
+}
+
+/// An NHS number, a date or a postcode, as the cohort reader would read one.
+fn looks_like_identifier(t: &str) -> bool {
+    !t.is_empty()
+        && (crate::domain::nhs_number::digits_of(t).is_some()
+            || crate::domain::parse_date(t).is_ok()
+            || crate::domain::Postcode::parse(t).is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The messages polars 0.55 gives on data it cannot read (from its
+    /// source), with identifiers where it quotes the value.
+    #[test]
+    fn issue_12_polars_messages_keep_columns_and_types_and_lose_values() {
+        let parse = "could not parse `405 489 3988` as dtype `i64` at column 'age_at_admission' (column number 3)\n\nThe current offset in the file is 5123 bytes.\n\nYou might want to try:\n- adding `405 489 3988` to the `null_values` list.";
+        let s = sanitise(parse);
+        assert!(
+            s.contains("`i64`")
+                && s.contains("'age_at_admission'")
+                && s.contains("column number 3"),
+            "{s}"
+        );
+        assert!(
+            !s.contains("405") && !s.contains("3988") && !s.contains("null_values"),
+            "{s}"
+        );
+
+        let cast = "conversion from `str` to `i64` failed in column 'nhs' for 2 out of 9 values: [\"943 476 5919\", \"Michael\"]";
+        let s = sanitise(cast);
+        assert!(
+            s.contains("`str`")
+                && s.contains("`i64`")
+                && s.contains("'nhs'")
+                && s.contains("2 out of 9"),
+            "{s}"
+        );
+        assert!(!s.contains("943") && !s.contains("Michael"), "{s}");
+
+        let not_found =
+            "unable to find column \"regoin\"; valid columns: [\"1\", \"6925165528\", \"Michael\"]";
+        let s = sanitise(not_found);
+        assert!(s.contains("\"regoin\""), "{s}");
+        assert!(!s.contains("6925165528") && !s.contains("Michael"), "{s}");
+
+        // A quoted value in a column's place is withheld all the same.
+        let s = sanitise("at column 'LS1 4AP' and column \"1980-01-01\", value 'Okafor'");
+        assert!(
+            !s.contains("LS1") && !s.contains("1980") && !s.contains("Okafor"),
+            "{s}"
+        );
+        // Values outside quotes.
+        let s = sanitise("value 943 476 5919 or 9434765919 on 1980-01-01 in LS1 4AP by a@b.org");
+        for v in ["943", "9434765919", "1980", "LS1", "4AP", "a@b"] {
+            assert!(!s.contains(v), "{v}: {s}");
+        }
+        assert!(sanitise("unbalanced `Michael").ends_with(WITHHELD));
+    }
+
+    #[test]
+    fn redact_keeps_the_kind_of_error() {
+        let e = redact(PolarsError::ColumnNotFound(
+            "unable to find column \"x\"; valid columns: [\"Okafor\"]".into(),
+        ));
+        assert!(matches!(e, PolarsError::ColumnNotFound(_)));
+        assert!(!e.to_string().contains("Okafor"));
+        let io = redact(PolarsError::from(std::io::Error::from_raw_os_error(28)));
+        assert!(io.to_string().contains("No space left"), "{io}");
+    }
+
+    #[test]
+    fn issue_12_a_csv_file_without_a_header_is_refused_without_its_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hes.csv");
+        std::fs::write(
+            &path,
+            "1,6925165528,1983-12-16,1,LS1 4AP,Michael,Okafor\n2,4010232137,1970-01-01,2,M1 1AE,Ada,Lovelace\n",
+        )
+        .unwrap();
+        let err = scan(&path).err().unwrap().to_string();
+        assert!(err.contains("looks like data, not a header"), "{err}");
+        for v in ["6925165528", "Michael", "LS1", "1983"] {
+            assert!(!err.contains(v), "{v}: {err}");
+        }
+        std::fs::write(&path, "person_id,age\n1,40\n").unwrap();
+        assert!(scan(&path).is_ok());
+    }
+
+    #[test]
+    fn a_csv_value_far_down_does_not_fail_the_types_guessed_from_the_top() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hes.csv");
+        let mut text = String::from("person_id,age\n");
+        for i in 0..500 {
+            text.push_str(&format!("{i},40\n"));
+        }
+        text.push_str("500,943 476 5919\n");
+        std::fs::write(&path, text).unwrap();
+        let df = collect(scan(&path).unwrap()).unwrap();
+        assert_eq!(df.height(), 501);
+        // The column is text, and a strict cast that fails is redacted.
+        let err = collect(
+            scan(&path)
+                .unwrap()
+                .select([col("age").strict_cast(DataType::Int64)]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(!err.contains("943"), "{err}");
+    }
+
+    #[test]
+    fn names_that_look_like_values() {
+        for v in [
+            "1",
+            "6925165528",
+            "943 476 5919",
+            "1983-12-16",
+            "16/12/1983",
+            "LS1 4AP",
+            "a@b.org",
+            "2.5",
+        ] {
+            assert!(looks_like_value(v), "{v}");
+        }
+        for n in [
+            "person_id",
+            "age_at_admission",
+            "Michael",
+            "inf",
+            "NaN",
+            "icd10",
+            "diag_4_01",
+        ] {
+            assert!(!looks_like_value(n), "{n}");
+        }
+    }
 }

@@ -209,7 +209,8 @@ fn bad_inputs_are_named() {
                 "hes".into(),
             ],
             4,
-            &["count", "whole number", "2.5"],
+            // The row, never the value (issue #12).
+            &["count", "whole number", "row 2"],
         ),
         (
             vec![

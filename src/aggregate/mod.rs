@@ -24,7 +24,9 @@ use polars::prelude::*;
 use crate::minimise::{field_expr, FieldSpec, PseudonymKey};
 use crate::objections::Released;
 
-/// The label of a dimension summed over in a margin.
+/// The label of a dimension summed over in a margin. A real value that a
+/// reader could take for it (`Total`, `TOTAL`, ` total `) is refused: see
+/// [`AggregateError::ReservedLabel`].
 pub const TOTAL: &str = "Total";
 /// The label of a missing (null) dimension value.
 pub const UNKNOWN: &str = "Unknown";
@@ -33,6 +35,15 @@ pub const UNKNOWN: &str = "Unknown";
 pub const MAX_CELLS: usize = 2_000_000;
 /// Refuse more dimensions than this: 2^dims sub-tables are counted.
 pub const MAX_DIMS: usize = 8;
+/// The largest count a table may hold, cell or margin: 2^53, the largest
+/// whole number the audit's linear programmes (in f64) hold exactly. No
+/// real count of people or records comes near it.
+pub const MAX_COUNT: u64 = 1 << 53;
+
+/// Whether a dimension value could be read as the margin label.
+pub fn is_reserved_label(value: &str) -> bool {
+    value.trim().eq_ignore_ascii_case(TOTAL)
+}
 
 /// Where a cell sits in the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -161,14 +172,32 @@ pub enum AggregateError {
     },
     #[error("output `{output}`: percent_of needs the totals it divides by, but the table has no margins\n  fix: set totals = true (or pass --totals), or remove percent_of")]
     PercentWithoutTotals { output: String },
-    #[error("{output}: count column `{column}` has {problem} on row {row} (`{value}`)\n  fix: a count is a whole number of people or records, 0 or more: correct that row")]
+    #[error("{output}: count column `{column}` has {problem} on row {row}\n  fix: a count is a whole number of people or records, from 0 to {MAX_COUNT}: correct that row")]
     BadCount {
         output: String,
         column: String,
         problem: &'static str,
         row: usize,
-        value: String,
     },
+    #[error("{output}: the counts add up to more than {MAX_COUNT} in a {level} of the table, more than any real count of people or records\n  fix: check the count column holds counts")]
+    CountOverflow { output: String, level: &'static str },
+    #[error("{output}: dimension `{dimension}` has a real value that reads as `{TOTAL}`, the label of a margin, so a reader could not tell that value's count from the total{}\n  fix: recode that value in the data, or group by a transform of the column; `{TOTAL}` marks margins only",
+        match row { Some(r) => format!(" (row {r})"), None => String::new() })]
+    ReservedLabel {
+        output: String,
+        dimension: String,
+        row: Option<usize>,
+    },
+    #[error("output `{output}`: group_by `{field}` of dataset `{dataset}` holds {what} ({rule}): its values would be the labels of the table's cells, and nothing was released\n  fix: group by a generalised column (region, admission_date:year, age:band10)")]
+    DirectIdentifier {
+        output: String,
+        dataset: String,
+        field: String,
+        what: &'static str,
+        rule: crate::minimise::Rule,
+    },
+    #[error("output `{output}`: dataset has no key column `{key}`\n  fix: correct the dataset's `key` in the site config; if the dataset is a CSV file, check its first line names the columns")]
+    MissingKey { output: String, key: String },
     #[error("output `{output}`: {source}")]
     Polars {
         output: String,
@@ -187,9 +216,17 @@ pub fn count(
 ) -> Result<CountTable, AggregateError> {
     let wrap = |source| AggregateError::Polars {
         output: spec.name.clone(),
-        source,
+        source: crate::tables::redact(source),
     };
     let available = crate::tables::column_names(&mut dataset).map_err(wrap)?;
+    // The key first: a CSV file without a header has no key column, and its
+    // "column names" are values that must not be listed.
+    if !available.iter().any(|c| c == key) {
+        return Err(AggregateError::MissingKey {
+            output: spec.name.clone(),
+            key: key.to_string(),
+        });
+    }
     let fields = spec.field_specs();
     for (raw, f) in spec.group_by.iter().zip(&fields) {
         if !available.contains(&f.column) {
@@ -197,7 +234,7 @@ pub fn count(
                 output: spec.name.clone(),
                 field: raw.clone(),
                 column: f.column.clone(),
-                available: available.join(", "),
+                available: crate::minimise::listable(&available),
             });
         }
     }
@@ -228,6 +265,7 @@ pub fn count(
             JoinArgs::new(JoinType::Semi),
         )
         .select(select);
+    check_dimensions(spec, &dims, released, joined.clone())?;
     let unit = match spec.count {
         CountKind::Persons => Unit::DistinctOf("__dars_person".into()),
         CountKind::Records => Unit::Records,
@@ -249,6 +287,65 @@ pub fn count(
     table.universe = format!("{}/{}", spec.dataset, spec.count.as_str());
     set_percent_of(&mut table, percent_of, &spec.name)?;
     Ok(table)
+}
+
+/// The content rules (see [`crate::minimise::identifiers`]) on a sample of
+/// each dimension's values: a dimension holding NHS numbers, postcodes or
+/// the people's dates of birth would put them in the cells' labels.
+fn check_dimensions(
+    spec: &AggregateOutput,
+    dims: &[String],
+    released: &Released,
+    joined: LazyFrame,
+) -> Result<(), AggregateError> {
+    let wrap = |source| AggregateError::Polars {
+        output: spec.name.clone(),
+        source: crate::tables::redact(source),
+    };
+    let has_dob = released
+        .persons
+        .get_column_names()
+        .iter()
+        .any(|c| c.as_str() == "date_of_birth");
+    let mut sample = joined.limit(crate::minimise::identifiers::SAMPLE as IdxSize);
+    if has_dob {
+        let dob = released
+            .persons
+            .clone()
+            .lazy()
+            .select([col("person_id"), col("date_of_birth").alias("__dars_dob")])
+            .unique_generic(Some(vec![col("person_id")]), UniqueKeepStrategy::First);
+        sample = sample.join(
+            dob,
+            [col("__dars_person")],
+            [col("person_id")],
+            JoinArgs::new(JoinType::Left),
+        );
+    }
+    let sample = crate::tables::collect(sample).map_err(wrap)?;
+    let dob = sample.column("__dars_dob").ok();
+    for (raw, dim) in spec.group_by.iter().zip(dims) {
+        let values = sample.column(dim).map_err(wrap)?;
+        // Missing values were filled with the label for them.
+        let values = values
+            .as_materialized_series()
+            .str()
+            .map_err(wrap)?
+            .apply(|v| v.filter(|v| *v != UNKNOWN).map(Into::into))
+            .into_column();
+        if let Some((kind, rule)) =
+            crate::minimise::identifiers::kind_by_content(&values, dob).map_err(wrap)?
+        {
+            return Err(AggregateError::DirectIdentifier {
+                output: spec.name.clone(),
+                dataset: spec.dataset.clone(),
+                field: raw.clone(),
+                what: kind.describe(),
+                rule,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Sets the percentage denominators, refusing a table that lacks them.
@@ -308,6 +405,17 @@ pub fn count_frame(
     };
     let all: Vec<usize> = (0..dims.len()).collect();
     let interior = group_counts(&frame, dims, &all, &measure).map_err(wrap)?;
+    // Every value of the data is a real value here: none may read as the
+    // margin label.
+    for key in interior.keys() {
+        if let Some(i) = key.iter().position(|v| is_reserved_label(v)) {
+            return Err(AggregateError::ReservedLabel {
+                output: output.to_string(),
+                dimension: dims[i].clone(),
+                row: None,
+            });
+        }
+    }
     let subsets = if totals {
         margin_subsets(dims.len())
     } else {
@@ -318,7 +426,7 @@ pub fn count_frame(
         // Records add up; people do not (one person, several cells), so
         // their margins are counted again from the rows.
         let map = match unit {
-            Unit::Records => sum_to(&counted[0].1, &kept),
+            Unit::Records => sum_to(&counted[0].1, &kept, output)?,
             Unit::DistinctOf(_) => group_counts(&frame, dims, &kept, &measure).map_err(wrap)?,
         };
         counted.push((kept, map));
@@ -347,6 +455,21 @@ pub fn from_counts(
     let mut interior = HashMap::new();
     let mut given: HashMap<Vec<usize>, HashMap<Vec<String>, u64>> = HashMap::new();
     for (key, n) in rows {
+        // `Total` exactly marks a margin row of a count table; anything
+        // else a reader would take for it is ambiguous.
+        if let Some(i) = key.iter().position(|v| v != TOTAL && is_reserved_label(v)) {
+            return Err(AggregateError::ReservedLabel {
+                output: output.to_string(),
+                dimension: dims[i].clone(),
+                row: None,
+            });
+        }
+        if n > MAX_COUNT {
+            return Err(AggregateError::CountOverflow {
+                output: output.to_string(),
+                level: "cell",
+            });
+        }
         let kept: Vec<usize> = (0..dims.len()).filter(|&i| key[i] != TOTAL).collect();
         if kept.len() == dims.len() {
             interior.insert(key, n);
@@ -368,7 +491,7 @@ pub fn from_counts(
     for kept in subsets {
         let map = match given.remove(&kept) {
             Some(m) => m,
-            None => sum_to(&counted[0].1, &kept),
+            None => sum_to(&counted[0].1, &kept, output)?,
         };
         counted.push((kept, map));
     }
@@ -414,14 +537,30 @@ fn group_counts(
     Ok(map)
 }
 
-/// Sums interior counts (keyed by every dimension) down to `kept`.
-fn sum_to(interior: &HashMap<Vec<String>, u64>, kept: &[usize]) -> HashMap<Vec<String>, u64> {
+/// Sums interior counts (keyed by every dimension) down to `kept`; a sum
+/// past [`MAX_COUNT`] is refused, never wrapped or a panic.
+fn sum_to(
+    interior: &HashMap<Vec<String>, u64>,
+    kept: &[usize],
+    output: &str,
+) -> Result<HashMap<Vec<String>, u64>, AggregateError> {
     let mut out: HashMap<Vec<String>, u64> = HashMap::new();
     for (key, n) in interior {
         let short: Vec<String> = kept.iter().map(|&i| key[i].clone()).collect();
-        *out.entry(short).or_default() += n;
+        let sum = out.entry(short).or_default();
+        *sum = sum
+            .checked_add(*n)
+            .filter(|s| *s <= MAX_COUNT)
+            .ok_or_else(|| AggregateError::CountOverflow {
+                output: output.to_string(),
+                level: if kept.is_empty() {
+                    "grand total"
+                } else {
+                    "margin"
+                },
+            })?;
     }
-    out
+    Ok(out)
 }
 
 /// The kept dimensions of a sub-table and its counts by their values.

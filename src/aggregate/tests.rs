@@ -163,3 +163,77 @@ fn percent_of_must_name_a_dimension_and_needs_totals() {
         .to_string();
     assert!(err.contains("totals = true"), "{err}");
 }
+
+/// Issue #12: a real value `Total` used to merge with the margin label.
+#[test]
+fn issue_12_a_real_value_that_reads_as_the_margin_label_is_refused() {
+    for real in ["Total", "TOTAL", " total "] {
+        let frame = df!("region" => ["A", real, "A"], "sex" => ["1", "2", "2"])
+            .unwrap()
+            .lazy();
+        let dims: Vec<String> = vec!["region".into(), "sex".into()];
+        let err = count_frame(frame, &dims, &Unit::Records, true, "t").unwrap_err();
+        assert!(
+            matches!(&err, AggregateError::ReservedLabel { dimension, .. } if dimension == "region"),
+            "{real}: {err}"
+        );
+    }
+    // In a count table `Total` exactly is a margin row; `TOTAL` is not.
+    let dims: Vec<String> = vec!["region".into()];
+    let mut rows = std::collections::HashMap::new();
+    rows.insert(vec!["A".to_string()], 4u64);
+    rows.insert(vec!["TOTAL".to_string()], 4u64);
+    let err = from_counts(&dims, rows, true, "given").unwrap_err();
+    assert!(matches!(err, AggregateError::ReservedLabel { .. }), "{err}");
+}
+
+/// Issue #12: counts whose sum overflowed used to panic.
+#[test]
+fn issue_12_counts_that_overflow_are_an_error_not_a_panic() {
+    let dims: Vec<String> = vec!["region".into()];
+    let mut rows = std::collections::HashMap::new();
+    rows.insert(vec!["A".to_string()], MAX_COUNT);
+    rows.insert(vec!["B".to_string()], MAX_COUNT);
+    let err = from_counts(&dims, rows, true, "big").unwrap_err();
+    assert!(
+        matches!(
+            err,
+            AggregateError::CountOverflow {
+                level: "grand total",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let mut rows = std::collections::HashMap::new();
+    rows.insert(vec!["A".to_string()], u64::MAX);
+    let err = from_counts(&dims, rows, false, "big").unwrap_err();
+    assert!(matches!(err, AggregateError::CountOverflow { .. }), "{err}");
+}
+
+/// Issue #12: a dimension holding identifiers would label cells with them.
+#[test]
+fn issue_12_a_dimension_holding_postcodes_or_nhs_numbers_is_refused() {
+    let key = PseudonymKey::from_bytes(&[0; 32]);
+    let data = df!(
+        "person_id" => [1i64, 2, 3],
+        "area" => ["LS1 4AP", "M1 1AE", "EC1A 1BB"],
+        "ref" => ["9434765919", "4010232137", "4505577104"],
+        "region" => ["London", "London", "North"],
+    )
+    .unwrap();
+    for column in ["area", "ref"] {
+        let mut s = spec(CountKind::Persons, true);
+        s.group_by = vec![column.into(), "region".into()];
+        let err = count(&s, &released(), data.clone().lazy(), "person_id", &key).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            matches!(&err, AggregateError::DirectIdentifier { field, .. } if field == column),
+            "{text}"
+        );
+        assert!(
+            !text.contains("LS1") && !text.contains("9434765919"),
+            "{text}"
+        );
+    }
+}

@@ -1,5 +1,16 @@
 //! `dars check AGREEMENT`: every problem in the agreement and the site
 //! config at once, with the key and the fix. Reads no data.
+//!
+//! Direct identifiers (issue #12) are reported here as far as names tell:
+//! a field whose column goes by an identifier's name (`NEWNHSNO`, `dob`,
+//! `patient_postcode`, …), the dataset's key, or a column the site lists
+//! in `datasets.NAME.identifiers`, released without a transform that
+//! generalises it. Whether a column's *values* are identifiers is known
+//! only from the data, so `dars run` checks that on what would leave.
+//! Reading a dataset's schema (a Parquet footer, a CSV header) would tell
+//! no more than the names the agreement already lists, and a CSV "header"
+//! that is really a row of data is itself identifiable: `check` opens no
+//! dataset at all.
 
 use std::path::PathBuf;
 
@@ -34,6 +45,10 @@ pub fn run(args: &Args, cli: &Cli) -> Result<(), Failure> {
         "ok: {} and {} ({warnings} warning(s))",
         args.agreement.display(),
         cli.site.display()
+    );
+    println!(
+        "note: no data was read: direct identifiers were checked by name and by the site's \
+         `identifiers`; `dars run` also checks the values of every field before anything leaves"
     );
     Ok(())
 }

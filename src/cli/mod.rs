@@ -112,10 +112,28 @@ impl Failure {
 
 impl From<crate::pipeline::PipelineError> for Failure {
     fn from(e: crate::pipeline::PipelineError) -> Self {
+        use crate::aggregate::AggregateError;
+        use crate::minimise::MinimiseError;
+        use crate::package::PackageError;
         use crate::pipeline::PipelineError as E;
         let code = match &e {
-            E::Config(_) | E::Package(_) => exit::CONFIG,
+            E::Config(_) => exit::CONFIG,
+            // Writing the sealed files into the work directory (a full
+            // disk above all) is work-directory I/O; the rest of packaging
+            // fails on the keys and recipients the config names.
+            E::Package(
+                PackageError::DiskFull { .. }
+                | PackageError::Write { .. }
+                | PackageError::Produce { .. }
+                | PackageError::Encrypt { .. },
+            ) => exit::INTERNAL,
+            E::Package(_) => exit::CONFIG,
             E::NotActive(_) => exit::NOT_ACTIVE,
+            // An output that would release a direct identifier is the
+            // agreement's to fix (its fields), as when `dars check` finds
+            // one by name.
+            E::Minimise(MinimiseError::DirectIdentifier { .. })
+            | E::Aggregate(AggregateError::DirectIdentifier { .. }) => exit::CONFIG,
             E::Ingest(_)
             | E::Link(_)
             | E::Objections(_)

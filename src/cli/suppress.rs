@@ -194,7 +194,7 @@ fn read_table(args: &Args, name: &str) -> Result<CountTable, Failure> {
                 SuppressCliError::UnknownColumn {
                     table: shown.clone(),
                     column: c.clone(),
-                    available: available.join(", "),
+                    available: crate::minimise::listable(&available),
                 },
             ));
         }
@@ -273,30 +273,59 @@ fn count_rows(
             column: COUNT.into(),
             problem,
             row: row + 1,
-            value: value.unwrap_or("").to_string(),
         })?;
         let key: Vec<String> = keys
             .iter()
             .map(|k| k.get(row).unwrap_or(UNKNOWN).to_string())
             .collect();
-        *rows.entry(key).or_default() += n;
+        // `Total` exactly marks a margin row; `TOTAL` or ` total` would be
+        // a real value a reader could not tell from it.
+        if let Some(i) = key
+            .iter()
+            .position(|v| v != aggregate::TOTAL && aggregate::is_reserved_label(v))
+        {
+            return Err(AggregateError::ReservedLabel {
+                output: table.to_string(),
+                dimension: dims[i].clone(),
+                row: Some(row + 1),
+            });
+        }
+        let sum = rows.entry(key).or_default();
+        *sum = sum
+            .checked_add(n)
+            .filter(|s| *s <= aggregate::MAX_COUNT)
+            .ok_or_else(|| AggregateError::CountOverflow {
+                output: table.to_string(),
+                level: "cell (rows with the same dimension values are added up)",
+            })?;
     }
     Ok(rows)
 }
 
-/// A whole, non-negative count (`12` or `12.0`), or what is wrong with it.
+/// A whole, non-negative count (`12` or `12.0`) no larger than
+/// [`aggregate::MAX_COUNT`], or what is wrong with it.
 fn parse_count(value: Option<&str>) -> Result<u64, &'static str> {
+    const TOO_LARGE: &str = "a count larger than 2^53 (9007199254740992)";
     let text = value.map(str::trim).unwrap_or("");
     if text.is_empty() {
         return Err("an empty value");
     }
     if let Ok(n) = text.parse::<u64>() {
-        return Ok(n);
+        return if n <= aggregate::MAX_COUNT {
+            Ok(n)
+        } else {
+            Err(TOO_LARGE)
+        };
+    }
+    if text.bytes().all(|b| b.is_ascii_digit()) {
+        // Digits only, but past u64.
+        return Err(TOO_LARGE);
     }
     match text.parse::<f64>() {
         Ok(x) if x < 0.0 => Err("a negative count"),
         Ok(x) if x.fract() != 0.0 || !x.is_finite() => Err("a count that is not a whole number"),
-        Ok(x) if x <= u64::MAX as f64 => Ok(x as u64),
+        Ok(x) if x <= aggregate::MAX_COUNT as f64 => Ok(x as u64),
+        Ok(_) => Err(TOO_LARGE),
         _ => Err("a value that is not a number"),
     }
 }

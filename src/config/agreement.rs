@@ -420,7 +420,16 @@ impl Agreement {
                 OutputSpec::Records(r) => {
                     problems.extend(r.problems(path, &key, identifiable, site))
                 }
-                OutputSpec::Aggregate(a) => problems.extend(a.problems(path, &key, &suppression)),
+                OutputSpec::Aggregate(a) => {
+                    problems.extend(a.problems(path, &key, &suppression));
+                    problems.extend(crate::minimise::declared_dimension_problems(
+                        path,
+                        &key,
+                        &a.group_by,
+                        &a.dataset,
+                        site,
+                    ));
+                }
             }
         }
         if let Some(r) = &release {
@@ -437,7 +446,17 @@ impl Agreement {
                     meta,
                     cohort,
                     objections,
-                    outputs: outputs.into_iter().map(|(_, o)| o).collect(),
+                    outputs: outputs
+                        .into_iter()
+                        .map(|(_, mut o)| {
+                            // The run checks the values too, and needs to
+                            // know what the agreement and the site allow.
+                            if let OutputSpec::Records(r) = &mut o {
+                                r.bind(identifiable, site);
+                            }
+                            o
+                        })
+                        .collect(),
                     release,
                     suppression,
                 })

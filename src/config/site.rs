@@ -22,6 +22,8 @@ struct SourcesFile {
 struct DatasetFile {
     path: PathBuf,
     key: String,
+    #[serde(default)]
+    identifiers: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -43,6 +45,10 @@ struct WorkFile {
 pub struct DatasetSource {
     pub path: PathBuf,
     pub key: String,
+    /// Columns the site declares as direct identifiers, beside those dars
+    /// recognises by name and content (`identifiers = ["nhs_no", "dob"]`):
+    /// refused in clear unless the agreement is identifiable.
+    pub identifiers: Vec<String>,
 }
 
 /// The loaded site config, with every path resolved.
@@ -133,11 +139,31 @@ impl Site {
                             "point it at a Parquet or CSV file, a directory of them, or a glob",
                         ));
                     }
+                    let mut seen = std::collections::BTreeSet::new();
+                    for (i, column) in d.identifiers.iter().enumerate() {
+                        let normalised = crate::ingest::normalise_header(column);
+                        if normalised.is_empty() {
+                            problems.push(Problem::error(
+                                path,
+                                format!("{key}.identifiers[{i}]"),
+                                "is empty",
+                                "name a column of the dataset that holds a direct identifier",
+                            ));
+                        } else if !seen.insert(normalised) {
+                            problems.push(Problem::error(
+                                path,
+                                format!("{key}.identifiers[{i}]"),
+                                format!("`{column}` is listed twice"),
+                                "list each column once",
+                            ));
+                        }
+                    }
                     dataset_map.insert(
                         name,
                         DatasetSource {
                             path: p,
                             key: d.key,
+                            identifiers: d.identifiers,
                         },
                     );
                 }

@@ -77,8 +77,10 @@ pub(super) fn read_cohort_from<R: Read>(
             );
             return Err(problems.into_error(path));
         }
+        // Asked for blank lines too, so the line bookkeeping moves past them.
+        let line = line_of(&mut reader, &record);
         if !is_blank(&record) {
-            break line_of(&mut reader, &record);
+            break line;
         }
     };
     let header = Header::read(&record, header_line, required, &mut problems);
@@ -89,11 +91,13 @@ pub(super) fn read_cohort_from<R: Read>(
     let mut data_lines = 0usize;
 
     while reader.read_byte_record(&mut record).map_err(unreadable)? {
+        // Every record's line is asked for, blank ones too (`,,,,`), so
+        // that the line bookkeeping never holds more than a buffer's worth.
+        let line = line_of(&mut reader, &record);
         if is_blank(&record) {
             continue;
         }
         data_lines += 1;
-        let line = line_of(&mut reader, &record);
         let Some(cells) = header.cells(&record, line, &mut problems) else {
             continue;
         };
@@ -104,6 +108,20 @@ pub(super) fn read_cohort_from<R: Read>(
         };
         if study_id.is_empty() {
             problems.push(Some(line), "study_id is empty".to_string());
+            continue;
+        }
+        // A line break or NUL inside a (quoted) study ID would forge lines
+        // in every log, CSV and report it is written to.
+        if let Some(at) = study_id.chars().position(char::is_control) {
+            problems.push(
+                Some(line),
+                format!(
+                    "study_id has a control character (a line break, NUL, tab or another \
+                     character that does not print) at character {}; a study ID must be \
+                     printable text",
+                    at + 1
+                ),
+            );
             continue;
         }
 
@@ -475,52 +493,93 @@ fn line_of<R: Read>(reader: &mut csv::Reader<LineBreaks<R>>, record: &csv::ByteR
 ///
 /// The csv reader's own record position is where it began looking for the
 /// record: before the blank lines it skipped and, after a CRLF, one line
-/// early (it leaves the LF for the next read). So the reader keeps the
-/// breaks it has passed on and not yet been asked about: a few buffers'
-/// worth, however long the file.
-struct LineBreaks<R> {
+/// early (it leaves the LF for the next read). So the reader keeps the runs
+/// of line breaks it has passed and not yet been asked about: one entry per
+/// run however many breaks it holds (a cohort followed by hundreds of MB of
+/// empty lines is one run, issue #12), and, since every record is asked
+/// about, at most a few buffers' worth of runs however long the file.
+pub(super) struct LineBreaks<R> {
     inner: R,
     /// Bytes read so far.
     read: u64,
     /// Length of a UTF-8 BOM at the start (the csv reader skips it too).
     bom: u64,
-    /// Offsets of CR and LF bytes not yet asked about, with "is a LF".
-    pending: VecDeque<(u64, bool)>,
-    /// Line breaks (LF, CRLF or a lone CR) before the first pending one.
+    /// Runs of consecutive CR and LF bytes not yet asked about.
+    pending: VecDeque<BreakRun>,
+    /// Line breaks (LF, CRLF or a lone CR) before the first pending run.
     line_breaks: u64,
+    /// Where the last run read ends, and whether its last byte was a CR (so
+    /// that a CRLF split across two reads counts once).
+    last_run_end: u64,
+    last_was_cr: bool,
+}
+
+#[cfg(test)]
+thread_local! {
+    /// The most runs a [`LineBreaks`] of this thread has held at once.
+    pub(super) static PEAK_PENDING_RUNS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Consecutive line-break bytes `start..end`, holding `breaks` line breaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct BreakRun {
+    start: u64,
+    end: u64,
+    breaks: u64,
 }
 
 impl<R> LineBreaks<R> {
-    fn new(inner: R) -> Self {
+    pub(super) fn new(inner: R) -> Self {
         Self {
             inner,
             read: 0,
             bom: 0,
             pending: VecDeque::new(),
             line_breaks: 0,
+            last_run_end: u64::MAX,
+            last_was_cr: false,
         }
     }
 
     /// The line of the first byte at or after `from` that is not a line
     /// break. Calls must come in file order.
-    fn line_at(&mut self, from: u64) -> u64 {
+    pub(super) fn line_at(&mut self, from: u64) -> u64 {
         let mut at = from.max(self.bom);
-        while let Some(&(offset, is_lf)) = self.pending.front() {
-            // Breaks before `at` are behind us; those from `at` on, one after
-            // another, are the blank lines the csv reader skipped.
-            if offset > at {
+        while let Some(&run) = self.pending.front() {
+            // A run after `at`: the byte at `at` is not a break.
+            if run.start > at {
                 break;
             }
-            if offset == at {
-                at += 1;
-            }
+            // A run reaching `at` or beyond: the blank lines the csv reader
+            // skipped, up to the first byte that is not a break.
+            at = at.max(run.end);
+            self.line_breaks += run.breaks;
             self.pending.pop_front();
-            // A line ends at a LF, or at a CR on its own (old Mac exports).
-            // The byte after a break before `at` has already been read.
-            let crlf = !is_lf && self.pending.front() == Some(&(offset + 1, true));
-            self.line_breaks += u64::from(!crlf);
         }
         1 + self.line_breaks
+    }
+
+    fn note(&mut self, offset: u64, byte: u8) {
+        let is_lf = byte == b'\n';
+        let contiguous = self.last_run_end == offset;
+        // A line ends at a LF, or at a CR on its own (old Mac exports): a CR
+        // counts now, and the LF right after it does not.
+        let counts = u64::from(!(is_lf && contiguous && self.last_was_cr));
+        match self.pending.back_mut() {
+            Some(run) if run.end == offset => {
+                run.end += 1;
+                run.breaks += counts;
+            }
+            _ => self.pending.push_back(BreakRun {
+                start: offset,
+                end: offset + 1,
+                breaks: counts,
+            }),
+        }
+        self.last_run_end = offset + 1;
+        self.last_was_cr = !is_lf;
+        #[cfg(test)]
+        PEAK_PENDING_RUNS.with(|peak| peak.set(peak.get().max(self.pending.len())));
     }
 }
 
@@ -531,13 +590,11 @@ impl<R: Read> Read for LineBreaks<R> {
             self.bom = 3;
         }
         let start = self.read;
-        self.pending.extend(
-            buf[..n]
-                .iter()
-                .enumerate()
-                .filter(|&(_, &b)| b == b'\n' || b == b'\r')
-                .map(|(i, &b)| (start + i as u64, b == b'\n')),
-        );
+        for (i, &b) in buf[..n].iter().enumerate() {
+            if b == b'\n' || b == b'\r' {
+                self.note(start + i as u64, b);
+            }
+        }
         self.read += n as u64;
         Ok(n)
     }

@@ -391,6 +391,11 @@ pub fn link(
     let mut linked_study = Vec::new();
     let mut linked_person = Vec::new();
     let mut linked_nhs = Vec::new();
+    // For the later stages (issue #12): the index's date of birth, which
+    // minimisation compares dataset columns with, and the cohort's own NHS
+    // number, for the count of objections found only through the index.
+    let mut linked_dob = Vec::new();
+    let mut linked_cohort_nhs = Vec::new();
     let mut seen_person: HashMap<i64, usize> = HashMap::new();
     for (i, (row, check)) in rows.iter().zip(&checks).enumerate() {
         let problems: Vec<String> = row.problems.iter().map(ToString::to_string).collect();
@@ -409,7 +414,7 @@ pub fn link(
             score: None,
             reason: String::new(),
         };
-        let mut link_to: Option<(i64, String)> = None;
+        let mut link_to: Option<(i64, String, Option<chrono::NaiveDate>)> = None;
         match check {
             CrossCheck::Invalid => {
                 result.outcome = Outcome::Invalid;
@@ -422,7 +427,11 @@ pub fn link(
                 result.tier = Some(1);
                 result.score = Some(100.0);
                 result.reason = with_problems((*reason).into());
-                link_to = Some((p.person_id, p.nhs_number.unwrap_or_default().into()));
+                link_to = Some((
+                    p.person_id,
+                    p.nhs_number.unwrap_or_default().into(),
+                    p.date_of_birth,
+                ));
             }
             CrossCheck::Candidates { reason, partial } => {
                 if let Some((c, why)) = accepted.get(&i) {
@@ -431,7 +440,11 @@ pub fn link(
                     result.tier = Some(3);
                     result.score = Some(c.score);
                     result.reason = with_problems(format!("{reason}; {why}"));
-                    link_to = Some((c.person_id, c.index_nhs_number.clone()));
+                    link_to = Some((
+                        c.person_id,
+                        c.index_nhs_number.clone(),
+                        index.person(c.idx).date_of_birth,
+                    ));
                 } else if rejected_all.contains(&i) {
                     result.reason =
                         with_problems(format!("{reason}; every candidate rejected in review"));
@@ -475,7 +488,7 @@ pub fn link(
             Outcome::Unmatched => counts.unmatched += 1,
             Outcome::Invalid => counts.invalid += 1,
         }
-        if let Some((pid, nhs)) = link_to {
+        if let Some((pid, nhs, dob)) = link_to {
             let times = seen_person.entry(pid).or_insert(0);
             *times += 1;
             if *times == 2 {
@@ -484,6 +497,8 @@ pub fn link(
             linked_study.push(row.study_id.clone());
             linked_person.push(pid);
             linked_nhs.push(nhs);
+            linked_dob.push(dob);
+            linked_cohort_nhs.push(row.nhs_number.map(|n| n.as_string()));
         }
         out.push(result);
     }
@@ -494,6 +509,8 @@ pub fn link(
         Column::new("study_id".into(), linked_study),
         Column::new("person_id".into(), linked_person),
         Column::new("nhs_number".into(), linked_nhs),
+        Column::new("date_of_birth".into(), linked_dob),
+        Column::new("cohort_nhs_number".into(), linked_cohort_nhs),
     ])
     .map_err(wrap)?;
     tracing::info!(

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use super::identifiers::{is_declared, kind_by_name, IdentifierKind, Rule};
 use crate::config::{Problem, Site};
 use crate::tables::FileFormat;
 
@@ -51,25 +52,6 @@ pub struct FieldSpec {
     pub transform: Option<Transform>,
 }
 
-/// Columns that identify a person directly, and the transforms that make
-/// each safe to release without `identifiable = true`.
-const DIRECT_IDENTIFIERS: [(&str, &[Transform]); 8] = [
-    ("nhs_number", &[Transform::Pseudonym]),
-    ("forename", &[Transform::Pseudonym]),
-    ("surname", &[Transform::Pseudonym]),
-    ("given_name", &[Transform::Pseudonym]),
-    ("family_name", &[Transform::Pseudonym]),
-    ("address", &[Transform::Pseudonym]),
-    (
-        "postcode",
-        &[Transform::District, Transform::Sector, Transform::Pseudonym],
-    ),
-    (
-        "date_of_birth",
-        &[Transform::Year, Transform::Month, Transform::Pseudonym],
-    ),
-];
-
 impl FieldSpec {
     pub fn parse(raw: &str) -> Result<Self, String> {
         let (column, transform) = match raw.split_once(':') {
@@ -105,18 +87,43 @@ impl FieldSpec {
         }
     }
 
-    /// Whether releasing this field identifies a person directly.
+    /// Whether releasing this field identifies a person directly, by name
+    /// alone (no site declarations).
     pub fn is_direct_identifier(&self, key_column: Option<&str>) -> bool {
-        if self.transform == Some(Transform::Pseudonym) {
-            return false;
-        }
+        self.identifier_by_name(key_column, &[]).is_some()
+    }
+
+    /// The kind of direct identifier this field would release, and the rule
+    /// that says so, judged by the column's name, the dataset's key and the
+    /// site's declared `identifiers`: `None` when the name says nothing or
+    /// the transform generalises it. Content is judged at run time
+    /// ([`super::identifiers::kind_by_content`]).
+    pub fn identifier_by_name(
+        &self,
+        key_column: Option<&str>,
+        declared: &[String],
+    ) -> Option<(IdentifierKind, Rule)> {
+        let safe = |kind: IdentifierKind| {
+            self.transform
+                .is_some_and(|t| kind.safe_transforms().contains(&t))
+        };
         if key_column == Some(self.column.as_str()) || self.column == "person_id" {
-            return true;
+            return (!safe(IdentifierKind::PersonKey))
+                .then_some((IdentifierKind::PersonKey, Rule::Key));
         }
-        let col = self.column.to_ascii_lowercase();
-        DIRECT_IDENTIFIERS
-            .iter()
-            .any(|(name, safe)| *name == col && !self.transform.is_some_and(|t| safe.contains(&t)))
+        let by_name = kind_by_name(&self.column);
+        if let Some(kind) = by_name {
+            if !safe(kind) {
+                return Some((kind, Rule::Name));
+            }
+        }
+        if is_declared(&self.column, declared) {
+            let kind = by_name.unwrap_or(IdentifierKind::Declared);
+            if !safe(kind) {
+                return Some((kind, Rule::Declared));
+            }
+        }
+        None
     }
 }
 
@@ -138,9 +145,36 @@ pub struct RecordsOutput {
     pub fields: Vec<String>,
     #[serde(default)]
     pub format: FileFormat,
+    /// What the agreement and the site say about identifiers, set by
+    /// [`RecordsOutput::bind`] when the agreement is loaded. The default
+    /// (an output that was never bound) allows none.
+    #[serde(skip)]
+    pub identifiers: IdentifierPolicy,
+}
+
+/// Whether an output may release direct identifiers, and which columns of
+/// its dataset the site declares as identifiers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IdentifierPolicy {
+    /// The agreement's `identifiable = true`.
+    pub identifiable: bool,
+    /// The site's `datasets.NAME.identifiers`.
+    pub declared: Vec<String>,
 }
 
 impl RecordsOutput {
+    /// Records what the agreement and the site say about identifiers, for
+    /// the checks made at run time on the values.
+    pub fn bind(&mut self, identifiable: bool, site: Option<&Site>) {
+        self.identifiers = IdentifierPolicy {
+            identifiable,
+            declared: site
+                .and_then(|s| s.datasets.get(&self.dataset))
+                .map(|d| d.identifiers.clone())
+                .unwrap_or_default(),
+        };
+    }
+
     /// The parsed fields (only call after `problems` found none).
     pub fn field_specs(&self) -> Vec<FieldSpec> {
         self.fields
@@ -165,9 +199,9 @@ impl RecordsOutput {
                 "list the fields the DSA allows, e.g. [\"admission_date:month\", \"region\"]",
             ));
         }
-        let key_column = site
-            .and_then(|s| s.datasets.get(&self.dataset))
-            .map(|d| d.key.as_str());
+        let dataset = site.and_then(|s| s.datasets.get(&self.dataset));
+        let key_column = dataset.map(|d| d.key.as_str());
+        let declared = dataset.map(|d| d.identifiers.as_slice()).unwrap_or(&[]);
         let mut seen = std::collections::BTreeSet::new();
         for (i, raw) in self.fields.iter().enumerate() {
             let k = format!("{key}.fields[{i}]");
@@ -187,12 +221,18 @@ impl RecordsOutput {
                             "list each field once",
                         ));
                     }
-                    if !identifiable && f.is_direct_identifier(key_column) {
+                    if identifiable {
+                        continue;
+                    }
+                    if let Some((kind, rule)) = f.identifier_by_name(key_column, declared) {
                         problems.push(Problem::error(
                             file,
                             &k,
-                            format!("`{raw}` is a direct identifier and the agreement is not identifiable"),
-                            "generalise it (postcode:district, date_of_birth:year, or column:pseudonym), or remove it; only a DSA that allows identifiers may set identifiable = true",
+                            format!(
+                                "`{raw}` would release {} ({rule}), and the agreement is not identifiable",
+                                kind.describe()
+                            ),
+                            kind.fix(&f.column),
                         ));
                     }
                 }
@@ -200,4 +240,39 @@ impl RecordsOutput {
         }
         problems
     }
+}
+
+/// Problems with an aggregate's `group_by` that only the site config can
+/// show: a dimension the site declares as a direct identifier, counted
+/// without a transform that generalises it. (Names and the dataset key are
+/// checked with the rest of the aggregate, whatever the site says.)
+pub fn declared_dimension_problems(
+    file: &Path,
+    key: &str,
+    group_by: &[String],
+    dataset: &str,
+    site: Option<&Site>,
+) -> Vec<Problem> {
+    let declared = site
+        .and_then(|s| s.datasets.get(dataset))
+        .map(|d| d.identifiers.as_slice())
+        .unwrap_or(&[]);
+    let mut problems = Vec::new();
+    for (i, raw) in group_by.iter().enumerate() {
+        let Ok(f) = FieldSpec::parse(raw) else {
+            continue;
+        };
+        if f.identifier_by_name(None, &[]).is_some() {
+            continue;
+        }
+        if let Some((kind, rule)) = f.identifier_by_name(None, declared) {
+            problems.push(Problem::error(
+                file,
+                format!("{key}.group_by[{i}]"),
+                format!("`{raw}` would count people by {} ({rule})", kind.describe()),
+                "group by a generalised column (region, admission_date:year, age:band10)",
+            ));
+        }
+    }
+    problems
 }

@@ -8,13 +8,21 @@
 //! date of birth) and the custodian's own person key are refused unless the
 //! agreement says `identifiable = true`. Every record output carries
 //! `study_id` as its key: the applicant's own identifier for the person.
+//!
+//! Identifiers are recognised whatever a column is called ([`identifiers`]):
+//! by name and by the site's declarations when the agreement is checked,
+//! and again here, on the values about to leave, by content.
 
 mod config;
+pub mod identifiers;
 #[cfg(test)]
 mod tests;
 mod transform;
 
-pub use config::{FieldSpec, RecordsOutput, Transform};
+pub use config::{
+    declared_dimension_problems, FieldSpec, IdentifierPolicy, RecordsOutput, Transform,
+};
+pub use identifiers::{IdentifierKind, Rule};
 pub use transform::{field_expr, PseudonymKey};
 
 use polars::prelude::*;
@@ -31,22 +39,42 @@ pub enum MinimiseError {
         column: String,
         available: String,
     },
-    #[error("output `{output}`: dataset `{dataset}` has no key column `{key}`\n  fix: correct `datasets.{dataset}.key` in the site config")]
+    #[error("output `{output}`: dataset `{dataset}` has no key column `{key}`\n  fix: correct `datasets.{dataset}.key` in the site config; if the dataset is a CSV file, check its first line names the columns")]
     MissingKey {
         output: String,
         dataset: String,
         key: String,
     },
-    #[error("output `{output}`: {source}\n  fix: check that each transform suits its column's type (dates: year, month; postcodes: district, sector; ages: band5, band10)")]
+    #[error("output `{output}`: field `{field}` of dataset `{dataset}` holds {what} ({rule}), and the agreement is not identifiable: nothing was released\n  fix: {fix}")]
+    DirectIdentifier {
+        output: String,
+        dataset: String,
+        field: String,
+        what: &'static str,
+        rule: Rule,
+        fix: String,
+    },
+    #[error("output `{output}`: the cohort's study IDs are NHS numbers ({rule}), every record output carries study_id, and the agreement is not identifiable: nothing was released\n  fix: ask the applicant for a cohort keyed by study IDs that are not NHS numbers")]
+    StudyIdIsIdentifier { output: String, rule: Rule },
+    #[error("output `{output}` (dataset `{dataset}`): {source}\n  fix: check that each transform suits its column's type (dates: year, month; postcodes: district, sector; ages: band5, band10)")]
     Polars {
         output: String,
+        dataset: String,
         #[source]
         source: PolarsError,
     },
 }
 
+/// The index's date of birth of each row's person, beside the output's
+/// columns while they are checked.
+const DOB: &str = "__dars_dob";
+
 /// The minimised record-level frame of one output: `study_id` first, then
 /// one column per listed field, for the linked, non-objecting cohort only.
+///
+/// Unless the agreement is identifiable, refuses a field that would release
+/// a direct identifier: by name, by the site's declaration, or by content
+/// (see [`identifiers`]).
 pub fn records(
     spec: &RecordsOutput,
     released: &Released,
@@ -56,9 +84,12 @@ pub fn records(
 ) -> Result<DataFrame, MinimiseError> {
     let wrap = |source| MinimiseError::Polars {
         output: spec.name.clone(),
-        source,
+        dataset: spec.dataset.clone(),
+        source: crate::tables::redact(source),
     };
     let available = crate::tables::column_names(&mut dataset).map_err(wrap)?;
+    // The key first: a CSV file without a header has no key column, and its
+    // "column names" are values that must not be listed.
     if !available.iter().any(|c| c == key) {
         return Err(MinimiseError::MissingKey {
             output: spec.name.clone(),
@@ -66,6 +97,7 @@ pub fn records(
             key: key.to_string(),
         });
     }
+    let policy = &spec.identifiers;
     let fields = spec.field_specs();
     let mut exprs = vec![col("study_id")];
     for (raw, field) in spec.fields.iter().zip(&fields) {
@@ -78,24 +110,47 @@ pub fn records(
                 dataset: spec.dataset.clone(),
                 field: raw.clone(),
                 column: field.column.clone(),
-                available: available.join(", "),
+                available: listable(&available),
             });
+        }
+        // Checked with the agreement already; again here in case the
+        // output was built some other way.
+        if !policy.identifiable {
+            if let Some((kind, rule)) = field.identifier_by_name(Some(key), &policy.declared) {
+                return Err(direct_identifier(spec, raw, &field.column, kind, rule));
+            }
         }
         exprs.push(field_expr(field, pseudonym));
     }
-    let persons = released
-        .persons
-        .clone()
-        .lazy()
-        .select([col("study_id"), col("person_id")]);
+    let with_dob = !policy.identifiable
+        && released
+            .persons
+            .get_column_names()
+            .iter()
+            .any(|c| c.as_str() == "date_of_birth");
+    let mut person_columns = vec![col("study_id"), col("person_id")];
+    if with_dob {
+        person_columns.push(col("date_of_birth").alias(DOB));
+        exprs.push(col(DOB));
+    }
+    let persons = released.persons.clone().lazy().select(person_columns);
     let key_alias = "__dars_key";
     let lf = dataset
         .with_column(col(key).cast(DataType::Int64).alias(key_alias))
         .inner_join(persons, col(key_alias), col("person_id"))
         .select(exprs);
+    let mut out = crate::tables::collect(lf).map_err(wrap)?;
+    if !policy.identifiable {
+        check_content(spec, &fields, &out).map_err(|e| match e {
+            Checked::Found(e) => e,
+            Checked::Polars(p) => wrap(p),
+        })?;
+    }
+    if with_dob {
+        out = out.drop(DOB).map_err(wrap)?;
+    }
     // Sorted on every column, so that the same inputs always give the same
     // file: a resumed run, or a re-run, releases identical plaintext.
-    let mut out = crate::tables::collect(lf).map_err(wrap)?;
     let names: Vec<String> = out
         .get_column_names_owned()
         .into_iter()
@@ -105,4 +160,87 @@ pub fn records(
         .sort(names, SortMultipleOptions::default().with_nulls_last(true))
         .map_err(wrap)?;
     Ok(out)
+}
+
+enum Checked {
+    Found(MinimiseError),
+    Polars(PolarsError),
+}
+
+impl From<PolarsError> for Checked {
+    fn from(e: PolarsError) -> Self {
+        Self::Polars(e)
+    }
+}
+
+/// The content rules on every column about to leave but pseudonyms, and on
+/// `study_id`.
+fn check_content(
+    spec: &RecordsOutput,
+    fields: &[FieldSpec],
+    out: &DataFrame,
+) -> Result<(), Checked> {
+    let dob = out.column(DOB).ok();
+    if let Some((IdentifierKind::NhsNumber, rule)) =
+        identifiers::kind_by_content(out.column("study_id")?, None)?
+    {
+        return Err(Checked::Found(MinimiseError::StudyIdIsIdentifier {
+            output: spec.name.clone(),
+            rule,
+        }));
+    }
+    for (raw, field) in spec.fields.iter().zip(fields) {
+        if field.column == "study_id" || field.transform == Some(Transform::Pseudonym) {
+            continue;
+        }
+        let values = out.column(&field.output_name())?;
+        if let Some((kind, rule)) = identifiers::kind_by_content(values, dob)? {
+            return Err(Checked::Found(direct_identifier(
+                spec,
+                raw,
+                &field.column,
+                kind,
+                rule,
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn direct_identifier(
+    spec: &RecordsOutput,
+    raw: &str,
+    column: &str,
+    kind: IdentifierKind,
+    rule: Rule,
+) -> MinimiseError {
+    MinimiseError::DirectIdentifier {
+        output: spec.name.clone(),
+        dataset: spec.dataset.clone(),
+        field: raw.to_string(),
+        what: kind.describe(),
+        rule,
+        fix: kind.fix(column),
+    }
+}
+
+/// Column names for a "use one of" list: names that look like values (a
+/// number, a date, a postcode) are left out, since a file whose first line
+/// is data would otherwise have its values listed.
+pub fn listable(names: &[String]) -> String {
+    let shown: Vec<&str> = names
+        .iter()
+        .filter(|n| !crate::tables::looks_like_value(n))
+        .map(String::as_str)
+        .collect();
+    let hidden = names.len() - shown.len();
+    let mut list = shown.join(", ");
+    if hidden > 0 {
+        list.push_str(&format!(
+            "{}({hidden} column name{} that look like values not shown)",
+            if shown.is_empty() { "" } else { " " },
+            if hidden == 1 { "" } else { "s" }
+        ));
+    }
+    list
 }

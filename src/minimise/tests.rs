@@ -65,6 +65,7 @@ fn records_keep_only_the_cohort_and_the_listed_fields() {
             "person_id:pseudonym".into(),
         ],
         format: crate::tables::FileFormat::Parquet,
+        identifiers: Default::default(),
     };
     let key = PseudonymKey::from_bytes(&[7u8; 32]);
     let out = records(&spec, &released(), dataset.lazy(), "person_id", &key)
@@ -133,6 +134,7 @@ fn an_unknown_column_names_the_field_and_lists_what_exists() {
         dataset: "hes_apc".into(),
         fields: vec!["regoin".into()],
         format: crate::tables::FileFormat::Csv,
+        identifiers: Default::default(),
     };
     let err = records(
         &spec,
@@ -144,4 +146,254 @@ fn an_unknown_column_names_the_field_and_lists_what_exists() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("regoin") && err.contains("region"), "{err}");
+}
+
+/// Issue #12: identifiers passed under any name but the exact few.
+#[test]
+fn issue_12_identifiers_are_recognised_under_any_name() {
+    let id = |s: &str| {
+        FieldSpec::parse(s)
+            .unwrap()
+            .is_direct_identifier(Some("person_id"))
+    };
+    for name in [
+        "nhs_no",
+        "NEWNHSNO",
+        "NHS Number",
+        "dob",
+        "DOB",
+        "birth_date",
+        "first_name",
+        "last_name",
+        "patient_postcode",
+        "HOMEADD",
+        "mother_nhs_number",
+        "Address Line 1",
+        "email",
+        "patient_name",
+        "telephone_number",
+    ] {
+        assert!(id(name), "{name} is an identifier");
+    }
+    for name in [
+        "region",
+        "admission_date",
+        "provider_name",
+        "NHSNOIND",
+        "postcode_district",
+        "dob_year",
+        "lsoa",
+    ] {
+        assert!(!id(name), "{name} is not an identifier");
+    }
+    for safe in [
+        "dob:year",
+        "DOB:month",
+        "patient_postcode:district",
+        "HOMEADD:sector",
+        "NEWNHSNO:pseudonym",
+        "first_name:pseudonym",
+    ] {
+        assert!(!id(safe), "{safe} is generalised");
+    }
+    assert!(
+        id("first_name:year"),
+        "a year of a name generalises nothing"
+    );
+    assert!(id("dob:district"));
+}
+
+#[test]
+fn issue_12_the_site_may_declare_identifier_columns() {
+    let declared = vec!["Geo_Ref".to_string()];
+    let f = FieldSpec::parse("geo ref").unwrap();
+    let (kind, rule) = f.identifier_by_name(Some("person_id"), &declared).unwrap();
+    assert_eq!((kind, rule), (IdentifierKind::Declared, Rule::Declared));
+    let generalised = FieldSpec::parse("geo ref:year").unwrap();
+    assert!(generalised
+        .identifier_by_name(Some("person_id"), &declared)
+        .is_none());
+    assert!(f.identifier_by_name(Some("person_id"), &[]).is_none());
+}
+
+fn date(y: i32, m: u32, d: u32) -> chrono::NaiveDate {
+    chrono::NaiveDate::from_ymd_opt(y, m, d).unwrap()
+}
+
+/// Two released people with their dates of birth from the index.
+fn released_with_dob() -> Released {
+    let persons = df!(
+        "study_id" => ["S1", "S2"],
+        "person_id" => [10i64, 20],
+        "date_of_birth" => [date(1980, 1, 2), date(1975, 6, 30)],
+    )
+    .unwrap();
+    Released::for_tests(persons)
+}
+
+/// A dataset whose innocently named columns hold identifiers.
+fn disguised() -> DataFrame {
+    df!(
+        "person_id" => [10i64, 10, 20],
+        "ref" => ["943 476 5919", "943 476 5919", "401-023-2137"],
+        "loc" => ["LS1 4AP", "LS1 4AP", "M1 1AE"],
+        "event_dt" => [date(1980, 1, 2), date(1980, 1, 2), date(1975, 6, 30)],
+        "admission_date" => [date(2021, 3, 14), date(2022, 7, 1), date(2023, 1, 2)],
+        "age_at_admission" => [41i64, 42, 47],
+    )
+    .unwrap()
+}
+
+fn output(fields: &[&str], identifiable: bool) -> RecordsOutput {
+    RecordsOutput {
+        name: "episodes".into(),
+        dataset: "hes_apc".into(),
+        fields: fields.iter().map(|f| f.to_string()).collect(),
+        format: crate::tables::FileFormat::Parquet,
+        identifiers: IdentifierPolicy {
+            identifiable,
+            declared: Vec::new(),
+        },
+    }
+}
+
+#[test]
+fn issue_12_identifiers_are_recognised_by_content() {
+    let key = PseudonymKey::from_bytes(&[3; 32]);
+    for (field, what) in [
+        ("ref", "an NHS number"),
+        ("loc", "a full postcode"),
+        ("event_dt", "a date of birth"),
+    ] {
+        let err = records(
+            &output(&[field, "admission_date:month"], false),
+            &released_with_dob(),
+            disguised().lazy(),
+            "person_id",
+            &key,
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            matches!(&err, MinimiseError::DirectIdentifier { field: f, rule: Rule::Content { .. }, .. } if f == field),
+            "{field}: {text}"
+        );
+        assert!(
+            text.contains(what) && text.contains("rule: content"),
+            "{text}"
+        );
+        for value in ["943", "401", "LS1", "M1 1AE", "1980", "1975"] {
+            assert!(!text.contains(value), "a value leaked: {text}");
+        }
+    }
+    // Event dates, generalised columns and pseudonyms pass.
+    let out = records(
+        &output(
+            &[
+                "admission_date",
+                "event_dt:year",
+                "loc:district",
+                "ref:pseudonym",
+                "age_at_admission:band5",
+            ],
+            false,
+        ),
+        &released_with_dob(),
+        disguised().lazy(),
+        "person_id",
+        &key,
+    )
+    .unwrap();
+    assert_eq!(out.height(), 3);
+    // An identifiable agreement may release them.
+    let out = records(
+        &output(&["ref", "loc", "event_dt"], true),
+        &released_with_dob(),
+        disguised().lazy(),
+        "person_id",
+        &key,
+    )
+    .unwrap();
+    assert_eq!(out.width(), 4);
+}
+
+#[test]
+fn issue_12_a_named_identifier_is_refused_at_run_time_too() {
+    let dataset = disguised().lazy().rename(["ref"], ["NEWNHSNO"], true);
+    let err = records(
+        &output(&["NEWNHSNO"], false),
+        &released_with_dob(),
+        dataset,
+        "person_id",
+        &PseudonymKey::from_bytes(&[3; 32]),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            MinimiseError::DirectIdentifier {
+                rule: Rule::Name,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn study_ids_that_are_nhs_numbers_are_refused() {
+    let persons =
+        df!("study_id" => ["9434765919", "4010232137"], "person_id" => [10i64, 20]).unwrap();
+    let err = records(
+        &output(&["admission_date:month"], false),
+        &Released::for_tests(persons),
+        disguised().lazy(),
+        "person_id",
+        &PseudonymKey::from_bytes(&[3; 32]),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, MinimiseError::StudyIdIsIdentifier { .. }),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("9434765919"));
+}
+
+#[test]
+fn issue_12_a_readable_pseudonym_key_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pseudonym.key");
+    let first = PseudonymKey::load_or_create(&path).unwrap();
+    let again = PseudonymKey::load_or_create(&path).unwrap();
+    assert_eq!(first.pseudonym("x"), again.pseudonym("x"));
+    for mode in [0o640, 0o604, 0o644] {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        let err = PseudonymKey::load_or_create(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("readable by group or others") && err.contains("chmod 600"),
+            "{mode:o}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_missing_key_column_lists_no_column_names() {
+    // What a CSV file without a header looks like once read: its first
+    // row's values became the column names.
+    let headerless = df!("1" => [2i64], "9434765919" => ["x"], "Michael" => ["y"]).unwrap();
+    let err = records(
+        &output(&["region"], false),
+        &released(),
+        headerless.lazy(),
+        "person_id",
+        &PseudonymKey::from_bytes(&[0; 32]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("no key column `person_id`"), "{err}");
+    assert!(
+        !err.contains("9434765919") && !err.contains("Michael"),
+        "{err}"
+    );
 }

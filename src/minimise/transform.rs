@@ -27,18 +27,50 @@ impl PseudonymKey {
         Self(Zeroizing::new(bytes.to_vec()))
     }
 
-    /// Loads `path`, or creates it with 32 random bytes (mode 0600).
+    /// Loads `path`, or creates it with 32 random bytes (mode 0600). A key
+    /// that group or others can read is refused, as the signing key is:
+    /// whoever holds it can recompute every pseudonym of the agreement.
     pub fn load_or_create(path: &Path) -> std::io::Result<Self> {
-        match std::fs::read(path) {
-            Ok(bytes) if bytes.len() == 32 => Ok(Self::from_bytes(&bytes)),
-            Ok(_) => Err(std::io::Error::other(format!(
-                "pseudonym key {} is not 32 bytes; restore it from backup (a new key would change every pseudonym)",
-                path.display()
-            ))),
+        match std::fs::File::open(path) {
+            Ok(file) => {
+                use std::io::Read;
+                use std::os::unix::fs::PermissionsExt;
+                // The mode of the open file, not of the path, so that the
+                // mode checked is the mode of the bytes read.
+                let metadata = file.metadata()?;
+                let mode = metadata.permissions().mode() & 0o777;
+                if !metadata.is_file() {
+                    return Err(std::io::Error::other(format!(
+                        "pseudonym key {} is not a regular file; restore the key file from backup",
+                        path.display()
+                    )));
+                }
+                if mode & 0o077 != 0 {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::PermissionDenied,
+                        format!(
+                            "pseudonym key {} is readable by group or others (mode {mode:04o}): run `chmod 600 {}`, and if anyone else could have copied it, treat this agreement's pseudonyms as exposed",
+                            path.display(),
+                            path.display()
+                        ),
+                    ));
+                }
+                let mut bytes = Zeroizing::new(Vec::with_capacity(32));
+                file.take(33).read_to_end(&mut bytes)?;
+                if bytes.len() != 32 {
+                    return Err(std::io::Error::other(format!(
+                        "pseudonym key {} is not 32 bytes; restore it from backup (a new key would change every pseudonym)",
+                        path.display()
+                    )));
+                }
+                Ok(Self::from_bytes(&bytes))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let mut bytes = Zeroizing::new([0u8; 32]);
                 ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), bytes.as_mut())
-                    .map_err(|_| std::io::Error::other("no system randomness for the pseudonym key"))?;
+                    .map_err(|_| {
+                        std::io::Error::other("no system randomness for the pseudonym key")
+                    })?;
                 crate::workdir::write_private(path, bytes.as_ref())?;
                 Ok(Self::from_bytes(bytes.as_ref()))
             }

@@ -89,6 +89,16 @@ pub enum PackageError {
     },
 
     #[error(
+        "no space left on the filesystem holding {}: it filled while sealing {}; nothing was \
+         left under that name\n  fix: free space there (`work.dir` in the site config: the \
+         work directory, where releases are sealed before delivery) and run again: the run \
+         resumes from its checkpoints",
+        path.parent().unwrap_or(path).display(),
+        path.display()
+    )]
+    DiskFull { path: PathBuf },
+
+    #[error(
         "cannot write {path}: {source}; check that its folder exists, is writable and has space"
     )]
     Write {
