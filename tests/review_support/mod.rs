@@ -103,7 +103,8 @@ pub struct Review {
 impl Review {
     /// Starts `dars review AGREEMENT --port 0 ARGS…` and waits for its URL.
     pub fn start(w: &Workdir, args: &[&str]) -> Self {
-        let log = w.path(&format!("review-{}.log", Instant::now().elapsed().as_nanos() ^ rand_suffix()));
+        let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let log = w.path(&format!("review-{}-{n}.log", std::process::id()));
         let err = fs::File::create(&log).unwrap();
         let mut child = w
             .cmd()
@@ -197,12 +198,7 @@ impl Drop for Review {
     }
 }
 
-fn rand_suffix() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos()
-}
+static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 fn wait_for(child: &mut Child, limit: Duration) -> bool {
     let start = Instant::now();
