@@ -1,5 +1,5 @@
 //! `dars review` in a real browser (issue #13): Debian's headless Chromium
-//! driven through ChromeDriver (W3C WebDriver, with `fantoccini`). A
+//! driven over the DevTools protocol (`headless_chrome`). A
 //! reviewer works the queue with the keyboard only, the server is killed
 //! midway and restarted, every saved decision is still there, the page
 //! writes the decisions file, and `dars run` makes the accepted pairs
@@ -11,136 +11,95 @@
 mod common;
 mod review_support;
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::ffi::OsStr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fantoccini::actions::{InputSource, KeyAction, KeyActions};
-use fantoccini::key::Key;
-use fantoccini::{Client, ClientBuilder};
-use serde_json::json;
+use headless_chrome::protocol::cdp::Page::CaptureScreenshotFormatOption;
+use headless_chrome::{Browser, LaunchOptions, Tab};
+use serde_json::{json, Value};
 
 use review_support::*;
 
-/// ChromeDriver on a free loopback port, for the length of a test.
-struct ChromeDriver {
-    child: Child,
-    port: u16,
-    profile: tempfile::TempDir,
+/// Debian's Chromium, headless, set up as on a closed network as root:
+/// no sandbox, no GPU, no QUIC, no background or component traffic, and
+/// a new empty profile.
+fn chromium(profile: &std::path::Path) -> Browser {
+    let options = LaunchOptions::default_builder()
+        .path(Some("/usr/bin/chromium".into()))
+        .headless(true)
+        .sandbox(false)
+        .window_size(Some((1440, 960)))
+        .user_data_dir(Some(profile.to_path_buf()))
+        .idle_browser_timeout(Duration::from_secs(300))
+        .args(vec![
+            OsStr::new("--disable-gpu"),
+            OsStr::new("--disable-quic"),
+            OsStr::new("--no-first-run"),
+            OsStr::new("--disable-background-networking"),
+            OsStr::new("--disable-component-update"),
+            OsStr::new("--disable-sync"),
+        ])
+        .build()
+        .unwrap();
+    Browser::new(options).expect("Debian chromium (.ci/run installs it)")
 }
 
-impl ChromeDriver {
-    fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver (Debian chromium-driver; .ci/run installs it)");
-        let started = Instant::now();
-        loop {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                let r = http(port, "GET", "/status", &[], None);
-                if r.status == 200 && r.body.contains("\"ready\":true") {
-                    break;
-                }
-            }
-            assert!(started.elapsed() < Duration::from_secs(30), "chromedriver did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Self {
-            child,
-            port,
-            profile: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    /// A headless Chromium session, set up as on a closed network as root.
-    async fn client(&self) -> Client {
-        let mut caps = serde_json::Map::new();
-        caps.insert("browserName".into(), json!("chrome"));
-        caps.insert(
-            "goog:chromeOptions".into(),
-            json!({
-                "binary": "/usr/bin/chromium",
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                    "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync",
-                    "--disable-dev-shm-usage", "--window-size=1440,960",
-                    format!("--user-data-dir={}", self.profile.path().display()),
-                ],
-            }),
-        );
-        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        ClientBuilder::new(connector)
-            .capabilities(caps)
-            .connect(&format!("http://127.0.0.1:{}", self.port))
-            .await
-            .expect("a Chromium session through chromedriver")
-    }
+fn js(tab: &Tab, body: &str) -> Value {
+    tab.evaluate(&format!("(() => {{ {body} }})()"), false)
+        .unwrap()
+        .value
+        .unwrap_or(Value::Null)
 }
 
-impl Drop for ChromeDriver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn js(c: &Client, script: &str) -> serde_json::Value {
-    c.execute(script, vec![]).await.unwrap()
-}
-
-async fn text_of(c: &Client, id: &str) -> String {
-    js(c, &format!("const e = document.getElementById('{id}'); return e ? e.textContent : '';"))
-        .await
+fn text_of(tab: &Tab, id: &str) -> String {
+    js(tab, &format!("const e = document.getElementById('{id}'); return e ? e.textContent : '';"))
         .as_str()
         .unwrap_or_default()
         .to_string()
 }
 
 /// Waits until the element's text holds `want`.
-async fn wait_text(c: &Client, id: &str, want: &str) -> String {
+fn wait_text(tab: &Tab, id: &str, want: &str) -> String {
     let started = Instant::now();
     loop {
-        let t = text_of(c, id).await;
+        let t = text_of(tab, id);
         if t.contains(want) {
             return t;
         }
-        let err = text_of(c, "error").await;
         assert!(
             started.elapsed() < Duration::from_secs(20),
-            "#{id} never showed {want:?}: it shows {t:?} (error: {err:?})"
+            "#{id} never showed {want:?}: it shows {t:?} (error: {:?})",
+            text_of(tab, "error")
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
-async fn open(c: &Client, url: &str) {
-    c.goto(url).await.unwrap();
+fn open(tab: &Tab, url: &str) {
+    tab.navigate_to(url).unwrap().wait_until_navigated().unwrap();
     let started = Instant::now();
-    while js(c, "return document.body.getAttribute('data-ready')").await != json!("1") {
-        assert!(started.elapsed() < Duration::from_secs(20), "the page never loaded: {}", text_of(c, "error").await);
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    while js(tab, "return document.body.getAttribute('data-ready')") != json!("1") {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the page never loaded: {}",
+            text_of(tab, "error")
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
 /// Presses one key, as a person would (a trusted key event).
-async fn press(c: &Client, key: char) {
-    let keys = KeyActions::new("keyboard".to_string())
-        .then(KeyAction::Down { value: key })
-        .then(KeyAction::Up { value: key });
-    c.perform_actions(keys).await.unwrap();
+fn press(tab: &Tab, key: &str) {
+    tab.press_key(key).unwrap();
 }
 
-async fn shown_study(c: &Client) -> String {
-    text_of(c, "study-id").await
+fn shown_study(tab: &Tab) -> String {
+    text_of(tab, "study-id")
+}
+
+fn set_view(tab: &Tab, show: &str) {
+    js(tab, &format!("document.getElementById('show').value = '{show}'; document.getElementById('filters').dispatchEvent(new Event('change')); return 1;"));
 }
 
 /// What the reviewer does with each study ID, in queue order.
@@ -176,111 +135,109 @@ fn issue_13_a_reviewer_works_the_queue_with_the_keyboard_in_chromium() {
     }
     // Accepting the sixth then undoing it needs its top person free.
     let dance = !taken.contains(&plan[5].1[0]);
-    let driver = ChromeDriver::start();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
+    let profile = tempfile::tempdir().unwrap();
+    let browser = chromium(profile.path());
+    let tab: Arc<Tab> = browser.new_tab().unwrap();
+    let server = Review::start(&w, &["--reviewer", "alice"]);
+
+    // Without the token the browser gets nothing but a refusal.
+    tab.navigate_to(&format!("http://127.0.0.1:{}/", server.port))
+        .unwrap()
+        .wait_until_navigated()
         .unwrap();
-    rt.block_on(async {
-        let c = driver.client().await;
-        let server = Review::start(&w, &["--reviewer", "alice"]);
+    let body = js(&tab, "return document.body.innerText");
+    assert!(body.as_str().unwrap().contains("refused"), "{body}");
+    assert!(!body.as_str().unwrap().contains(&plan[0].0));
 
-        // Without the token the browser gets nothing but a refusal.
-        c.goto(&format!("http://127.0.0.1:{}/", server.port)).await.unwrap();
-        let body = js(&c, "return document.body.innerText").await;
-        assert!(body.as_str().unwrap().contains("refused"), "{body}");
-        assert!(!body.as_str().unwrap().contains(&plan[0].0));
+    open(&tab, &server.url);
+    // The keys are on the page, and every level has words, not colour
+    // alone.
+    assert!(text_of(&tab, "b-accept").contains('A'));
+    let side = js(&tab, "return document.querySelector('.keys').innerText");
+    for k in ["accept", "reject all", "skip", "undo", "next study ID", "previous study ID"] {
+        assert!(side.as_str().unwrap().contains(k), "keys panel lacks {k}: {side}");
+    }
+    let levels = js(&tab, "return document.querySelectorAll('.level').length");
+    assert!(levels.as_u64().unwrap() > 0);
+    let wordless = js(&tab, "return [...document.querySelectorAll('.level')].filter(e => e.textContent.replace(/[✓≈✗–?]/g,'').trim().length < 3).length");
+    assert_eq!(wordless, json!(0));
+    let progress = text_of(&tab, "progress-text");
+    assert!(progress.contains(&format!("0 reviewed, {} left", queue.len())), "{progress}");
 
-        open(&c, &server.url).await;
-        // The keys are on the page, and every level has words, not colour
-        // alone.
-        let keys = text_of(&c, "b-accept").await;
-        assert!(keys.contains('A'), "{keys}");
-        let side = js(&c, "return document.querySelector('.keys').innerText").await;
-        for k in ["accept", "reject all", "skip", "undo", "next study ID", "previous study ID"] {
-            assert!(side.as_str().unwrap().contains(k), "keys panel lacks {k}: {side}");
-        }
-        let wordless = js(&c, "return [...document.querySelectorAll('.level')].filter(e => e.textContent.replace(/[✓≈✗–?]/g,'').trim().length < 3).length").await;
-        assert_eq!(wordless, json!(0));
-        let progress = text_of(&c, "progress-text").await;
-        assert!(progress.contains(&format!("0 reviewed, {} left", queue.len())), "{progress}");
-
-        // The first three, by keyboard.
-        for (study, people, p) in &plan[..3] {
-            assert_eq!(&shown_study(&c).await, study);
-            match p {
-                Plan::AcceptTop => press(&c, 'a').await,
-                Plan::AcceptSecond => {
-                    press(&c, Key::Down.into()).await;
-                    let saved = text_of(&c, "saved").await;
-                    assert!(saved.contains(&format!("person {}", people[1])), "{saved}");
-                    press(&c, Key::Enter.into()).await;
-                }
-                Plan::Reject => press(&c, 'r').await,
-                Plan::Skip => press(&c, 's').await,
+    // The first three, by keyboard.
+    for (study, people, p) in &plan[..3] {
+        assert_eq!(&shown_study(&tab), study);
+        match p {
+            Plan::AcceptTop => press(&tab, "a"),
+            Plan::AcceptSecond => {
+                press(&tab, "ArrowDown");
+                wait_text(&tab, "saved", &format!("person {}", people[1]));
+                press(&tab, "Enter");
             }
-            if *p != Plan::Skip {
-                wait_text(&c, "saved", &format!("Saved: study ID {study}")).await;
-            }
+            Plan::Reject => press(&tab, "r"),
+            Plan::Skip => press(&tab, "s"),
         }
-        // The page only said "Saved" once the journal had it on disk: kill
-        // the server outright, start it again, and reload.
-        server.kill();
-        let server = Review::start(&w, &["--reviewer", "alice"]);
-        open(&c, &server.url).await;
-        let progress = text_of(&c, "progress-text").await;
-        assert!(progress.contains(&format!("3 reviewed, {} left", queue.len() - 3)), "{progress}");
-        // Every saved decision is there, in the "done" view and on its page.
-        c.execute("document.getElementById('show').value = 'done'; document.getElementById('filters').dispatchEvent(new Event('change'));", vec![]).await.unwrap();
-        wait_text(&c, "list-count", "3 study IDs in view").await;
-        let list = js(&c, "return document.getElementById('list').innerText").await;
-        for (study, people, p) in &plan[..3] {
-            assert!(list.as_str().unwrap().contains(study.as_str()), "{list}");
-            c.execute(&format!("document.querySelector('[data-study=\"{study}\"]').click()"), vec![]).await.unwrap();
-            wait_text(&c, "study-id", study).await;
-            let decision = text_of(&c, "decision").await;
-            let expect = match p {
-                Plan::AcceptTop => format!("accept person {}", people[0]),
-                Plan::AcceptSecond => format!("accept person {}", people[1]),
-                _ => "reject all".to_string(),
-            };
-            assert!(decision.contains(&expect), "{study}: {decision}");
+        if *p != Plan::Skip {
+            wait_text(&tab, "saved", &format!("Saved: study ID {study}"));
         }
-        c.execute("document.getElementById('show').value = 'todo'; document.getElementById('filters').dispatchEvent(new Event('change'));", vec![]).await.unwrap();
-        wait_text(&c, "study-id", &plan[3].0).await;
-        c.execute("document.getElementById('study').focus()", vec![]).await.unwrap();
+    }
+    // The page said "Saved" only once the journal had it on disk: kill the
+    // server outright, start it again, and load its new URL.
+    server.kill();
+    let server = Review::start(&w, &["--reviewer", "alice"]);
+    open(&tab, &server.url);
+    let progress = text_of(&tab, "progress-text");
+    assert!(progress.contains(&format!("3 reviewed, {} left", queue.len() - 3)), "{progress}");
+    // Every saved decision is there, in the "done" view and on its page.
+    set_view(&tab, "done");
+    wait_text(&tab, "list-count", "3 study IDs in view");
+    let list = js(&tab, "return document.getElementById('list').innerText");
+    for (study, people, p) in &plan[..3] {
+        assert!(list.as_str().unwrap().contains(study.as_str()), "{list}");
+        js(&tab, &format!("document.querySelector('[data-study=\"{study}\"]').click(); return 1;"));
+        wait_text(&tab, "study-id", study);
+        let expect = match p {
+            Plan::AcceptTop => format!("accept person {}", people[0]),
+            Plan::AcceptSecond => format!("accept person {}", people[1]),
+            _ => "reject all".to_string(),
+        };
+        wait_text(&tab, "decision", &expect);
+    }
+    set_view(&tab, "todo");
+    wait_text(&tab, "study-id", &plan[3].0);
+    js(&tab, "document.getElementById('study').focus(); return 1;");
 
-        // Skip, accept, then a decision undone and made again.
-        press(&c, 's').await;
-        wait_text(&c, "study-id", &plan[4].0).await;
-        if let Some(path) = std::env::var_os("DARS_REVIEW_SCREENSHOT") {
-            let png = c.screenshot().await.unwrap();
-            std::fs::write(common::repo().join(path), &png).unwrap();
-        }
-        let png = c.screenshot().await.unwrap();
-        assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000);
-        press(&c, if plan[4].2 == Plan::AcceptTop { 'a' } else { 'r' }).await;
-        wait_text(&c, "saved", &format!("Saved: study ID {}", plan[4].0)).await;
-        assert_eq!(shown_study(&c).await, plan[5].0);
-        if dance {
-            press(&c, 'a').await;
-            let first = wait_text(&c, "saved", &format!("Saved: study ID {}", plan[5].0)).await;
-            assert!(first.contains("accepted"), "{first}");
-            press(&c, 'u').await;
-            wait_text(&c, "saved", &format!("Undone: study ID {} is open again", plan[5].0)).await;
-            wait_text(&c, "study-id", &plan[5].0).await;
-        }
-        press(&c, 'r').await;
-        wait_text(&c, "saved", &format!("Saved: study ID {} rejected", plan[5].0)).await;
+    // Skip, accept, then a decision undone and made again.
+    press(&tab, "s");
+    wait_text(&tab, "study-id", &plan[4].0);
+    let png = tab
+        .capture_screenshot(CaptureScreenshotFormatOption::Png, None, None, true)
+        .unwrap();
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000);
+    if let Some(path) = std::env::var_os("DARS_REVIEW_SCREENSHOT") {
+        std::fs::write(common::repo().join(path), &png).unwrap();
+    }
+    press(&tab, if plan[4].2 == Plan::AcceptTop { "a" } else { "r" });
+    wait_text(&tab, "saved", &format!("Saved: study ID {}", plan[4].0));
+    assert_eq!(shown_study(&tab), plan[5].0);
+    if dance {
+        press(&tab, "a");
+        let first = wait_text(&tab, "saved", &format!("Saved: study ID {}", plan[5].0));
+        assert!(first.contains("accepted"), "{first}");
+        press(&tab, "u");
+        wait_text(&tab, "saved", &format!("Undone: study ID {} is open again", plan[5].0));
+        wait_text(&tab, "study-id", &plan[5].0);
+    }
+    press(&tab, "r");
+    wait_text(&tab, "saved", &format!("Saved: study ID {} rejected", plan[5].0));
 
-        // Write the decisions file from the page.
-        press(&c, 'w').await;
-        wait_text(&c, "saved", "Written:").await;
-        let progress = text_of(&c, "progress-text").await;
-        assert!(progress.contains("5 reviewed"), "{progress}");
-        c.close().await.unwrap();
-        drop(server);
-    });
+    // Write the decisions file from the page.
+    press(&tab, "w");
+    wait_text(&tab, "saved", "Written:");
+    let progress = text_of(&tab, "progress-text");
+    assert!(progress.contains("5 reviewed"), "{progress}");
+    drop(server);
+    drop(browser);
 
     // `dars run` applies the file: the accepted pairs are `reviewed`.
     write_agreement(&w, Some("agreement.decisions.csv"));

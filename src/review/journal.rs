@@ -86,7 +86,7 @@ pub enum JournalError {
     },
     #[error("another `dars review` is serving this run (its journal {} is locked)\n  fix: use the page that review printed, or stop it (Ctrl-C) first", path.display())]
     Locked { path: PathBuf },
-    #[error("review journal {} line {line}: {problem}\n  fix: the journal is written only by `dars review`; restore it from a backup, or move it aside to start the review of this run again")]
+    #[error("review journal {} line {line}: {problem}\n  fix: the journal is written only by `dars review`; restore it from a backup, or move it aside to start the review of this run again", path.display())]
     Corrupt {
         path: PathBuf,
         line: usize,
@@ -124,10 +124,10 @@ impl Journal {
             .mode(0o600)
             .open(&path)
             .map_err(io)?;
-        match fs4::fs_std::FileExt::try_lock_exclusive(&file) {
-            Ok(true) => {}
-            Ok(false) => return Err(JournalError::Locked { path }),
-            Err(e) => return Err(io(e)),
+        match fs4::FileExt::try_lock(&file) {
+            Ok(()) => {}
+            Err(fs4::TryLockError::WouldBlock) => return Err(JournalError::Locked { path }),
+            Err(fs4::TryLockError::Error(e)) => return Err(io(e)),
         }
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(io)?;

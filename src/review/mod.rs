@@ -303,7 +303,7 @@ pub fn open(site: &Site, agreement: &Agreement, opts: &Options) -> Result<Opened
         let carried = carry_over_journal(&runs_dir, &run_id, &mut review, &mut journal)?;
         if carried > 0 {
             notes.push(format!(
-                "{carried} journal entries carried over from an earlier run with the same queue"
+                "{carried} journal entries carried over from an earlier run"
             ));
         }
     }
@@ -362,23 +362,26 @@ fn people_in_index(demographics: &Path, wanted: Vec<i64>) -> Result<HashSet<i64>
         .collect())
 }
 
-/// A new run over the same queue (a second dry run) starts with the latest
-/// earlier journal of that queue, so the reviewer sees what they saved.
+/// A new run starts from the latest earlier journal of the agreement: each
+/// entry that still fits this queue (its study ID queued, its person a
+/// candidate) is replayed and journaled here, so a second dry run, or a
+/// run that applied part of the decisions, keeps what the reviewers saw
+/// saved: open answers, confirmations and disagreement flags. Entries on
+/// pairs this queue no longer holds (applied by the run) are left out.
 fn carry_over_journal(
     runs_dir: &Path,
     run_id: &str,
     review: &mut Review,
     journal: &mut Journal,
 ) -> Result<usize, ReviewError> {
-    let sha = review.queue.sha256.clone();
     for other in runs_with_queue(runs_dir).iter().rev() {
         if other.as_str() >= run_id {
             continue;
         }
-        let Some((queue_sha, entries)) = journal::read_entries(&runs_dir.join(other)) else {
+        let Some((_, entries)) = journal::read_entries(&runs_dir.join(other)) else {
             continue;
         };
-        if queue_sha != sha || entries.is_empty() {
+        if entries.is_empty() {
             continue;
         }
         let mut carried = 0;

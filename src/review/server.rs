@@ -161,7 +161,7 @@ impl Server {
             respond(request, 403, "text/plain", "refused: loopback only".into(), None);
             return;
         }
-        let header = |name: &str| {
+        let header = |name: &'static str| {
             request
                 .headers()
                 .iter()
