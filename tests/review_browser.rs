@@ -113,9 +113,11 @@ enum Plan {
 
 #[test]
 fn issue_13_a_reviewer_works_the_queue_with_the_keyboard_in_chromium() {
-    let w = site();
+    let w = site_with_twins();
     let run = latest_run(&w);
     let queue = queue_of(&w, &run);
+    // Twins first: the cursor has somewhere to go.
+    assert!(queue[..4].iter().all(|(_, people)| people.len() == 2), "{:?}", &queue[..4]);
     assert!(queue.len() >= 6, "the synthetic queue is too short: {}", queue.len());
     // The plan, keeping each accepted person to one study ID.
     let mut taken = std::collections::HashSet::new();
@@ -210,13 +212,6 @@ fn issue_13_a_reviewer_works_the_queue_with_the_keyboard_in_chromium() {
     // Skip, accept, then a decision undone and made again.
     press(&tab, "s");
     wait_text(&tab, "study-id", &plan[4].0);
-    let png = tab
-        .capture_screenshot(CaptureScreenshotFormatOption::Png, None, None, true)
-        .unwrap();
-    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000);
-    if let Some(path) = std::env::var_os("DARS_REVIEW_SCREENSHOT") {
-        std::fs::write(common::repo().join(path), &png).unwrap();
-    }
     press(&tab, if plan[4].2 == Plan::AcceptTop { "a" } else { "r" });
     wait_text(&tab, "saved", &format!("Saved: study ID {}", plan[4].0));
     assert_eq!(shown_study(&tab), plan[5].0);
@@ -236,6 +231,25 @@ fn issue_13_a_reviewer_works_the_queue_with_the_keyboard_in_chromium() {
     wait_text(&tab, "saved", "Written:");
     let progress = text_of(&tab, "progress-text");
     assert!(progress.contains("5 reviewed"), "{progress}");
+
+    // The README's picture: a study ID still open with several candidates
+    // side by side, opened by its link.
+    let decided: Vec<&String> = plan.iter().filter(|p| p.2 != Plan::Skip).map(|p| &p.0).collect();
+    let shown = queue
+        .iter()
+        .filter(|(s, _)| !decided.contains(&s))
+        .find(|(_, people)| people.len() > 1)
+        .unwrap_or(&queue[3]);
+    open(&tab, &format!("{}&study={}", server.url, shown.0));
+    wait_text(&tab, "study-id", &shown.0);
+    js(&tab, "window.scrollTo(0, 0); document.activeElement.blur(); return 1;");
+    let png = tab
+        .capture_screenshot(CaptureScreenshotFormatOption::Png, None, None, true)
+        .unwrap();
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000);
+    if let Some(path) = std::env::var_os("DARS_REVIEW_SCREENSHOT") {
+        std::fs::write(common::repo().join(path), &png).unwrap();
+    }
     drop(server);
     drop(browser);
 

@@ -26,6 +26,60 @@ pub fn site() -> Workdir {
     w
 }
 
+/// As [`site`], with four pairs of twins at the head of the cohort: the
+/// index's people who share a date of birth, a postcode and a surname,
+/// written as a cohort row without NHS number or forename, so each study
+/// ID has two candidates that score alike (the case a reviewer must
+/// settle by looking).
+pub fn site_with_twins() -> Workdir {
+    use polars::prelude::*;
+    let w = Workdir::new(3_000, 400, 2_000, 1313);
+    let df = ParquetReader::new(fs::File::open(w.path("data/site/demographics.parquet")).unwrap())
+        .finish()
+        .unwrap();
+    let text = |name: &str| {
+        df.column(name)
+            .unwrap()
+            .cast(&DataType::String)
+            .unwrap()
+            .str()
+            .unwrap()
+            .clone()
+    };
+    let (dob, gender, postcode, surname) = (
+        text("date_of_birth"),
+        text("gender"),
+        text("postcode"),
+        text("surname"),
+    );
+    let mut seen: HashMap<(String, String, String, String), usize> = HashMap::new();
+    let mut rows = Vec::new();
+    for i in 0..df.height() {
+        let (Some(d), Some(g), Some(p), Some(s)) =
+            (dob.get(i), gender.get(i), postcode.get(i), surname.get(i))
+        else {
+            continue;
+        };
+        let key = (d.to_string(), g.to_string(), p.to_string(), s.to_string());
+        let n = seen.entry(key).or_insert(0);
+        *n += 1;
+        if *n == 2 && rows.len() < 4 {
+            rows.push(format!("T{:07},,{d},{g},{p},,{s}", rows.len() + 1));
+        }
+    }
+    assert_eq!(rows.len(), 4, "the synthetic index has too few twins");
+    let cohort = fs::read_to_string(w.path("data/cohort.csv")).unwrap();
+    let (header, rest) = cohort.split_once('\n').unwrap();
+    fs::write(
+        w.path("data/cohort.csv"),
+        format!("{header}\n{}\n{rest}", rows.join("\n")),
+    )
+    .unwrap();
+    write_agreement(&w, None);
+    dry_run(&w);
+    w
+}
+
 /// The agreement, with `review_decisions` when given.
 pub fn write_agreement(w: &Workdir, decisions: Option<&str>) {
     let mut text = w.agreement_text("2099-12-31", "");

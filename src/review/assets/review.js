@@ -316,7 +316,9 @@
   (async function start() {
     try {
       await loadSummary();
-      await go();
+      // `&study=ID` in the URL opens that study ID (or the next in view).
+      const first = new URLSearchParams(location.search).get("study");
+      await (first ? go("at", first) : go());
       document.body.setAttribute("data-ready", "1");
       $("study").focus();
     } catch (e) {
