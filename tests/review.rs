@@ -50,7 +50,10 @@ fn issue_13_requests_without_the_token_are_refused() {
     assert_eq!(page.status, 200);
     assert!(page.body.contains("dars review"));
     let csp = &page.headers["content-security-policy"];
-    assert!(csp.contains("default-src 'none'") && csp.contains("connect-src 'self'"), "{csp}");
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("connect-src 'self'"),
+        "{csp}"
+    );
     assert_eq!(page.headers["cache-control"], "no-store");
     // Nothing in the page loads from elsewhere.
     for outside in ["http://", "https://", "//cdn", "@import"] {
@@ -60,10 +63,22 @@ fn issue_13_requests_without_the_token_are_refused() {
         );
     }
     // The API wants the token in its header, not in the query string.
-    let api = http(r.port, "GET", &format!("/api/summary?token={}", r.token), &[], None);
+    let api = http(
+        r.port,
+        "GET",
+        &format!("/api/summary?token={}", r.token),
+        &[],
+        None,
+    );
     assert_eq!(api.status, 403);
     assert!(!api.body.contains("study"));
-    let wrong = http(r.port, "GET", "/api/summary", &[("X-Dars-Token", "nope")], None);
+    let wrong = http(
+        r.port,
+        "GET",
+        "/api/summary",
+        &[("X-Dars-Token", "nope")],
+        None,
+    );
     assert_eq!(wrong.status, 403);
     assert_eq!(r.get("/api/summary").status, 200);
     // A request whose Host is another name (DNS rebinding) is refused.
@@ -81,16 +96,32 @@ fn issue_13_requests_without_the_token_are_refused() {
         r.port,
         "POST",
         "/api/undo",
-        &[("X-Dars-Token", &r.token), ("Origin", "http://evil.example")],
+        &[
+            ("X-Dars-Token", &r.token),
+            ("Origin", "http://evil.example"),
+        ],
         Some("{}"),
     );
     assert_eq!(cross.status, 403);
-    // It listens on loopback only.
-    assert!(std::net::TcpStream::connect(("0.0.0.0", r.port)).is_ok_and(|s| s
-        .peer_addr()
+    // It listens on 127.0.0.1 only: the kernel's table of listening TCP
+    // sockets holds this port on 0100007F (127.0.0.1) and nowhere else.
+    let port = format!("{:04X}", r.port);
+    let listening: Vec<String> = fs::read_to_string("/proc/net/tcp")
         .unwrap()
-        .ip()
-        .is_loopback()));
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let (addr, p) = f.get(1)?.split_once(':')?;
+            (p == port && f.get(3) == Some(&"0A")).then(|| addr.to_string())
+        })
+        .collect();
+    assert_eq!(listening, ["0100007F"]);
+    let v6 = fs::read_to_string("/proc/net/tcp6").unwrap_or_default();
+    assert!(!v6.lines().any(|l| l
+        .split_whitespace()
+        .nth(1)
+        .is_some_and(|a| a.ends_with(&format!(":{port}")))));
 }
 
 #[test]
@@ -135,10 +166,16 @@ fn issue_13_decisions_survive_kill_and_a_second_reviewer_confirms_them() {
     assert_eq!(s0["study"]["first"]["reviewer"], "alice");
     let (ok, rest) = r.interrupt();
     assert!(ok, "{rest}");
-    assert!(rest.contains("wrote 4 decision lines") || rest.contains("decision lines"), "{rest}");
+    assert!(
+        rest.contains("wrote 4 decision lines") || rest.contains("decision lines"),
+        "{rest}"
+    );
     let decisions = w.path("agreement.decisions.csv");
     let text = fs::read_to_string(&decisions).unwrap();
-    assert!(text.starts_with("study_id,person_id,decision,reviewer,decided_on\n"), "{text}");
+    assert!(
+        text.starts_with("study_id,person_id,decision,reviewer,decided_on\n"),
+        "{text}"
+    );
 
     // The second reviewer sees the four decisions, not their answers.
     let b = Review::start(&w, &["--reviewer", "bob", "--second"]);
@@ -146,8 +183,14 @@ fn issue_13_decisions_survive_kill_and_a_second_reviewer_confirms_them() {
     assert_eq!(todo["total"], 4, "{todo}");
     for it in todo["items"].as_array().unwrap() {
         assert_eq!(it["status"], "to confirm");
-        let s = b.json(&format!("/api/study?at={}", it["study_id"].as_str().unwrap()));
-        assert!(s["study"]["first"].is_null(), "the first answer is shown: {s}");
+        let s = b.json(&format!(
+            "/api/study?at={}",
+            it["study_id"].as_str().unwrap()
+        ));
+        assert!(
+            s["study"]["first"].is_null(),
+            "the first answer is shown: {s}"
+        );
     }
     // Confirm two, disagree on one (bob rejects what alice accepted).
     assert_eq!(accept(&b, &id(0), person(0, 0)).status, 200);
@@ -159,9 +202,26 @@ fn issue_13_decisions_survive_kill_and_a_second_reviewer_confirms_them() {
     let (ok, _) = b.interrupt();
     assert!(ok);
     let text = fs::read_to_string(&decisions).unwrap();
-    assert!(text.contains(&format!("{},{},accept,\"alice, confirmed by bob\",2026-03-01", id(0), person(0, 0))), "{text}");
-    assert!(!text.contains(&format!("{},", id(1))), "the disagreement went back to the queue: {text}");
-    assert!(text.contains(&format!("{},{},accept,alice,2026-03-01", id(3), person(3, 0))), "{text}");
+    assert!(
+        text.contains(&format!(
+            "{},{},accept,\"alice, confirmed by bob\",2026-03-01",
+            id(0),
+            person(0, 0)
+        )),
+        "{text}"
+    );
+    assert!(
+        !text.contains(&format!("{},", id(1))),
+        "the disagreement went back to the queue: {text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "{},{},accept,alice,2026-03-01",
+            id(3),
+            person(3, 0)
+        )),
+        "{text}"
+    );
 
     // Back in the first review, the disagreement is flagged, with both
     // answers for whoever settles it.
@@ -180,7 +240,12 @@ fn issue_13_decisions_survive_kill_and_a_second_reviewer_confirms_them() {
     assert_ne!(run2, run);
     let linkage = linkage_of(&w, &run2);
     for (i, p) in [(0, person(0, 0)), (3, person(3, 0))] {
-        assert_eq!(linkage[&id(i)], ("reviewed".to_string(), p.to_string()), "{}", id(i));
+        assert_eq!(
+            linkage[&id(i)],
+            ("reviewed".to_string(), p.to_string()),
+            "{}",
+            id(i)
+        );
     }
     assert_ne!(linkage[&id(2)].0, "reviewed");
     assert_ne!(linkage[&id(1)].0, "reviewed");
@@ -258,17 +323,34 @@ fn issue_13_a_queue_from_an_older_run_is_refused_with_the_run_to_use() {
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let new = dry_run(&w);
     assert_ne!(new, old);
-    let o = w.dars(&["review", AGREEMENT, "--run", &old, "--port", "0", "--reviewer", "alice"]);
+    let o = w.dars(&[
+        "review",
+        AGREEMENT,
+        "--run",
+        &old,
+        "--port",
+        "0",
+        "--reviewer",
+        "alice",
+    ]);
     assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
     let e = stderr(&o);
     assert!(e.contains(&format!("--run {new}")), "{e}");
     assert!(e.contains("no longer match"), "{e}");
     // A queue copied into another run's folder is refused too.
     let runs = runs_dir(&w);
-    fs::copy(runs.join(&old).join("review_queue.csv"), runs.join(&new).join("review_queue.csv")).unwrap();
+    fs::copy(
+        runs.join(&old).join("review_queue.csv"),
+        runs.join(&new).join("review_queue.csv"),
+    )
+    .unwrap();
     let o = w.dars(&["review", AGREEMENT, "--port", "0", "--reviewer", "alice"]);
     assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
-    assert!(stderr(&o).contains("does not match its own linkage.csv"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("does not match its own linkage.csv"),
+        "{}",
+        stderr(&o)
+    );
     // An unknown run id is a command-line error that lists the runs.
     let o = w.dars(&["review", AGREEMENT, "--run", "nope", "--reviewer", "alice"]);
     assert_eq!(o.status.code(), Some(2));
@@ -283,7 +365,10 @@ fn issue_13_a_port_in_use_gets_a_clear_error_and_a_suggestion() {
     let o = w.dars(&["review", AGREEMENT, "--port", &port, "--reviewer", "alice"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let e = stderr(&o);
-    assert!(e.contains(&format!("port {port} on 127.0.0.1 is already in use")), "{e}");
+    assert!(
+        e.contains(&format!("port {port} on 127.0.0.1 is already in use")),
+        "{e}"
+    );
     assert!(e.contains("--port 0"), "{e}");
 }
 

@@ -53,10 +53,13 @@ fn js(tab: &Tab, body: &str) -> Value {
 }
 
 fn text_of(tab: &Tab, id: &str) -> String {
-    js(tab, &format!("const e = document.getElementById('{id}'); return e ? e.textContent : '';"))
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
+    js(
+        tab,
+        &format!("const e = document.getElementById('{id}'); return e ? e.textContent : '';"),
+    )
+    .as_str()
+    .unwrap_or_default()
+    .to_string()
 }
 
 /// Waits until the element's text holds `want`.
@@ -77,7 +80,10 @@ fn wait_text(tab: &Tab, id: &str, want: &str) -> String {
 }
 
 fn open(tab: &Tab, url: &str) {
-    tab.navigate_to(url).unwrap().wait_until_navigated().unwrap();
+    tab.navigate_to(url)
+        .unwrap()
+        .wait_until_navigated()
+        .unwrap();
     let started = Instant::now();
     while js(tab, "return document.body.getAttribute('data-ready')") != json!("1") {
         assert!(
@@ -117,11 +123,26 @@ fn issue_13_a_reviewer_works_the_queue_with_the_keyboard_in_chromium() {
     let run = latest_run(&w);
     let queue = queue_of(&w, &run);
     // Twins first: the cursor has somewhere to go.
-    assert!(queue[..4].iter().all(|(_, people)| people.len() == 2), "{:?}", &queue[..4]);
-    assert!(queue.len() >= 6, "the synthetic queue is too short: {}", queue.len());
+    assert!(
+        queue[..4].iter().all(|(_, people)| people.len() == 2),
+        "{:?}",
+        &queue[..4]
+    );
+    assert!(
+        queue.len() >= 6,
+        "the synthetic queue is too short: {}",
+        queue.len()
+    );
     // The plan, keeping each accepted person to one study ID.
     let mut taken = std::collections::HashSet::new();
-    let want = [Plan::AcceptTop, Plan::AcceptSecond, Plan::Reject, Plan::Skip, Plan::AcceptTop, Plan::Reject];
+    let want = [
+        Plan::AcceptTop,
+        Plan::AcceptSecond,
+        Plan::Reject,
+        Plan::Skip,
+        Plan::AcceptTop,
+        Plan::Reject,
+    ];
     let mut plan = Vec::new();
     for (i, (study, people)) in queue.iter().take(6).enumerate() {
         let p = match &want[i] {
@@ -156,15 +177,28 @@ fn issue_13_a_reviewer_works_the_queue_with_the_keyboard_in_chromium() {
     // alone.
     assert!(text_of(&tab, "b-accept").contains('A'));
     let side = js(&tab, "return document.querySelector('.keys').innerText");
-    for k in ["accept", "reject all", "skip", "undo", "next study ID", "previous study ID"] {
-        assert!(side.as_str().unwrap().contains(k), "keys panel lacks {k}: {side}");
+    for k in [
+        "accept",
+        "reject all",
+        "skip",
+        "undo",
+        "next study ID",
+        "previous study ID",
+    ] {
+        assert!(
+            side.as_str().unwrap().contains(k),
+            "keys panel lacks {k}: {side}"
+        );
     }
     let levels = js(&tab, "return document.querySelectorAll('.level').length");
     assert!(levels.as_u64().unwrap() > 0);
     let wordless = js(&tab, "return [...document.querySelectorAll('.level')].filter(e => e.textContent.replace(/[✓≈✗–?]/g,'').trim().length < 3).length");
     assert_eq!(wordless, json!(0));
     let progress = text_of(&tab, "progress-text");
-    assert!(progress.contains(&format!("0 reviewed, {} left", queue.len())), "{progress}");
+    assert!(
+        progress.contains(&format!("0 reviewed, {} left", queue.len())),
+        "{progress}"
+    );
 
     // The first three, by keyboard.
     for (study, people, p) in &plan[..3] {
@@ -189,14 +223,20 @@ fn issue_13_a_reviewer_works_the_queue_with_the_keyboard_in_chromium() {
     let server = Review::start(&w, &["--reviewer", "alice"]);
     open(&tab, &server.url);
     let progress = text_of(&tab, "progress-text");
-    assert!(progress.contains(&format!("3 reviewed, {} left", queue.len() - 3)), "{progress}");
+    assert!(
+        progress.contains(&format!("3 reviewed, {} left", queue.len() - 3)),
+        "{progress}"
+    );
     // Every saved decision is there, in the "done" view and on its page.
     set_view(&tab, "done");
     wait_text(&tab, "list-count", "3 study IDs in view");
     let list = js(&tab, "return document.getElementById('list').innerText");
     for (study, people, p) in &plan[..3] {
         assert!(list.as_str().unwrap().contains(study.as_str()), "{list}");
-        js(&tab, &format!("document.querySelector('[data-study=\"{study}\"]').click(); return 1;"));
+        js(
+            &tab,
+            &format!("document.querySelector('[data-study=\"{study}\"]').click(); return 1;"),
+        );
         wait_text(&tab, "study-id", study);
         let expect = match p {
             Plan::AcceptTop => format!("accept person {}", people[0]),
@@ -212,7 +252,14 @@ fn issue_13_a_reviewer_works_the_queue_with_the_keyboard_in_chromium() {
     // Skip, accept, then a decision undone and made again.
     press(&tab, "s");
     wait_text(&tab, "study-id", &plan[4].0);
-    press(&tab, if plan[4].2 == Plan::AcceptTop { "a" } else { "r" });
+    press(
+        &tab,
+        if plan[4].2 == Plan::AcceptTop {
+            "a"
+        } else {
+            "r"
+        },
+    );
     wait_text(&tab, "saved", &format!("Saved: study ID {}", plan[4].0));
     assert_eq!(shown_study(&tab), plan[5].0);
     if dance {
@@ -220,11 +267,19 @@ fn issue_13_a_reviewer_works_the_queue_with_the_keyboard_in_chromium() {
         let first = wait_text(&tab, "saved", &format!("Saved: study ID {}", plan[5].0));
         assert!(first.contains("accepted"), "{first}");
         press(&tab, "u");
-        wait_text(&tab, "saved", &format!("Undone: study ID {} is open again", plan[5].0));
+        wait_text(
+            &tab,
+            "saved",
+            &format!("Undone: study ID {} is open again", plan[5].0),
+        );
         wait_text(&tab, "study-id", &plan[5].0);
     }
     press(&tab, "r");
-    wait_text(&tab, "saved", &format!("Saved: study ID {} rejected", plan[5].0));
+    wait_text(
+        &tab,
+        "saved",
+        &format!("Saved: study ID {} rejected", plan[5].0),
+    );
 
     // Write the decisions file from the page.
     press(&tab, "w");
@@ -234,7 +289,11 @@ fn issue_13_a_reviewer_works_the_queue_with_the_keyboard_in_chromium() {
 
     // The README's picture: a study ID still open with several candidates
     // side by side, opened by its link.
-    let decided: Vec<&String> = plan.iter().filter(|p| p.2 != Plan::Skip).map(|p| &p.0).collect();
+    let decided: Vec<&String> = plan
+        .iter()
+        .filter(|p| p.2 != Plan::Skip)
+        .map(|p| &p.0)
+        .collect();
     let shown = queue
         .iter()
         .filter(|(s, _)| !decided.contains(&s))
@@ -242,7 +301,10 @@ fn issue_13_a_reviewer_works_the_queue_with_the_keyboard_in_chromium() {
         .unwrap_or(&queue[3]);
     open(&tab, &format!("{}&study={}", server.url, shown.0));
     wait_text(&tab, "study-id", &shown.0);
-    js(&tab, "window.scrollTo(0, 0); document.activeElement.blur(); return 1;");
+    js(
+        &tab,
+        "window.scrollTo(0, 0); document.activeElement.blur(); return 1;",
+    );
     let png = tab
         .capture_screenshot(CaptureScreenshotFormatOption::Png, None, None, true)
         .unwrap();
@@ -260,8 +322,16 @@ fn issue_13_a_reviewer_works_the_queue_with_the_keyboard_in_chromium() {
     for (study, people, p) in &plan {
         let (outcome, person) = &linkage[study];
         match p {
-            Plan::AcceptTop => assert_eq!((outcome.as_str(), person.clone()), ("reviewed", people[0].to_string()), "{study}"),
-            Plan::AcceptSecond => assert_eq!((outcome.as_str(), person.clone()), ("reviewed", people[1].to_string()), "{study}"),
+            Plan::AcceptTop => assert_eq!(
+                (outcome.as_str(), person.clone()),
+                ("reviewed", people[0].to_string()),
+                "{study}"
+            ),
+            Plan::AcceptSecond => assert_eq!(
+                (outcome.as_str(), person.clone()),
+                ("reviewed", people[1].to_string()),
+                "{study}"
+            ),
             Plan::Reject => assert_ne!(outcome, "reviewed", "{study}"),
             Plan::Skip => assert_eq!(outcome, "queued", "{study}"),
         }

@@ -94,7 +94,11 @@ pub fn run(args: &Args, cli: &Cli) -> Result<(), Failure> {
         "review of {} run {} ({}): {} study IDs, {} decided, {} left",
         session.reference,
         session.run_id,
-        if args.second { "second review" } else { "first review" },
+        if args.second {
+            "second review"
+        } else {
+            "first review"
+        },
         c.studies,
         c.decided,
         c.left
@@ -102,7 +106,11 @@ pub fn run(args: &Args, cli: &Cli) -> Result<(), Failure> {
     for n in &session.notes {
         let _ = writeln!(out, "  {n}");
     }
-    let _ = writeln!(out, "decisions are written to {} on exit (Ctrl-C) and by the page's Write button", decisions.display());
+    let _ = writeln!(
+        out,
+        "decisions are written to {} on exit (Ctrl-C) and by the page's Write button",
+        decisions.display()
+    );
     if !configured {
         let _ = writeln!(
             out,

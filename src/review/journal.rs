@@ -160,12 +160,11 @@ impl Journal {
             if line.trim().is_empty() {
                 continue;
             }
-            let entry: Entry =
-                serde_json::from_str(line).map_err(|e| JournalError::Corrupt {
-                    path: path.clone(),
-                    line: line_no,
-                    problem: e.to_string(),
-                })?;
+            let entry: Entry = serde_json::from_str(line).map_err(|e| JournalError::Corrupt {
+                path: path.clone(),
+                line: line_no,
+                problem: e.to_string(),
+            })?;
             match &entry {
                 Entry::Header {
                     run_id: r,

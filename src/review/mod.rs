@@ -69,14 +69,19 @@ pub struct Session {
 /// What opening found.
 pub enum Opened {
     /// The run queued nothing: there is nothing to review.
-    NoQueue { run_id: String },
+    NoQueue {
+        run_id: String,
+    },
     Ready(Box<Session>),
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReviewError {
     #[error("no run of {reference} has a review queue yet (looked in {})\n  fix: run `dars run --dry-run AGREEMENT` first: it writes the run's review_queue.csv", runs_dir.display())]
-    NoRun { reference: String, runs_dir: PathBuf },
+    NoRun {
+        reference: String,
+        runs_dir: PathBuf,
+    },
     #[error("--run {run_id}: no such run of {reference} with a review queue; {}\n  fix: leave out --run for the latest, or pick one of those", if runs.is_empty() { "there are none".to_string() } else { format!("the runs are: {}", runs.join(", ")) })]
     UnknownRun {
         run_id: String,
@@ -113,7 +118,9 @@ pub enum ReviewError {
         run_id: String,
         problems: Vec<String>,
     },
-    #[error("master person index: {source}\n  fix: check `sources.demographics` in the site config")]
+    #[error(
+        "master person index: {source}\n  fix: check `sources.demographics` in the site config"
+    )]
     Index {
         #[source]
         source: PolarsError,
@@ -130,7 +137,9 @@ pub enum ReviewError {
 
 fn suggest(run: Option<&str>) -> String {
     match run {
-        Some(r) => format!("review run {r}: `dars review AGREEMENT --run {r}` (or leave out --run for the latest)"),
+        Some(r) => format!(
+            "review run {r}: `dars review AGREEMENT --run {r}` (or leave out --run for the latest)"
+        ),
         None => "run `dars run --dry-run AGREEMENT` for a fresh queue, then review it".into(),
     }
 }
@@ -153,7 +162,9 @@ pub fn check_reviewer(name: &str) -> Result<String, ReviewError> {
         .chars()
         .all(|c| c.is_alphanumeric() || matches!(c, ' ' | '.' | '_' | '-' | '@' | '\''))
     {
-        return Err(bad("it holds a character other than letters, digits, spaces and . _ - @ '"));
+        return Err(bad(
+            "it holds a character other than letters, digits, spaces and . _ - @ '",
+        ));
     }
     Ok(trimmed.to_string())
 }
@@ -339,8 +350,8 @@ pub fn open(site: &Site, agreement: &Agreement, opts: &Options) -> Result<Opened
 /// Persons of `wanted` that the index holds.
 fn people_in_index(demographics: &Path, wanted: Vec<i64>) -> Result<HashSet<i64>, ReviewError> {
     let wrap = |source| ReviewError::Index { source };
-    let wanted = DataFrame::new_infer_height(vec![Column::new("person_id".into(), wanted)])
-        .map_err(wrap)?;
+    let wanted =
+        DataFrame::new_infer_height(vec![Column::new("person_id".into(), wanted)]).map_err(wrap)?;
     let found = crate::tables::scan(demographics)
         .map_err(wrap)?
         .select([col("person_id").cast(DataType::Int64)])
@@ -482,7 +493,10 @@ fn import_study(
         },
         [] => {
             let rejected: HashSet<i64> = rows.iter().map(|d| d.person_id).collect();
-            if study.candidates.iter().all(|c| rejected.contains(&c.person_id))
+            if study
+                .candidates
+                .iter()
+                .all(|c| rejected.contains(&c.person_id))
                 && rows.len() == study.candidates.len()
             {
                 Verdict::RejectAll
@@ -569,7 +583,15 @@ impl Session {
             source: None,
         })?;
         self.review.commit(change);
-        info!(study_id, seq, decision = match verdict { Verdict::Accept { .. } => "accept", Verdict::RejectAll => "reject_all" }, "decision saved");
+        info!(
+            study_id,
+            seq,
+            decision = match verdict {
+                Verdict::Accept { .. } => "accept",
+                Verdict::RejectAll => "reject_all",
+            },
+            "decision saved"
+        );
         Ok(seq)
     }
 
@@ -630,7 +652,7 @@ pub fn write_decisions(review: &Review) -> Result<usize, ReviewError> {
         ])
         .map_err(csv_io)?;
     }
-    let buffered = w.into_inner().map_err(|e| io(e.into_error().into()))?;
+    let buffered = w.into_inner().map_err(|e| io(e.into_error()))?;
     let mut file = buffered.into_inner().map_err(|e| io(e.into_error()))?;
     file.flush().map_err(io)?;
     // What `dars run` will read: the bytes on disk, parsed and checked by

@@ -192,14 +192,9 @@ pub fn read_queue(path: &Path) -> Result<Queue, QueueError> {
         }
     }
     let col = |name: &str| at.get(name).copied();
-    let (c_study, c_person, c_rank, c_score) = (
-        at["study_id"],
-        at["person_id"],
-        at["rank"],
-        at["score"],
-    );
-    let (c_ambiguous, c_found_by, c_partial) =
-        (col("ambiguous"), col("found_by"), col("partial"));
+    let (c_study, c_person, c_rank, c_score) =
+        (at["study_id"], at["person_id"], at["rank"], at["score"]);
+    let (c_ambiguous, c_found_by, c_partial) = (col("ambiguous"), col("found_by"), col("partial"));
 
     let mut studies: Vec<Study> = Vec::new();
     let mut by_id: HashMap<String, usize> = HashMap::new();

@@ -158,7 +158,13 @@ impl Server {
         let peer = request.remote_addr().copied();
         if !peer.is_some_and(|a: SocketAddr| a.ip().is_loopback()) {
             warn!("review server: refused a request from a non-loopback address");
-            respond(request, 403, "text/plain", "refused: loopback only".into(), None);
+            respond(
+                request,
+                403,
+                "text/plain",
+                "refused: loopback only".into(),
+                None,
+            );
             return;
         }
         let header = |name: &'static str| {
@@ -351,12 +357,7 @@ enum Order {
 
 impl View {
     pub fn from_params(params: &[(String, String)]) -> Self {
-        let get = |k: &str| {
-            params
-                .iter()
-                .find(|(p, _)| p == k)
-                .map(|(_, v)| v.as_str())
-        };
+        let get = |k: &str| params.iter().find(|(p, _)| p == k).map(|(_, v)| v.as_str());
         let on = |k: &str| get(k).is_some_and(|v| v == "1" || v == "true");
         Self {
             show: match get("show") {
@@ -428,12 +429,12 @@ impl View {
         match self.order {
             Order::Queue => {}
             Order::AmbiguousFirst => slots.sort_by_key(|&s| !studies[s].ambiguous),
-            Order::ScoreHigh => slots.sort_by(|&a, &b| {
-                studies[b].top_score().total_cmp(&studies[a].top_score())
-            }),
-            Order::ScoreLow => slots.sort_by(|&a, &b| {
-                studies[a].top_score().total_cmp(&studies[b].top_score())
-            }),
+            Order::ScoreHigh => {
+                slots.sort_by(|&a, &b| studies[b].top_score().total_cmp(&studies[a].top_score()))
+            }
+            Order::ScoreLow => {
+                slots.sort_by(|&a, &b| studies[a].top_score().total_cmp(&studies[b].top_score()))
+            }
         }
         slots
     }
@@ -454,9 +455,7 @@ fn summary(session: &Session) -> Value {
     let (to_confirm, mine) = (0..session.review.len()).fold((0, 0), |(t, m), slot| {
         let status = session.review.status(slot);
         (
-            t + usize::from(
-                matches!(status, Status::Decided(c) if c.reviewer != session.reviewer),
-            ),
+            t + usize::from(matches!(status, Status::Decided(c) if c.reviewer != session.reviewer)),
             m + usize::from(answered_by_me(status, &session.reviewer)),
         )
     });
@@ -511,7 +510,12 @@ fn param<T: std::str::FromStr>(params: &[(String, String)], k: &str) -> Option<T
 fn status_word(session: &Session, slot: usize) -> &'static str {
     match (session.review.status(slot), session.role) {
         (Status::Open { disagreement: None }, _) => "open",
-        (Status::Open { disagreement: Some(_) }, _) => "flagged",
+        (
+            Status::Open {
+                disagreement: Some(_),
+            },
+            _,
+        ) => "flagged",
         (Status::Decided(_), Role::Second) => "to confirm",
         (Status::Decided(c), Role::First) => match c.verdict {
             Verdict::Accept { .. } => "accepted",
@@ -526,12 +530,7 @@ fn status_word(session: &Session, slot: usize) -> &'static str {
 fn study(session: &Session, params: &[(String, String)]) -> Value {
     let view = View::from_params(params);
     let order = view.ordered(session);
-    let get = |k: &str| {
-        params
-            .iter()
-            .find(|(p, _)| p == k)
-            .map(|(_, v)| v.as_str())
-    };
+    let get = |k: &str| params.iter().find(|(p, _)| p == k).map(|(_, v)| v.as_str());
     let index_of = |id: &str| {
         session
             .review
@@ -646,7 +645,12 @@ fn decide(session: &mut Session, body: &str) -> Answer {
     let verdict = match (b.decision.as_str(), b.person_id) {
         ("accept", Some(person_id)) => Verdict::Accept { person_id },
         ("reject_all", _) => Verdict::RejectAll,
-        _ => return Err((400, "decision is `accept` with a person_id, or `reject_all`".into())),
+        _ => {
+            return Err((
+                400,
+                "decision is `accept` with a person_id, or `reject_all`".into(),
+            ))
+        }
     };
     let seq = session.decide(&b.study_id, verdict).map_err(refused)?;
     let slot = session

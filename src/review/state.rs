@@ -38,7 +38,9 @@ pub struct Call {
 pub enum Status {
     /// Waiting for an answer; `disagreement` holds the two answers of a
     /// first and a second reviewer who did not agree.
-    Open { disagreement: Option<(Call, Call)> },
+    Open {
+        disagreement: Option<(Call, Call)>,
+    },
     Decided(Call),
     Confirmed(Call, Call),
 }
@@ -285,11 +287,7 @@ impl Review {
             return Ok(());
         }
         let study_id = &self.queue.studies[slot].study_id;
-        let mut rows: Vec<Decision> = self
-            .earlier_of(study_id)
-            .into_iter()
-            .cloned()
-            .collect();
+        let mut rows: Vec<Decision> = self.earlier_of(study_id).into_iter().cloned().collect();
         let mut seen_slots = HashSet::new();
         for r in new_rows.iter().filter(|r| r.accept) {
             for &i in self
@@ -302,7 +300,12 @@ impl Review {
                     rows.push(self.earlier[i].clone());
                 }
             }
-            for &other in self.accepts_by_person.get(&r.person_id).into_iter().flatten() {
+            for &other in self
+                .accepts_by_person
+                .get(&r.person_id)
+                .into_iter()
+                .flatten()
+            {
                 if other != slot && seen_slots.insert(other) {
                     let line = OTHER + other as u64;
                     rows.extend(self.rows_of(other, &self.slots[other].status, line));
@@ -492,8 +495,9 @@ impl Review {
                 decided_on,
                 ..
             } => {
-                let on = parse_day(decided_on)
-                    .ok_or_else(|| Refusal::Rule(format!("decided_on `{decided_on}` is not a date")))?;
+                let on = parse_day(decided_on).ok_or_else(|| {
+                    Refusal::Rule(format!("decided_on `{decided_on}` is not a date"))
+                })?;
                 self.plan_decide(study_id, *role, reviewer, *verdict, on, *seq)?
             }
             Entry::Undo {

@@ -68,7 +68,11 @@ fn the_queue_is_read_by_header_names_best_first_with_flags() {
 #[test]
 fn a_queue_missing_a_required_column_or_with_a_bad_row_is_refused_with_the_line() {
     let dir = tempfile::tempdir().unwrap();
-    let e = read_queue(&queue_file(dir.path(), "study_id,person_id,score\nS1,1,50\n")).unwrap_err();
+    let e = read_queue(&queue_file(
+        dir.path(),
+        "study_id,person_id,score\nS1,1,50\n",
+    ))
+    .unwrap_err();
     assert!(e.to_string().contains("`rank` is missing"), "{e}");
     let e = read_queue(&queue_file(
         dir.path(),
@@ -77,7 +81,10 @@ fn a_queue_missing_a_required_column_or_with_a_bad_row_is_refused_with_the_line(
     .unwrap_err()
     .to_string();
     assert!(e.contains("line 3: person_id is not a whole number"), "{e}");
-    assert!(e.contains("line 4: study ID S1 with person_id 1 is already on line 2"), "{e}");
+    assert!(
+        e.contains("line 4: study ID S1 with person_id 1 is already on line 2"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -112,7 +119,8 @@ fn a_person_accepted_for_two_study_ids_is_refused_before_it_is_saved() {
     decide(&mut r, "S1", Role::First, "alice", ACCEPT_101).unwrap();
     let e = decide(&mut r, "S3", Role::First, "alice", ACCEPT_101).unwrap_err();
     assert!(
-        e.to_string().contains("person 101 is already accepted for study ID S1"),
+        e.to_string()
+            .contains("person 101 is already accepted for study ID S1"),
         "{e}"
     );
     // Rejecting S3 instead is fine.
@@ -127,7 +135,13 @@ fn a_person_accepted_for_two_study_ids_is_refused_before_it_is_saved() {
 fn a_pair_not_in_the_queue_and_a_person_not_in_the_index_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut r = review(dir.path());
-    let e = decide(&mut r, "S1", Role::First, "alice", Verdict::Accept { person_id: 999 });
+    let e = decide(
+        &mut r,
+        "S1",
+        Role::First,
+        "alice",
+        Verdict::Accept { person_id: 999 },
+    );
     assert!(matches!(e, Err(Refusal::NotACandidate { .. })), "{e:?}");
     let e = decide(&mut r, "S9", Role::First, "alice", ACCEPT_101);
     assert!(matches!(e, Err(Refusal::UnknownStudy(_))), "{e:?}");
@@ -135,7 +149,10 @@ fn a_pair_not_in_the_queue_and_a_person_not_in_the_index_are_refused() {
     let q = read_queue(&queue_file(dir.path(), QUEUE)).unwrap();
     let mut r = Review::new(q, [102].into_iter().collect(), dir.path().join("d.csv"));
     let e = decide(&mut r, "S1", Role::First, "alice", ACCEPT_101).unwrap_err();
-    assert!(e.to_string().contains("not in the master person index"), "{e}");
+    assert!(
+        e.to_string().contains("not in the master person index"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -143,7 +160,14 @@ fn a_second_review_confirms_or_sends_the_study_back_flagged() {
     let dir = tempfile::tempdir().unwrap();
     let mut r = review(dir.path());
     decide(&mut r, "S1", Role::First, "alice", ACCEPT_101).unwrap();
-    decide(&mut r, "S2", Role::First, "alice", Verdict::Accept { person_id: 201 }).unwrap();
+    decide(
+        &mut r,
+        "S2",
+        Role::First,
+        "alice",
+        Verdict::Accept { person_id: 201 },
+    )
+    .unwrap();
     // Nobody confirms their own decision, nor one not made.
     assert!(matches!(
         decide(&mut r, "S1", Role::Second, "alice", ACCEPT_101),
@@ -163,7 +187,11 @@ fn a_second_review_confirms_or_sends_the_study_back_flagged() {
         }
     ));
     let rows = r.output_rows();
-    assert_eq!(rows.len(), 1, "the disagreement is back in the queue: {rows:?}");
+    assert_eq!(
+        rows.len(),
+        1,
+        "the disagreement is back in the queue: {rows:?}"
+    );
     assert_eq!(rows[0].reviewer, "alice, confirmed by bob");
     assert_eq!(r.counts().flagged, 1);
     assert_eq!(r.counts().confirmed, 1);
@@ -257,9 +285,14 @@ fn a_corrupt_middle_line_stops_the_review_with_its_line() {
     drop(j);
     let path = dir.path().join(super::journal::FILE);
     let mut text = std::fs::read_to_string(&path).unwrap();
-    text.push_str("not json\n{\"kind\":\"undo\",\"seq\":1,\"at\":\"x\",\"reviewer\":\"a\",\"undoes\":1}\n");
+    text.push_str(
+        "not json\n{\"kind\":\"undo\",\"seq\":1,\"at\":\"x\",\"reviewer\":\"a\",\"undoes\":1}\n",
+    );
     std::fs::write(&path, text).unwrap();
-    let e = Journal::open(dir.path(), "RUN1", "q").err().unwrap().to_string();
+    let e = Journal::open(dir.path(), "RUN1", "q")
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("line 2"), "{e}");
 }
 
@@ -285,7 +318,10 @@ fn the_written_file_is_what_dars_run_reads_and_accepts() {
 
 #[test]
 fn reviewer_names_are_plain_text() {
-    assert_eq!(super::check_reviewer(" alice.smith ").unwrap(), "alice.smith");
+    assert_eq!(
+        super::check_reviewer(" alice.smith ").unwrap(),
+        "alice.smith"
+    );
     for bad in ["", "a,b", "x\ny", &"n".repeat(65)] {
         assert!(super::check_reviewer(bad).is_err(), "{bad:?}");
     }

@@ -206,11 +206,23 @@ impl Review {
     }
 
     pub fn get(&self, path: &str) -> Reply {
-        http(self.port, "GET", path, &[("X-Dars-Token", &self.token)], None)
+        http(
+            self.port,
+            "GET",
+            path,
+            &[("X-Dars-Token", &self.token)],
+            None,
+        )
     }
 
     pub fn post(&self, path: &str, body: &str) -> Reply {
-        http(self.port, "POST", path, &[("X-Dars-Token", &self.token)], Some(body))
+        http(
+            self.port,
+            "POST",
+            path,
+            &[("X-Dars-Token", &self.token)],
+            Some(body),
+        )
     }
 
     pub fn json(&self, path: &str) -> serde_json::Value {
@@ -272,8 +284,21 @@ pub struct Reply {
 }
 
 /// One HTTP/1.1 request on a fresh connection.
-pub fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Reply {
-    raw(port, method, path, &format!("127.0.0.1:{port}"), headers, body)
+pub fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Reply {
+    raw(
+        port,
+        method,
+        path,
+        &format!("127.0.0.1:{port}"),
+        headers,
+        body,
+    )
 }
 
 pub fn raw(
@@ -287,7 +312,10 @@ pub fn raw(
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let body = body.unwrap_or("");
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     if !body.is_empty() {
         req.push_str("Content-Type: application/json\r\n");
     }
@@ -344,7 +372,10 @@ pub fn identifiers(w: &Workdir) -> Vec<String> {
 
 pub fn assert_no_identifier(text: &str, ids: &[String], what: &str) {
     for id in ids {
-        assert!(!text.contains(id.as_str()), "{what} carries a cohort identifier");
+        assert!(
+            !text.contains(id.as_str()),
+            "{what} carries a cohort identifier"
+        );
     }
 }
 
