@@ -300,7 +300,10 @@ fn issue_13_a_run_with_no_queue_says_so_and_exits_0() {
     drop(out);
     assert!(kept > 10);
     dry_run(&w);
-    let o = w.dars(&["review", AGREEMENT, "--port", "0", "--reviewer", "alice"]);
+    let o = dars_to_end(
+        &w,
+        &["review", AGREEMENT, "--port", "0", "--reviewer", "alice"],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("nothing to review"), "{}", stdout(&o));
 }
@@ -320,19 +323,21 @@ fn issue_13_a_queue_from_an_older_run_is_refused_with_the_run_to_use() {
     }
     out.flush().unwrap();
     drop(out);
-    std::thread::sleep(std::time::Duration::from_millis(1100));
     let new = dry_run(&w);
     assert_ne!(new, old);
-    let o = w.dars(&[
-        "review",
-        AGREEMENT,
-        "--run",
-        &old,
-        "--port",
-        "0",
-        "--reviewer",
-        "alice",
-    ]);
+    let o = dars_to_end(
+        &w,
+        &[
+            "review",
+            AGREEMENT,
+            "--run",
+            &old,
+            "--port",
+            "0",
+            "--reviewer",
+            "alice",
+        ],
+    );
     assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
     let e = stderr(&o);
     assert!(e.contains(&format!("--run {new}")), "{e}");
@@ -344,7 +349,10 @@ fn issue_13_a_queue_from_an_older_run_is_refused_with_the_run_to_use() {
         runs.join(&new).join("review_queue.csv"),
     )
     .unwrap();
-    let o = w.dars(&["review", AGREEMENT, "--port", "0", "--reviewer", "alice"]);
+    let o = dars_to_end(
+        &w,
+        &["review", AGREEMENT, "--port", "0", "--reviewer", "alice"],
+    );
     assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("does not match its own linkage.csv"),
@@ -352,7 +360,10 @@ fn issue_13_a_queue_from_an_older_run_is_refused_with_the_run_to_use() {
         stderr(&o)
     );
     // An unknown run id is a command-line error that lists the runs.
-    let o = w.dars(&["review", AGREEMENT, "--run", "nope", "--reviewer", "alice"]);
+    let o = dars_to_end(
+        &w,
+        &["review", AGREEMENT, "--run", "nope", "--reviewer", "alice"],
+    );
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains(&old));
 }
@@ -362,7 +373,10 @@ fn issue_13_a_port_in_use_gets_a_clear_error_and_a_suggestion() {
     let w = site();
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
-    let o = w.dars(&["review", AGREEMENT, "--port", &port, "--reviewer", "alice"]);
+    let o = dars_to_end(
+        &w,
+        &["review", AGREEMENT, "--port", &port, "--reviewer", "alice"],
+    );
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let e = stderr(&o);
     assert!(
@@ -376,10 +390,10 @@ fn issue_13_a_port_in_use_gets_a_clear_error_and_a_suggestion() {
 fn issue_13_no_run_yet_and_a_bad_reviewer_name_are_explained() {
     let w = common::Workdir::new(500, 50, 100, 7);
     write_agreement(&w, None);
-    let o = w.dars(&["review", AGREEMENT, "--reviewer", "alice"]);
+    let o = dars_to_end(&w, &["review", AGREEMENT, "--reviewer", "alice"]);
     assert_eq!(o.status.code(), Some(4));
     assert!(stderr(&o).contains("dars run --dry-run"), "{}", stderr(&o));
-    let o = w.dars(&["review", AGREEMENT, "--reviewer", "a,b"]);
+    let o = dars_to_end(&w, &["review", AGREEMENT, "--reviewer", "a,b"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--reviewer NAME"), "{}", stderr(&o));
 }

@@ -170,20 +170,31 @@ pub fn check_reviewer(name: &str) -> Result<String, ReviewError> {
 }
 
 /// Runs of the agreement that have a queue and a linkage table, oldest
-/// first (run ids sort by time).
+/// first. A run id starts with its start time to the second and ends with
+/// a random suffix, so two runs in one second are ordered by when their
+/// linkage table was written.
 pub fn runs_with_queue(runs_dir: &Path) -> Vec<String> {
-    let mut runs: Vec<String> = std::fs::read_dir(runs_dir)
+    let mut runs: Vec<(String, std::time::SystemTime, String)> = std::fs::read_dir(runs_dir)
         .into_iter()
         .flatten()
         .flatten()
-        .filter(|e| {
+        .filter_map(|e| {
             let p = e.path();
-            p.join("review_queue.csv").is_file() && p.join("linkage.csv").is_file()
+            let queue = p.join("review_queue.csv");
+            let linkage = p.join("linkage.csv");
+            if !queue.is_file() {
+                return None;
+            }
+            let written = std::fs::metadata(&linkage)
+                .and_then(|m| m.modified())
+                .ok()?;
+            let id = e.file_name().to_str()?.to_string();
+            let second = id.split('-').next().unwrap_or("").to_string();
+            Some((second, written, id))
         })
-        .filter_map(|e| e.file_name().to_str().map(String::from))
         .collect();
     runs.sort();
-    runs
+    runs.into_iter().map(|(_, _, id)| id).collect()
 }
 
 /// Where the decisions go: the agreement's `review_decisions`, or, when it
@@ -385,10 +396,9 @@ fn carry_over_journal(
     review: &mut Review,
     journal: &mut Journal,
 ) -> Result<usize, ReviewError> {
-    for other in runs_with_queue(runs_dir).iter().rev() {
-        if other.as_str() >= run_id {
-            continue;
-        }
+    let runs = runs_with_queue(runs_dir);
+    let mine = runs.iter().position(|r| r == run_id).unwrap_or(runs.len());
+    for other in runs[..mine].iter().rev() {
         let Some((_, entries)) = journal::read_entries(&runs_dir.join(other)) else {
             continue;
         };

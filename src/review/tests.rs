@@ -334,3 +334,36 @@ fn the_query_string_is_decoded() {
     assert_eq!(p[2].1, "a b");
     assert_eq!(p[3].1, "%zz");
 }
+
+/// Two runs in one second: their ids' random suffixes do not order them,
+/// the time their linkage table was written does (found by the no-queue
+/// test, which reviewed the older of two dry runs).
+#[test]
+fn issue_13_the_latest_of_two_runs_in_one_second_is_the_one_linked_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
+    for (id, secs) in [
+        ("20261202T012912Z-9682", 0),
+        ("20261202T012912Z-8e9c", 1),
+        ("20261202T012911Z-ffff", 2),
+    ] {
+        let run = dir.path().join(id);
+        std::fs::create_dir(&run).unwrap();
+        std::fs::write(
+            run.join("review_queue.csv"),
+            "study_id,person_id,rank,score\n",
+        )
+        .unwrap();
+        let f = std::fs::File::create(run.join("linkage.csv")).unwrap();
+        f.set_modified(t0 + std::time::Duration::from_millis(secs))
+            .unwrap();
+    }
+    assert_eq!(
+        super::runs_with_queue(dir.path()),
+        [
+            "20261202T012911Z-ffff",
+            "20261202T012912Z-9682",
+            "20261202T012912Z-8e9c"
+        ]
+    );
+}

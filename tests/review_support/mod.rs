@@ -101,14 +101,22 @@ pub fn runs_dir(w: &Workdir) -> PathBuf {
     w.path("work").join(REFERENCE).join("runs")
 }
 
+/// The run made last: run ids are ordered by the second they started in,
+/// and runs of one second by when their linkage table was written.
 pub fn latest_run(w: &Workdir) -> String {
-    let mut runs: Vec<String> = fs::read_dir(runs_dir(w))
+    let mut runs: Vec<(String, std::time::SystemTime, String)> = fs::read_dir(runs_dir(w))
         .unwrap()
         .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .map(|e| {
+            let id = e.file_name().to_string_lossy().into_owned();
+            let written = fs::metadata(e.path().join("linkage.csv"))
+                .and_then(|m| m.modified())
+                .unwrap_or(std::time::UNIX_EPOCH);
+            (id.split('-').next().unwrap_or("").to_string(), written, id)
+        })
         .collect();
     runs.sort();
-    runs.pop().unwrap()
+    runs.pop().unwrap().2
 }
 
 /// `study_id -> person ids, best first` from a run's queue.
@@ -141,6 +149,31 @@ pub fn linkage_of(w: &Workdir, run: &str) -> HashMap<String, (String, String)> {
     rows.into_iter()
         .map(|r| (r[s].clone(), (r[o].clone(), r[p].clone())))
         .collect()
+}
+
+/// Runs `dars ARGS` to its end, failing (not hanging) if it serves a
+/// page instead of exiting within a minute.
+pub fn dars_to_end(w: &Workdir, args: &[&str]) -> std::process::Output {
+    let mut child = w
+        .cmd()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "dars {args:?} did not exit: {}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
 }
 
 /// A running `dars review`.

@@ -281,6 +281,9 @@
       return;
     }
     if (t && t.tagName === "BUTTON" && (e.key === "Enter" || e.key === " ")) return;
+    // Single-key shortcuts can be turned off (WCAG 2.1.4), e.g. for a
+    // screen reader's own keys; the buttons still work.
+    if (!$("shortcuts").checked) return;
     const k = e.key;
     const handled = {
       ArrowDown: () => moveCursor(1), j: () => moveCursor(1), J: () => moveCursor(1),
