@@ -143,9 +143,12 @@ impl Server {
 
     /// Serves until `stop` is set (a signal).
     pub fn run(&self, session: &mut Session, stop: &Arc<AtomicBool>) -> Result<(), ServeError> {
+        // Scores and flags never change during a review: each order is
+        // worked out once, not per request.
+        let orders = Orders::of(session);
         while !stop.load(Ordering::SeqCst) {
             match self.http.recv_timeout(Duration::from_millis(200)) {
-                Ok(Some(request)) => self.handle(session, request),
+                Ok(Some(request)) => self.handle(session, &orders, request),
                 Ok(None) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(ServeError::Server(e.to_string())),
@@ -154,7 +157,7 @@ impl Server {
         Ok(())
     }
 
-    fn handle(&self, session: &mut Session, mut request: tiny_http::Request) {
+    fn handle(&self, session: &mut Session, orders: &Orders, mut request: tiny_http::Request) {
         let peer = request.remote_addr().copied();
         if !peer.is_some_and(|a: SocketAddr| a.ip().is_loopback()) {
             warn!("review server: refused a request from a non-loopback address");
@@ -238,8 +241,8 @@ impl Server {
                 return;
             }
             (Get, "/api/summary") => Ok(summary(session)),
-            (Get, "/api/list") => Ok(list(session, &params)),
-            (Get, "/api/study") => Ok(study(session, &params)),
+            (Get, "/api/list") => Ok(list(session, orders, &params)),
+            (Get, "/api/study") => Ok(study(session, orders, &params)),
             (Post, "/api/decide") => decide(session, &body),
             (Post, "/api/undo") => undo(session),
             (Post, "/api/write") => write(session),
@@ -421,22 +424,41 @@ impl View {
             Show::All => todo || done,
         }
     }
+}
 
-    /// Slots in this view's order (all of them; the filter is `wants`).
-    fn ordered(&self, session: &Session) -> Vec<usize> {
+/// Every study ID (slot) in each order the page offers.
+pub struct Orders {
+    queue: Vec<usize>,
+    ambiguous_first: Vec<usize>,
+    score_high: Vec<usize>,
+    score_low: Vec<usize>,
+}
+
+impl Orders {
+    pub fn of(session: &Session) -> Self {
         let studies = &session.review.queue.studies;
-        let mut slots: Vec<usize> = (0..studies.len()).collect();
-        match self.order {
-            Order::Queue => {}
-            Order::AmbiguousFirst => slots.sort_by_key(|&s| !studies[s].ambiguous),
-            Order::ScoreHigh => {
-                slots.sort_by(|&a, &b| studies[b].top_score().total_cmp(&studies[a].top_score()))
-            }
-            Order::ScoreLow => {
-                slots.sort_by(|&a, &b| studies[a].top_score().total_cmp(&studies[b].top_score()))
-            }
+        let queue: Vec<usize> = (0..studies.len()).collect();
+        let mut ambiguous_first = queue.clone();
+        ambiguous_first.sort_by_key(|&s| !studies[s].ambiguous);
+        let mut score_high = queue.clone();
+        score_high.sort_by(|&a, &b| studies[b].top_score().total_cmp(&studies[a].top_score()));
+        let mut score_low = queue.clone();
+        score_low.sort_by(|&a, &b| studies[a].top_score().total_cmp(&studies[b].top_score()));
+        Self {
+            queue,
+            ambiguous_first,
+            score_high,
+            score_low,
         }
-        slots
+    }
+
+    fn get(&self, order: Order) -> &[usize] {
+        match order {
+            Order::Queue => &self.queue,
+            Order::AmbiguousFirst => &self.ambiguous_first,
+            Order::ScoreHigh => &self.score_high,
+            Order::ScoreLow => &self.score_low,
+        }
     }
 }
 
@@ -471,13 +493,13 @@ fn summary(session: &Session) -> Value {
     })
 }
 
-fn list(session: &Session, params: &[(String, String)]) -> Value {
+fn list(session: &Session, orders: &Orders, params: &[(String, String)]) -> Value {
     let view = View::from_params(params);
     let offset: usize = param(params, "offset").unwrap_or(0);
     let limit: usize = param(params, "limit").unwrap_or(50).clamp(1, MAX_PAGE);
     let mut total = 0;
     let mut items = Vec::new();
-    for slot in view.ordered(session) {
+    for &slot in orders.get(view.order) {
         if !view.wants(session, slot) {
             continue;
         }
@@ -527,9 +549,9 @@ fn status_word(session: &Session, slot: usize) -> &'static str {
 
 /// One study ID: `at=ID` (that one, if in view, else the next in view),
 /// `after=ID`, `before=ID`, or the first in view.
-fn study(session: &Session, params: &[(String, String)]) -> Value {
+fn study(session: &Session, orders: &Orders, params: &[(String, String)]) -> Value {
     let view = View::from_params(params);
-    let order = view.ordered(session);
+    let order = orders.get(view.order);
     let get = |k: &str| params.iter().find(|(p, _)| p == k).map(|(_, v)| v.as_str());
     let index_of = |id: &str| {
         session
