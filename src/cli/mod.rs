@@ -8,6 +8,7 @@ mod check;
 mod clean;
 mod ledger;
 mod link;
+mod review;
 mod run;
 mod suppress;
 mod synth;
@@ -92,6 +93,8 @@ pub enum Command {
     Agreements(agreements::Args),
     /// Remove the work folders of released runs older than an age.
     Clean(clean::Args),
+    /// The clerical review page for a run's review queue, on 127.0.0.1.
+    Review(review::Args),
 }
 
 /// A failed command: the message (already free of identifiers) and its code.
@@ -173,6 +176,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Suppress(a) => suppress::run(a),
         Command::Ledger(c) => ledger::run(c, &cli),
         Command::Agreements(a) => agreements::run(a, &cli),
+        Command::Review(a) => review::run(a, &cli),
     };
     match result {
         Ok(()) => ExitCode::from(exit::OK),

@@ -60,7 +60,7 @@ mod block;
 mod candidates;
 mod compare;
 mod config;
-mod decisions;
+pub mod decisions;
 mod index;
 mod model;
 mod output;
