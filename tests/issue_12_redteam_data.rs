@@ -251,7 +251,7 @@ demo = {r['person_id']: r for r in pq.read_table('data/site/demographics.parquet
 t = pq.read_table('data/site/hes_apc.parquet')
 rows = t.to_pylist()
 t = t.append_column('ref', pa.array([int(demo[r['person_id']]['nhs_number']) for r in rows], pa.int64()))
-t = t.append_column('born', pa.array([int(demo[r['person_id']]['date_of_birth'].strftime('%Y%m%d')) for r in rows], pa.int64()))
+t = t.append_column('ymd', pa.array([int(demo[r['person_id']]['date_of_birth'].strftime('%Y%m%d')) for r in rows], pa.int64()))
 t = t.append_column('NEWNHSNO', pa.array([demo[r['person_id']]['nhs_number'] for r in rows]))
 pq.write_table(t, 'data/site/banded.parquet')
 "#,
@@ -275,7 +275,7 @@ pq.write_table(t, 'data/site/banded.parquet')
     // Under names that say nothing, a band of a number that is not an age
     // is refused by the values.
     add_dataset(&w, "banded2", "data/site/banded.parquet", "");
-    for field in ["ref:band5", "born:band10", "region:band5"] {
+    for field in ["ref:band5", "ymd:band10", "region:band5"] {
         let a = agreement_on(&w, "a.toml", "banded2", &format!("\"{field}\", \"sex\""));
         let run = w.dars(&["run", &a]);
         let err = stderr(&run);
@@ -313,6 +313,7 @@ fn issue_12_a_partitioned_dataset_folder_is_read_whole() {
 import os
 import pyarrow as pa, pyarrow.parquet as pq, pyarrow.dataset as ds, pyarrow.compute as pc
 t = pq.read_table('data/site/hes_apc.parquet')
+t = t.cast(pa.schema([pa.field(f.name, pa.string() if f.type == pa.string_view() else f.type) for f in t.schema]))
 t = t.append_column('adm_year', pc.year(t['admission_date']))
 ds.write_dataset(t, 'data/site/hes_parts', format='parquet', partitioning=['adm_year'],
                  partitioning_flavor='hive', basename_template='part-{i}')
@@ -369,10 +370,12 @@ os.makedirs('data/site/empty', exist_ok=True)
         ("bad", "region_split/part-2.parquet is not a Parquet file"),
         ("empty", "holds no data file"),
     ] {
+        // The site config names the folder, so both `dars check` and `dars
+        // run` refuse it as a configuration problem.
         let a = agreement_on(&w, "a.toml", dataset, "\"region\"");
         let run = w.dars(&["run", &a]);
         let err = stderr(&run);
-        assert_eq!(run.status.code(), Some(4), "{dataset}: {err}");
+        assert_eq!(run.status.code(), Some(3), "{dataset}: {err}");
         assert!(err.contains(what), "{dataset}: {err}");
         assert!(w.outbox_files().is_empty(), "{dataset}: nothing may leave");
         let check = w.dars(&["check", &a]);

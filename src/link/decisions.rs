@@ -118,7 +118,7 @@ impl fmt::Display for DecisionProblem {
                 "study ID {study_id} is accepted twice (first on line {first_line}); accept at most one person per study ID"
             ),
             K::PersonAcceptedTwice {
-                person_id,
+                person_id: _,
                 first_study_id,
                 first_line,
             } => write!(

@@ -397,7 +397,15 @@ proptest! {
         let linked = Linked {
             persons: df!("study_id" => study, "person_id" => pid, "nhs_number" => index_nhs).unwrap(),
         };
-        let r = remove_objectors(&linked, register.lazy(), std::path::Path::new("objections.parquet"), &apply).unwrap();
+        let result = remove_objectors(&linked, register.clone().lazy(), std::path::Path::new("objections.parquet"), &apply);
+        // A register with no rows is refused, never applied as "nobody
+        // objects" (issue #12).
+        if register.height() == 0 {
+            let refused = matches!(result, Err(ObjectionsError::Empty { .. }));
+            prop_assert!(refused, "an empty register was applied");
+            return Ok(());
+        }
+        let r = result.unwrap();
         let got: BTreeSet<String> = study_ids(&r).into_iter().collect();
         prop_assert_eq!(&got, &want_released);
         prop_assert_eq!(r.counts.register_rows, nhs_col.len());
