@@ -33,7 +33,12 @@ impl FileFormat {
 }
 
 /// A lazy scan of `path`: `.csv` files are read as CSV with a header,
-/// anything else as Parquet; a directory means every Parquet file in it.
+/// anything else as Parquet; a directory means every file under it, in
+/// subfolders too, with Hive partition folders (`year=2020/`) read as
+/// columns. A folder is refused whole, naming the file, when any file in it
+/// is not Parquet or is empty, and when it holds no file at all: a part
+/// left out would be rows silently not released, or released without the
+/// checks (see [`dataset_files`]).
 ///
 /// A CSV file's types are inferred from every row, not the first hundred,
 /// so that a value further down cannot fail to parse as a type guessed from
@@ -46,12 +51,22 @@ pub fn scan(path: &Path) -> PolarsResult<LazyFrame> {
     let is_csv = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
-    let target = if path.is_dir() {
-        path.join("*.parquet")
-    } else {
-        path.to_path_buf()
-    };
-    let p = PlRefPath::try_from_path(&target).map_err(redact)?;
+    if path.is_dir() {
+        // Every file under the folder, partitions included, or nothing.
+        let files =
+            dataset_files(path).map_err(|problem| PolarsError::ComputeError(problem.into()))?;
+        for file in &files {
+            check_parquet_types(file, Some(path))?;
+        }
+        let p = PlRefPath::try_from_path(path).map_err(redact)?;
+        let args = ScanArgsParquet {
+            // `key=value` folders (Hive partitions) become columns.
+            hive_options: polars::io::HiveOptions::new_enabled(),
+            ..ScanArgsParquet::default()
+        };
+        return LazyFrame::scan_parquet(p, args).map_err(redact);
+    }
+    let p = PlRefPath::try_from_path(path).map_err(redact)?;
     if is_csv {
         let mut lf = LazyCsvReader::new(p)
             .with_has_header(true)
@@ -73,8 +88,182 @@ pub fn scan(path: &Path) -> PolarsResult<LazyFrame> {
         }
         Ok(lf)
     } else {
+        if path.is_file() {
+            check_parquet_types(path, None)?;
+        }
         LazyFrame::scan_parquet(p, ScanArgsParquet::default()).map_err(redact)
     }
+}
+
+/// Refuses a Parquet file with a column of a type this build of polars
+/// cannot hold (a decimal, a 128-bit integer, a half float, a fixed-size
+/// list, an interval), naming the column: polars would panic on it
+/// (issue #12). Reads the file's footer only.
+fn check_parquet_types(file: &Path, folder: Option<&Path>) -> PolarsResult<()> {
+    let shown = || match folder {
+        Some(dir) => format!(
+            "dataset folder {}: {}",
+            dir.display(),
+            file.strip_prefix(dir).unwrap_or(file).display()
+        ),
+        None => file.display().to_string(),
+    };
+    let opened = std::fs::File::open(file)?;
+    let schema = ParquetReader::new(opened).schema().map_err(|e| {
+        PolarsError::ComputeError(
+            format!(
+                "{} is not a Parquet file polars can read: {}",
+                shown(),
+                sanitise(&e.to_string())
+            )
+            .into(),
+        )
+    })?;
+    for (name, field) in schema.iter() {
+        if let Some(kind) = unreadable_type(&field.dtype) {
+            return Err(PolarsError::ComputeError(
+                format!(
+                    "{}: column `{}` is of type {kind}, which dars cannot read\n  fix: write the column as float64, int64 or text in the extract (for money, pence as int64)",
+                    shown(),
+                    name.escape_debug()
+                )
+                .into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// What an Arrow type is when this build cannot read it, or `None`.
+fn unreadable_type(dtype: &ArrowDataType) -> Option<String> {
+    use ArrowDataType as A;
+    match dtype {
+        A::Null
+        | A::Boolean
+        | A::Int8
+        | A::Int16
+        | A::Int32
+        | A::Int64
+        | A::UInt8
+        | A::UInt16
+        | A::UInt32
+        | A::UInt64
+        | A::Float32
+        | A::Float64
+        | A::Date32
+        | A::Date64
+        | A::Timestamp(..)
+        | A::Duration(_)
+        | A::Time32(_)
+        | A::Time64(_)
+        | A::Utf8
+        | A::LargeUtf8
+        | A::Utf8View
+        | A::Binary
+        | A::LargeBinary
+        | A::BinaryView
+        | A::FixedSizeBinary(_) => None,
+        A::List(f) | A::LargeList(f) | A::Map(f, _) => unreadable_type(&f.dtype),
+        A::Struct(fields) => fields.iter().find_map(|f| unreadable_type(&f.dtype)),
+        A::Dictionary(_, values, _) => unreadable_type(values),
+        A::Decimal(p, s) | A::Decimal32(p, s) | A::Decimal64(p, s) | A::Decimal256(p, s) => {
+            Some(format!("decimal({p}, {s})"))
+        }
+        other => Some(format!("{other:?}").to_lowercase()),
+    }
+}
+
+/// The data files of a dataset folder, every level down, in path order;
+/// or what is wrong with the folder, naming the file (a path, never a
+/// value). Every file must be a Parquet file (`PAR1` at both ends) and
+/// all must share one extension (`part-0`, `*.parquet`, `*.parq`, as
+/// long as it is one), since that is what the scan reads. Empty files whose
+/// names start with `_` are the markers Spark and Hadoop write (`_SUCCESS`)
+/// and are skipped; any other empty file is a part that failed to write.
+pub fn dataset_files(dir: &Path) -> Result<Vec<std::path::PathBuf>, String> {
+    fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> Result<(), String> {
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| format!("cannot read dataset folder {}: {e}", dir.display()))?;
+        for entry in entries {
+            let entry =
+                entry.map_err(|e| format!("cannot read dataset folder {}: {e}", dir.display()))?;
+            let path = entry.path();
+            let metadata = std::fs::metadata(&path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            if metadata.is_dir() {
+                walk(&path, out)?;
+            } else {
+                out.push(path);
+            }
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    walk(dir, &mut files)?;
+    files.sort();
+    let fix = "every file under a dataset folder is read: remove or move what is not part of the dataset, or point the site config at the files themselves";
+    let mut data = Vec::new();
+    for file in files {
+        let shown = file
+            .strip_prefix(dir)
+            .unwrap_or(&file)
+            .display()
+            .to_string();
+        let len = std::fs::metadata(&file)
+            .map_err(|e| format!("dataset folder {}: cannot read {shown}: {e}", dir.display()))?
+            .len();
+        let marker = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('_'));
+        if len == 0 && marker {
+            continue;
+        }
+        if len < 12
+            || !has_parquet_magic(&file).map_err(|e| {
+                format!("dataset folder {}: cannot read {shown}: {e}", dir.display())
+            })?
+        {
+            return Err(format!(
+                "dataset folder {}: {shown} is {}\n  fix: {fix}",
+                dir.display(),
+                if len == 0 {
+                    "empty (0 bytes), a part that failed to write or was cut short".to_string()
+                } else {
+                    "not a Parquet file".to_string()
+                }
+            ));
+        }
+        data.push(file);
+    }
+    let Some(first) = data.first() else {
+        return Err(format!(
+            "dataset folder {} holds no data file\n  fix: point the site config at the folder the extract was written to",
+            dir.display()
+        ));
+    };
+    let ext = |p: &Path| p.extension().map(|e| e.to_os_string());
+    if let Some(other) = data.iter().find(|p| ext(p) != ext(first)) {
+        return Err(format!(
+            "dataset folder {}: {} and {} have different extensions, and a folder is read as files of one kind\n  fix: rename the parts alike (all `.parquet`, say)",
+            dir.display(),
+            first.strip_prefix(dir).unwrap_or(first).display(),
+            other.strip_prefix(dir).unwrap_or(other).display()
+        ));
+    }
+    Ok(data)
+}
+
+/// Whether a file starts and ends with Parquet's magic bytes.
+fn has_parquet_magic(file: &Path) -> std::io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(file)?;
+    let mut head = [0u8; 4];
+    f.read_exact(&mut head)?;
+    let mut tail = [0u8; 4];
+    f.seek(SeekFrom::End(-4))?;
+    f.read_exact(&mut tail)?;
+    Ok(&head == b"PAR1" && &tail == b"PAR1")
 }
 
 /// Collects on the streaming engine.

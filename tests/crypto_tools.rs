@@ -171,6 +171,7 @@ fn build_release(keys: &Keys, key: &SigningKey) -> Release {
         created_at: "2026-03-01T10:15:00Z".to_string(),
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
         ledger_head: None,
+        objections: None,
         files,
         counts: BTreeMap::from([("released_persons".to_string(), serde_json::json!(4995))]),
     };

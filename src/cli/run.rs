@@ -42,6 +42,19 @@ pub fn run(args: &Args, cli: &Cli) -> Result<(), Failure> {
         "objections: {} removed, {} persons released",
         summary.objections.removed, summary.objections.released
     );
+    let policy = &summary.objection_policy;
+    if !policy.exempt.is_empty() {
+        println!(
+            "objections exempt: {} (legal basis: {})",
+            policy
+                .exempt
+                .iter()
+                .map(|t| t.code())
+                .collect::<Vec<_>>()
+                .join(", "),
+            policy.exemption.as_deref().unwrap_or("").trim()
+        );
+    }
     for o in &summary.outputs {
         match &o.suppression {
             Some(s) => println!(

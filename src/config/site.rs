@@ -138,6 +138,14 @@ impl Site {
                             format!("no dataset at {}", p.display()),
                             "point it at a Parquet or CSV file, a directory of them, or a glob",
                         ));
+                    } else if p.is_dir() {
+                        if let Err(problem) = crate::tables::dataset_files(&p) {
+                            let (what, fix) = problem.split_once("\n  fix: ").unwrap_or((
+                                problem.as_str(),
+                                "check the folder holds the extract's Parquet files",
+                            ));
+                            problems.push(Problem::error(path, format!("{key}.path"), what, fix));
+                        }
                     }
                     let mut seen = std::collections::BTreeSet::new();
                     for (i, column) in d.identifiers.iter().enumerate() {
@@ -170,6 +178,7 @@ impl Site {
             }
         }
 
+        let mut empty_register = None;
         let mut exists = |key: &str, p: &Path, fix: &str| {
             if !p.exists() {
                 problems.push(Problem::error(
@@ -193,6 +202,20 @@ impl Site {
                 &o,
                 "point it at the objections register (Parquet)",
             );
+            // An empty file is a failed export, never "no objectors".
+            if std::fs::metadata(&o).is_ok_and(|m| m.is_file() && m.len() == 0) {
+                // A warning here; `dars run` refuses it (exit 4) when it
+                // reads the register, as it does one with a header only.
+                empty_register = Some(Problem::warning(
+                    path,
+                    "sources.objections",
+                    format!(
+                        "{} is empty (0 bytes): a register always holds objections",
+                        o.display()
+                    ),
+                    "export the objections register again: `dars run` refuses it",
+                ));
+            }
             (d, o)
         });
         let keys = keys.map(|k| {
@@ -204,6 +227,7 @@ impl Site {
             );
             (p, k.signer)
         });
+        problems.extend(empty_register);
         if let Some((_, signer)) = &keys {
             if signer.trim().is_empty() || signer.chars().any(char::is_whitespace) {
                 problems.push(Problem::error(

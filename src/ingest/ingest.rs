@@ -124,6 +124,34 @@ pub(super) fn read_cohort_from<R: Read>(
             );
             continue;
         }
+        // Invisible characters (zero-width spaces, bidi overrides, a BOM
+        // inside the value) make two study IDs that print alike differ, and
+        // a bidi override reorders the text of every report it is printed in.
+        if let Some(at) = study_id.chars().position(is_format_character) {
+            problems.push(
+                Some(line),
+                format!(
+                    "study_id has an invisible formatting character (a zero-width space, a \
+                     direction override, a byte order mark or a soft hyphen) at character {}; \
+                     a study ID must be visible text",
+                    at + 1
+                ),
+            );
+            continue;
+        }
+        // A study ID is printed in logs, reports and the linkage table, and
+        // leaves in every record output: one that is an NHS number would
+        // make each of those an identifier (issue #12).
+        if NhsNumber::parse(study_id).is_ok() {
+            problems.push(
+                Some(line),
+                "study_id is a valid NHS number (modulus 11); study IDs are printed and \
+                 released, so they must not be NHS numbers: ask the applicant for study IDs \
+                 of their own"
+                    .to_string(),
+            );
+            continue;
+        }
 
         let row = Header::row(&cells, line, study_id, today);
         if let Some(nhs_number) = row.nhs_number {
@@ -610,4 +638,39 @@ fn into_io_error(e: csv::Error) -> io::Error {
         return io::Error::other("read failed");
     }
     io::Error::new(io::ErrorKind::InvalidData, e.to_string())
+}
+
+/// Unicode format characters (general category Cf) and the other
+/// characters that print as nothing: zero-width spaces and joiners, bidi
+/// embeddings, overrides and isolates, the byte order mark, the soft
+/// hyphen, word joiners and invisible operators, interlinear annotation
+/// marks, tag characters and variation selectors.
+pub(crate) fn is_format_character(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}'
+        | '\u{034F}'
+        | '\u{061C}'
+        | '\u{115F}'..='\u{1160}'
+        | '\u{17B4}'..='\u{17B5}'
+        | '\u{180B}'..='\u{180F}'
+        | '\u{200B}'..='\u{200F}'
+        | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}'
+        | '\u{3164}'
+        | '\u{FE00}'..='\u{FE0F}'
+        | '\u{FEFF}'
+        | '\u{FFA0}'
+        | '\u{FFF9}'..='\u{FFFB}'
+        | '\u{110BD}'
+        | '\u{110CD}'
+        | '\u{13430}'..='\u{1343F}'
+        | '\u{1BCA0}'..='\u{1BCA3}'
+        | '\u{1D173}'..='\u{1D17A}'
+        | '\u{E0000}'..='\u{E0FFF}'
+        | '\u{0600}'..='\u{0605}'
+        | '\u{06DD}'
+        | '\u{070F}'
+        | '\u{0890}'..='\u{0891}'
+        | '\u{08E2}'
+    )
 }

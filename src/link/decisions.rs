@@ -78,10 +78,11 @@ impl fmt::Display for DecisionProblem {
         use DecisionProblemKind as K;
         write!(f, "line {}: ", self.line)?;
         match &self.kind {
-            K::UnknownColumn(c) => write!(
+            // A file without a header has values where the names should be,
+            // and a name cannot be told from a value: never printed.
+            K::UnknownColumn(_) => write!(
                 f,
-                "unknown column `{}`; the columns are {}",
-                c.escape_debug(),
+                "a header cell is not one of the columns (its text is withheld, in case the first line is data); the first line must name the columns {}",
                 COLUMNS.join(", ")
             ),
             K::MissingColumn(c) => write!(f, "column `{c}` is missing from the header"),
@@ -90,23 +91,21 @@ impl fmt::Display for DecisionProblem {
                 write!(f, "{found} fields where the header has {expected}")
             }
             K::Empty(c) => write!(f, "{c} is empty"),
-            K::UnknownDecision(d) => write!(
-                f,
-                "unknown decision `{}`; write `accept` or `reject`",
-                d.escape_debug()
-            ),
+            // The cell is not a decision, so it may be anything (a value
+            // pasted into the wrong column): never printed.
+            K::UnknownDecision(_) => {
+                f.write_str("decision is neither `accept` nor `reject` (value withheld)")
+            }
             K::BadPersonId => f.write_str("person_id is not a whole number"),
             K::BadDate => f.write_str("decided_on is not a date (YYYY-MM-DD)"),
-            K::UnknownPerson { person_id } => write!(
-                f,
-                "person_id {person_id} does not exist in the master person index"
-            ),
-            K::NotInQueue {
-                study_id,
-                person_id,
-            } => write!(
-                f,
-                "study ID {study_id} with person_id {person_id} is not a pair of the current review queue (re-run `dars link` and review the new review_queue.csv)"
+            // The custodian's person key is a direct identifier of the index.
+            K::UnknownPerson { .. } => {
+                f.write_str("person_id does not exist in the master person index (value withheld)")
+            }
+            // Neither cell is known to be what it claims: the study ID may
+            // not be a study ID, and a person_id is the index's key.
+            K::NotInQueue { .. } => f.write_str(
+                "the study_id and person_id of this line are not a pair of the current review queue (values withheld; re-run `dars link` and review the new review_queue.csv)"
             ),
             K::DecidedTwice { first_line } => {
                 write!(f, "this pair was already decided on line {first_line}")
@@ -119,12 +118,12 @@ impl fmt::Display for DecisionProblem {
                 "study ID {study_id} is accepted twice (first on line {first_line}); accept at most one person per study ID"
             ),
             K::PersonAcceptedTwice {
-                person_id,
+                person_id: _,
                 first_study_id,
                 first_line,
             } => write!(
                 f,
-                "person_id {person_id} is accepted for two study IDs ({first_study_id} on line {first_line}); one person is one study ID"
+                "this line's person_id (value withheld) is accepted for two study IDs ({first_study_id} on line {first_line}); one person is one study ID"
             ),
             K::NotText => f.write_str("the line is not UTF-8 text"),
         }

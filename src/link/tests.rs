@@ -536,12 +536,12 @@ fn bad_decisions_name_the_line() {
             "fail_not_in_queue.csv",
             &[
                 "line 2:",
-                "Q1 with person_id 103 is not a pair of the current review queue",
+                "the study_id and person_id of this line are not a pair of the current review queue",
             ][..],
         ),
         (
             "fail_unknown_person.csv",
-            &["line 3:", "person_id 999999 does not exist"][..],
+            &["line 3:", "person_id does not exist in the master person index"][..],
         ),
         (
             "fail_study_accepted_twice.csv",
@@ -551,16 +551,16 @@ fn bad_decisions_name_the_line() {
             "fail_person_accepted_twice.csv",
             &[
                 "line 3:",
-                "person_id 101 is accepted for two study IDs (Q1 on line 2)",
+                "person_id (value withheld) is accepted for two study IDs (Q1 on line 2)",
             ][..],
         ),
         (
             "fail_unknown_column.csv",
-            &["line 1:", "unknown column `Comment`"][..],
+            &["line 1:", "a header cell is not one of the columns"][..],
         ),
         (
             "fail_unknown_decision.csv",
-            &["line 2:", "unknown decision `maybe`"][..],
+            &["line 2:", "decision is neither `accept` nor `reject`"][..],
         ),
         (
             "fail_missing_column.csv",

@@ -104,11 +104,44 @@ pub fn field_expr(field: &FieldSpec, pseudonym: &PseudonymKey) -> Expr {
     e.alias(field.output_name())
 }
 
+/// The oldest age a band accepts, in years.
+pub const MAX_AGE: i64 = 150;
+
 /// Lower bound of the `width`-year band: 37 -> 35 for band5.
+///
+/// Bands are for ages (issue #12): the band of a ten-digit NHS number or of
+/// a date of birth written as a number (19610312) is still identifying, so a
+/// column that is not a number, or holds a value outside 0 to
+/// [`MAX_AGE`], fails the output (the message counts, never quotes).
 fn band(c: Expr, width: i64) -> Expr {
-    // Ages are never negative, so subtracting the remainder is the floor.
-    let age = c.cast(DataType::Int64);
-    age.clone() - age % lit(width)
+    c.map(
+        move |column: Column| {
+            let dtype = column.dtype().clone();
+            if !(dtype.is_integer() || dtype.is_float() || dtype.is_decimal()) {
+                polars_bail!(InvalidOperation:
+                    "band{} bands ages in years, and column '{}' is of type {}, not a number",
+                    width, column.name(), dtype
+                );
+            }
+            let ages = column.cast(&DataType::Int64)?;
+            let ca = ages.i64()?;
+            let outside = ca
+                .iter()
+                .flatten()
+                .filter(|v| !(0..=MAX_AGE).contains(v))
+                .count();
+            if outside > 0 {
+                polars_bail!(InvalidOperation:
+                    "band{} bands ages in years, and column '{}' holds {} value{} outside 0 to {}: it is not an age",
+                    width, column.name(), outside, if outside == 1 { "" } else { "s" }, MAX_AGE
+                );
+            }
+            // Ages are never negative, so subtracting the remainder is the floor.
+            let out: Int64Chunked = ca.apply_values(|v| v - v % width);
+            Ok(out.with_name(column.name().clone()).into_column())
+        },
+        |_, field| Ok(Field::new(field.name().clone(), DataType::Int64)),
+    )
 }
 
 fn postcode_level(c: Expr, level: fn(&crate::domain::Postcode) -> String) -> Expr {

@@ -20,6 +20,8 @@ mod tests;
 
 pub use register::{parse_objection_type, read_register, Register, RegisterProblem};
 
+use std::path::{Path, PathBuf};
+
 use polars::prelude::*;
 
 use crate::config::ObjectionType;
@@ -94,18 +96,23 @@ pub struct ObjectionCounts {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ObjectionsError {
-    #[error("objections register: {source}\n  fix: check `sources.objections` in the site config points at a Parquet file with nhs_number, objection_type and recorded_on")]
+    #[error("objections register {}: {source}\n  fix: check `sources.objections` in the site config points at a Parquet file with nhs_number, objection_type and recorded_on", file.display())]
     Register {
+        file: PathBuf,
         #[source]
         source: PolarsError,
     },
-    #[error("objections register: {problem}\n  fix: the register needs an `nhs_number` column (text, or whole numbers) and an `objection_type` column (text: type1 or ndoo); check `sources.objections` in the site config")]
-    Columns { problem: String },
-    #[error("objections register has {total} bad row{}; nothing was removed or released:\n{}{}\n  fix: correct those rows of the register (the file named by `sources.objections`) and run again: a register that cannot be read in full is never applied in part",
+    #[error("objections register {}: {problem}\n  fix: the register needs an `nhs_number` column (text, or whole numbers) and an `objection_type` column (text: type1 or ndoo); check `sources.objections` in the site config", file.display())]
+    Columns { file: PathBuf, problem: String },
+    #[error("objections register {} has no rows: applied, it would remove nobody, so nothing was released\n  fix: point `sources.objections` in the site config at the current register (a register always holds objections); if the export failed, export it again", file.display())]
+    Empty { file: PathBuf },
+    #[error("objections register {} has {total} bad row{}; nothing was removed or released:\n{}{}\n  fix: correct those rows of the register (the file named by `sources.objections`) and run again: a register that cannot be read in full is never applied in part",
+        file.display(),
         if *total == 1 { "" } else { "s" },
         problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"),
         if *total > problems.len() { format!("\n  … and {} more", total - problems.len()) } else { String::new() })]
     Rows {
+        file: PathBuf,
         /// The first problems, in register order (at most 50).
         problems: Vec<RegisterProblem>,
         total: usize,
@@ -117,9 +124,10 @@ pub enum ObjectionsError {
 pub fn remove_objectors(
     linked: &Linked,
     register: LazyFrame,
+    file: &Path,
     apply: &[ObjectionType],
 ) -> Result<Released, ObjectionsError> {
-    let register = read_register(register)?;
+    let register = read_register(register, file)?;
     remove_with(linked, &register, apply)
 }
 
@@ -137,6 +145,7 @@ pub fn remove_with(
     apply: &[ObjectionType],
 ) -> Result<Released, ObjectionsError> {
     let wrap = |source| ObjectionsError::Register {
+        file: register.file.clone(),
         source: crate::tables::redact(source),
     };
     let has = |name: &str| {

@@ -3,6 +3,7 @@
 //! row cannot be read. Messages name the row and the column, never a value.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 
@@ -19,6 +20,8 @@ const MAX_LISTED: usize = 50;
 /// its code (`type1`, `ndoo`), one row per register row.
 #[derive(Debug, Clone)]
 pub struct Register {
+    /// The file it was read from, for messages.
+    pub file: PathBuf,
     pub frame: DataFrame,
     /// Rows read (all of them valid).
     pub rows: usize,
@@ -75,8 +78,9 @@ fn role(name: &str) -> Option<&'static str> {
 }
 
 /// Reads every row of the register, checking it as it goes.
-pub fn read_register(mut register: LazyFrame) -> Result<Register, ObjectionsError> {
+pub fn read_register(mut register: LazyFrame, file: &Path) -> Result<Register, ObjectionsError> {
     let wrap = |source| ObjectionsError::Register {
+        file: file.to_path_buf(),
         source: crate::tables::redact(source),
     };
     let schema = register.collect_schema().map_err(wrap)?;
@@ -114,6 +118,7 @@ pub fn read_register(mut register: LazyFrame) -> Result<Register, ObjectionsErro
     }
     let (Some((nhs, nhs_type)), Some((kind, _)), true) = (nhs, kind, problems.is_empty()) else {
         return Err(ObjectionsError::Columns {
+            file: file.to_path_buf(),
             problem: problems.join("; "),
         });
     };
@@ -151,6 +156,14 @@ pub fn read_register(mut register: LazyFrame) -> Result<Register, ObjectionsErro
     )
     .map_err(wrap)?;
     let rows = checked.height();
+    // A register with no rows is an export that failed or a file that was
+    // truncated, not a population with no objectors (issue #12): applied,
+    // it would remove nobody and say nothing.
+    if rows == 0 {
+        return Err(ObjectionsError::Empty {
+            file: file.to_path_buf(),
+        });
+    }
     let bad = crate::tables::collect(
         checked
             .clone()
@@ -237,13 +250,18 @@ pub fn read_register(mut register: LazyFrame) -> Result<Register, ObjectionsErro
             }
         }
         return Err(ObjectionsError::Rows {
+            file: file.to_path_buf(),
             problems: listed,
             total,
         });
     }
     let frame = checked.select([NHS, TYPE]).map_err(wrap)?;
     tracing::debug!(rows, "objections register read");
-    Ok(Register { frame, rows })
+    Ok(Register {
+        file: file.to_path_buf(),
+        frame,
+        rows,
+    })
 }
 
 /// The ten digits of a register's NHS number, or why it is not one.

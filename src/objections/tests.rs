@@ -47,7 +47,13 @@ fn study_ids(r: &Released) -> Vec<String> {
 
 #[test]
 fn removes_only_applied_types() {
-    let r = remove_objectors(&linked(), register(), &[ObjectionType::Ndoo]).unwrap();
+    let r = remove_objectors(
+        &linked(),
+        register(),
+        std::path::Path::new("objections.parquet"),
+        &[ObjectionType::Ndoo],
+    )
+    .unwrap();
     let ids = study_ids(&r);
     assert!(!ids.contains(&"S3".to_string()));
     assert!(ids.contains(&"S2".to_string()), "type 1 not applied");
@@ -73,6 +79,7 @@ fn removes_both_types() {
     let r = remove_objectors(
         &linked(),
         register(),
+        std::path::Path::new("objections.parquet"),
         &[ObjectionType::Type1, ObjectionType::Ndoo],
     )
     .unwrap();
@@ -94,6 +101,7 @@ fn issue_12_register_spellings_and_spaced_numbers_still_remove_objectors() {
     let r = remove_objectors(
         &linked(),
         register,
+        std::path::Path::new("objections.parquet"),
         &[ObjectionType::Type1, ObjectionType::Ndoo],
     )
     .unwrap();
@@ -112,7 +120,13 @@ fn issue_12_index_numbers_with_spaces_are_matched_too() {
         )
         .unwrap(),
     };
-    let r = remove_objectors(&linked, register(), &[ObjectionType::Type1]).unwrap();
+    let r = remove_objectors(
+        &linked,
+        register(),
+        std::path::Path::new("objections.parquet"),
+        &[ObjectionType::Type1],
+    )
+    .unwrap();
     assert_eq!(study_ids(&r), ["S1"]);
 }
 
@@ -124,7 +138,13 @@ fn issue_12_a_bad_number_or_type_stops_the_run_naming_row_and_column_never_the_v
     )
     .unwrap()
     .lazy();
-    let err = remove_objectors(&linked(), register, &[ObjectionType::Type1]).unwrap_err();
+    let err = remove_objectors(
+        &linked(),
+        register,
+        std::path::Path::new("objections.parquet"),
+        &[ObjectionType::Type1],
+    )
+    .unwrap_err();
     let text = err.to_string();
     assert!(
         matches!(err, ObjectionsError::Rows { total: 4, .. }),
@@ -154,20 +174,38 @@ fn issue_12_a_bad_number_or_type_stops_the_run_naming_row_and_column_never_the_v
 #[test]
 fn issue_12_missing_or_unusable_columns_are_refused() {
     let no_type = df!("nhs_number" => ["4010232137"]).unwrap().lazy();
-    let err = remove_objectors(&linked(), no_type, &[ObjectionType::Type1]).unwrap_err();
+    let err = remove_objectors(
+        &linked(),
+        no_type,
+        std::path::Path::new("objections.parquet"),
+        &[ObjectionType::Type1],
+    )
+    .unwrap_err();
     assert!(
-        matches!(&err, ObjectionsError::Columns { problem } if problem.contains("no `objection_type` column")),
+        matches!(&err, ObjectionsError::Columns { problem, .. } if problem.contains("no `objection_type` column")),
         "{err}"
     );
     let float = df!("nhs_number" => [4010232137.0f64], "objection_type" => ["type1"])
         .unwrap()
         .lazy();
-    let err = remove_objectors(&linked(), float, &[ObjectionType::Type1]).unwrap_err();
+    let err = remove_objectors(
+        &linked(),
+        float,
+        std::path::Path::new("objections.parquet"),
+        &[ObjectionType::Type1],
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("must be text"), "{err}");
     let twice = df!("nhs_number" => ["4010232137"], "NHS No" => ["4010232137"], "objection_type" => ["type1"])
         .unwrap()
         .lazy();
-    let err = remove_objectors(&linked(), twice, &[ObjectionType::Type1]).unwrap_err();
+    let err = remove_objectors(
+        &linked(),
+        twice,
+        std::path::Path::new("objections.parquet"),
+        &[ObjectionType::Type1],
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("keep one"), "{err}");
 }
 
@@ -176,7 +214,13 @@ fn whole_number_columns_are_read_as_nhs_numbers() {
     let register = df!("NHS Number" => [4010232137i64], "type" => ["ndoo"])
         .unwrap()
         .lazy();
-    let r = remove_objectors(&linked(), register, &[ObjectionType::Ndoo]).unwrap();
+    let r = remove_objectors(
+        &linked(),
+        register,
+        std::path::Path::new("objections.parquet"),
+        &[ObjectionType::Ndoo],
+    )
+    .unwrap();
     assert_eq!(study_ids(&r), ["S1", "S3", "S4"]);
 }
 
@@ -190,7 +234,13 @@ fn a_linked_person_without_a_valid_index_number_is_withheld() {
         )
         .unwrap(),
     };
-    let r = remove_objectors(&linked, register(), &[ObjectionType::Type1]).unwrap();
+    let r = remove_objectors(
+        &linked,
+        register(),
+        std::path::Path::new("objections.parquet"),
+        &[ObjectionType::Type1],
+    )
+    .unwrap();
     assert_eq!(study_ids(&r), ["S1"]);
     assert_eq!(r.counts.withheld_no_nhs_number, 1);
     assert_eq!(r.counts.released, 1);
@@ -209,7 +259,13 @@ fn objections_found_only_through_the_index_are_counted() {
         )
         .unwrap(),
     };
-    let r = remove_objectors(&linked, register(), &[ObjectionType::Type1]).unwrap();
+    let r = remove_objectors(
+        &linked,
+        register(),
+        std::path::Path::new("objections.parquet"),
+        &[ObjectionType::Type1],
+    )
+    .unwrap();
     assert_eq!(r.counts.matched, 2);
     assert_eq!(r.counts.matched_not_in_cohort, Some(1));
     assert_eq!(
@@ -341,7 +397,15 @@ proptest! {
         let linked = Linked {
             persons: df!("study_id" => study, "person_id" => pid, "nhs_number" => index_nhs).unwrap(),
         };
-        let r = remove_objectors(&linked, register.lazy(), &apply).unwrap();
+        let result = remove_objectors(&linked, register.clone().lazy(), std::path::Path::new("objections.parquet"), &apply);
+        // A register with no rows is refused, never applied as "nobody
+        // objects" (issue #12).
+        if register.height() == 0 {
+            let refused = matches!(result, Err(ObjectionsError::Empty { .. }));
+            prop_assert!(refused, "an empty register was applied");
+            return Ok(());
+        }
+        let r = result.unwrap();
         let got: BTreeSet<String> = study_ids(&r).into_iter().collect();
         prop_assert_eq!(&got, &want_released);
         prop_assert_eq!(r.counts.register_rows, nhs_col.len());

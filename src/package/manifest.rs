@@ -35,6 +35,10 @@ pub struct Manifest {
     /// ledger from outside (`dars ledger verify --release DIR`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ledger_head: Option<LedgerHead>,
+    /// The objection types this release applied and those the agreement
+    /// exempts, with the legal basis it states for the exemption.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objections: Option<crate::config::ObjectionsSection>,
     pub files: Vec<ManifestFile>,
     /// Release counts after suppression, by name.
     pub counts: BTreeMap<String, Value>,

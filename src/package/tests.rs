@@ -261,6 +261,7 @@ fn sample_manifest() -> Manifest {
             seq: 4,
             sha256: "cd".repeat(32),
         }),
+        objections: None,
         files: vec![ManifestFile {
             name: "episodes.parquet.age".to_string(),
             bytes: 1234,

@@ -79,6 +79,8 @@ pub struct RunSummary {
     pub duplicate_nhs_numbers: usize,
     pub linkage: LinkCounts,
     pub objections: ObjectionCounts,
+    /// What the agreement applies and exempts (issue #12).
+    pub objection_policy: crate::config::ObjectionsSection,
     pub outputs: Vec<OutputSummary>,
     pub stages: Vec<StageMetrics>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -312,10 +314,18 @@ pub fn run(
             counts: counts.clone(),
         },
         None => {
-            let register = crate::tables::scan(&site.objections)
-                .map_err(|source| ObjectionsError::Register { source })?;
-            let released =
-                objections::remove_objectors(&linked, register, &agreement.objections.apply)?;
+            let register = crate::tables::scan(&site.objections).map_err(|source| {
+                ObjectionsError::Register {
+                    file: site.objections.clone(),
+                    source,
+                }
+            })?;
+            let released = objections::remove_objectors(
+                &linked,
+                register,
+                &site.objections,
+                &agreement.objections.apply,
+            )?;
             let mut persons = released.persons.clone();
             write_parquet(&run_dir.join(RELEASED), &mut persons)?;
             info!(
@@ -509,6 +519,7 @@ pub fn run(
             .map(|(c, _)| c.clone())
             .unwrap_or_default(),
         objections: released.counts.clone(),
+        objection_policy: agreement.objections.clone(),
         outputs: sealed.iter().map(|o| o.summary.clone()).collect(),
         stages: Vec::new(),
         release: None,
@@ -552,6 +563,7 @@ pub fn run(
                     // The entry this release is made on top of: recipients'
                     // copies anchor the ledger from outside.
                     ledger_head: Some(ledger.verify()?.head),
+                    objections: Some(agreement.objections.clone()),
                     files: files.clone(),
                     counts,
                 };

@@ -35,6 +35,7 @@ fn manifest_for(dir: &Path) -> Manifest {
         created_at: "2026-03-01T10:15:00Z".to_string(),
         tool_version: "0.1.0".to_string(),
         ledger_head: None,
+        objections: None,
         files,
         counts: BTreeMap::from([("released_persons".to_string(), serde_json::json!(1000))]),
     }
