@@ -169,9 +169,12 @@ fn issue_4_an_unsafe_table_fails_the_audit_and_is_not_written() {
     assert_eq!(out.status.code(), Some(9), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(
-        err.contains("region = London") && err.contains("fix:"),
+        err.contains("row 1 of the suppression report") && err.contains("fix:"),
         "{err}"
     );
+    // Issue #12 (07): dimension values may be postcodes or LSOAs: the
+    // cell is named by its place in the report, never by its labels.
+    assert!(!err.contains("London"), "{err}");
     assert!(!dir.path().join("unsafe.csv").exists());
     let (header, rows) = read_csv(&dir.path().join("unsafe.report.csv"));
     let audit = header.iter().position(|h| h == "audit").unwrap();
@@ -275,4 +278,48 @@ fn percentages_are_released_beside_the_counts() {
         .find(|x| x[0] == "London" && x[1] == "1")
         .unwrap();
     assert_eq!(l1[3], "51.3", "40 of 78, from the true values");
+}
+
+/// Issue #12 (13): a real dimension value that reads as the margin label
+/// (here a Cyrillic `Т`) is refused as an input error naming the column
+/// and row, not the value; a margin row that contradicts its cells is an
+/// input error naming its row, never "a bug in dars".
+#[test]
+fn issue_12_total_look_alikes_and_contradicting_margins_are_input_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dars(
+        dir.path(),
+        &[
+            &data("fail_total_lookalike.csv"),
+            "--profile",
+            "hes",
+            "--totals",
+            "--out",
+            "x.csv",
+        ],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("`region`") && err.contains("row 2"), "{err}");
+    assert!(!err.contains("LS1") && !err.contains("otal,"), "{err}");
+    assert!(!dir.path().join("x.csv").exists());
+
+    let out = dars(
+        dir.path(),
+        &[
+            &data("fail_margin_below_cell.csv"),
+            "--profile",
+            "hes",
+            "--out",
+            "x.csv",
+        ],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(
+        err.contains("row 5") && err.contains("summed over `sex`") && err.contains("smaller"),
+        "{err}"
+    );
+    assert!(!err.contains("bug") && !err.contains("E0100"), "{err}");
+    assert!(!dir.path().join("x.csv").exists());
 }

@@ -40,9 +40,55 @@ pub const MAX_DIMS: usize = 8;
 /// real count of people or records comes near it.
 pub const MAX_COUNT: u64 = 1 << 53;
 
-/// Whether a dimension value could be read as the margin label.
+/// Whether a dimension value could be read as the margin label: `Total`
+/// itself, or anything a reader would take for it once case, spaces,
+/// invisible characters (zero-width spaces, bidi controls, a BOM),
+/// compatibility forms (full-width letters) and look-alike letters of
+/// other scripts (Cyrillic `Т`, Greek `Τ`, a digit `1` for `l`) are set
+/// aside: the Unicode confusables skeleton (UTS #39) of the case-folded
+/// NFKC form.
 pub fn is_reserved_label(value: &str) -> bool {
-    value.trim().eq_ignore_ascii_case(TOTAL)
+    // No spelling of five letters with invisible characters between them
+    // is this long; the skeleton of every long label would cost for nothing.
+    if value.len() > 256 {
+        return false;
+    }
+    label_skeleton(value) == label_skeleton(TOTAL)
+}
+
+/// What a reader sees of a label: NFKC, without spaces or format
+/// characters, confusables folded before and after lower-casing (so that
+/// `ТОТAL` and `tоtal` both fold to `total`).
+fn label_skeleton(value: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    use unicode_security::skeleton;
+    let visible: String = value.nfkc().filter(|c| !invisible(*c)).collect();
+    let lower = skeleton(&visible).collect::<String>().to_lowercase();
+    skeleton(&lower).collect()
+}
+
+/// Spaces and the format characters that render as nothing.
+fn invisible(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{034F}'
+                | '\u{061C}'
+                | '\u{115F}'
+                | '\u{1160}'
+                | '\u{17B4}'
+                | '\u{17B5}'
+                | '\u{180B}'..='\u{180F}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{206F}'
+                | '\u{3164}'
+                | '\u{FE00}'..='\u{FE0F}'
+                | '\u{FEFF}'
+                | '\u{FFA0}'
+        )
 }
 
 /// Where a cell sits in the table.
@@ -87,6 +133,9 @@ pub struct CountTable {
     /// Dimensions summed over in the denominator of each cell's derived
     /// percentage (`percent_of`); empty for no percentages.
     pub percent_of: Vec<String>,
+    /// Whether the counts are of distinct people (one person can fall in
+    /// several cells, so a margin need not be the sum of its cells).
+    pub persons: bool,
 }
 
 impl CountTable {
@@ -106,6 +155,7 @@ impl CountTable {
             cells,
             universe: String::new(),
             percent_of: Vec::new(),
+            persons: false,
         }
     }
 
@@ -186,6 +236,14 @@ pub enum AggregateError {
     ReservedLabel {
         output: String,
         dimension: String,
+        row: Option<usize>,
+    },
+    #[error("{output}: the margin{} (summed over `{dimension}`) is {problem} the cells it totals, so the table contradicts itself\n  fix: a margin counts at least its largest cell and at most all of them together: correct that row, or leave the margins out and pass --totals",
+        match row { Some(r) => format!(" on row {r}"), None => String::new() })]
+    InconsistentMargin {
+        output: String,
+        dimension: String,
+        problem: &'static str,
         row: Option<usize>,
     },
     #[error("output `{output}`: group_by `{field}` of dataset `{dataset}` holds {what} ({rule}): its values would be the labels of the table's cells, and nothing was released\n  fix: group by a generalised column (region, admission_date:year, age:band10)")]
@@ -431,7 +489,9 @@ pub fn count_frame(
         };
         counted.push((kept, map));
     }
-    grid_table(dims, counted, output)
+    let mut table = grid_table(dims, counted, output)?;
+    table.persons = matches!(unit, Unit::DistinctOf(_));
+    Ok(table)
 }
 
 /// Builds a table from rows that already hold counts: `rows` maps each
@@ -440,6 +500,93 @@ pub fn count_frame(
 /// margins given in `rows` are kept as given, others are summed when
 /// `totals`.
 pub fn from_counts(
+    dims: &[String],
+    rows: HashMap<Vec<String>, u64>,
+    totals: bool,
+    output: &str,
+) -> Result<CountTable, AggregateError> {
+    from_count_rows(dims, rows, &HashMap::new(), totals, output)
+}
+
+/// [`from_counts`], with the row of the input each key came from
+/// (`row_of`), so that a margin that contradicts its cells is named by its
+/// row. A given margin must count at least its largest cell and at most
+/// their sum (for records exactly the sum; for people, who can fall in
+/// several cells, anything between): else no table of true counts has
+/// these margins, and the audit would have nothing to solve.
+pub fn from_count_rows(
+    dims: &[String],
+    rows: HashMap<Vec<String>, u64>,
+    row_of: &HashMap<Vec<String>, usize>,
+    totals: bool,
+    output: &str,
+) -> Result<CountTable, AggregateError> {
+    let given_margins: Vec<Vec<String>> = rows
+        .keys()
+        .filter(|k| k.iter().any(|v| v == TOTAL))
+        .cloned()
+        .collect();
+    let table = from_counts_unchecked(dims, rows, totals, output)?;
+    check_given_margins(&table, &given_margins, row_of, output)?;
+    Ok(table)
+}
+
+fn check_given_margins(
+    table: &CountTable,
+    given: &[Vec<String>],
+    row_of: &HashMap<Vec<String>, usize>,
+    output: &str,
+) -> Result<(), AggregateError> {
+    if given.is_empty() {
+        return Ok(());
+    }
+    let index = table.index_by_key();
+    let mut values: Vec<BTreeSet<&str>> = vec![BTreeSet::new(); table.dims.len()];
+    for c in &table.cells {
+        for (j, v) in c.key.iter().enumerate() {
+            if v != TOTAL {
+                values[j].insert(v);
+            }
+        }
+    }
+    let mut given: Vec<&Vec<String>> = given.iter().collect();
+    // The first row first, so the error names the earliest bad row.
+    given.sort_by_key(|k| row_of.get(*k).copied().unwrap_or(usize::MAX));
+    for key in given {
+        let Some(&m) = index.get(key.as_slice()) else {
+            continue;
+        };
+        let margin = table.cells[m].count;
+        for j in (0..key.len()).filter(|&j| key[j] == TOTAL) {
+            let mut child = key.clone();
+            let (mut largest, mut sum) = (0u64, 0u64);
+            for v in &values[j] {
+                child[j] = v.to_string();
+                let n = index
+                    .get(child.as_slice())
+                    .map_or(0, |&c| table.cells[c].count);
+                largest = largest.max(n);
+                sum = sum.saturating_add(n);
+            }
+            let problem = if margin < largest {
+                "smaller than one of"
+            } else if margin > sum {
+                "larger than the sum of"
+            } else {
+                continue;
+            };
+            return Err(AggregateError::InconsistentMargin {
+                output: output.to_string(),
+                dimension: table.dims[j].clone(),
+                problem,
+                row: row_of.get(key).copied(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn from_counts_unchecked(
     dims: &[String],
     rows: HashMap<Vec<String>, u64>,
     totals: bool,

@@ -237,3 +237,69 @@ fn issue_12_a_dimension_holding_postcodes_or_nhs_numbers_is_refused() {
         );
     }
 }
+
+/// Issue #12 (13): look-alikes of the margin label passed as real values
+/// (a Cyrillic `Т`, a zero-width space, full-width letters, a digit 1 for
+/// the l, a BOM); names that merely start like it do not.
+#[test]
+fn issue_12_total_look_alikes_are_reserved() {
+    for v in [
+        "Total",
+        "total",
+        "TOTAL",
+        " Total",
+        "\u{0422}otal",
+        "\u{03A4}otal",
+        "T\u{200B}otal",
+        "\u{FEFF}Total",
+        "Tot\u{202E}al",
+        "\u{FF34}\u{FF4F}\u{FF54}\u{FF41}\u{FF4C}",
+        "Tota1",
+        "TOTAl",
+        "T o t a l",
+    ] {
+        assert!(is_reserved_label(v), "{v:?} reads as the margin label");
+    }
+    for v in ["Totals", "Totnes", "London", "Tota", "Unknown", "", "T0tal?"] {
+        assert!(!is_reserved_label(v), "{v:?} is a real value");
+    }
+    let frame = df!("region" => ["A", "\u{0422}otal"], "sex" => ["1", "2"])
+        .unwrap()
+        .lazy();
+    let dims: Vec<String> = vec!["region".into(), "sex".into()];
+    let err = count_frame(frame, &dims, &Unit::Records, true, "t").unwrap_err();
+    assert!(
+        matches!(&err, AggregateError::ReservedLabel { dimension, .. } if dimension == "region"),
+        "{err}"
+    );
+}
+
+/// Issue #12 (13): a count table whose margin contradicts its cells is an
+/// input error naming the row and the dimension summed over.
+#[test]
+fn issue_12_a_margin_that_contradicts_its_cells_is_an_input_error() {
+    let dims: Vec<String> = vec!["region".into(), "sex".into()];
+    let key = |a: &str, b: &str| vec![a.to_string(), b.to_string()];
+    for (margin, problem) in [(20u64, "smaller than one of"), (50, "larger than the sum of")] {
+        let mut rows = std::collections::HashMap::new();
+        rows.insert(key("A", "1"), 12u64);
+        rows.insert(key("A", "2"), 30);
+        rows.insert(key("A", "Total"), margin);
+        let mut row_of = std::collections::HashMap::new();
+        row_of.insert(key("A", "Total"), 3usize);
+        let err = from_count_rows(&dims, rows, &row_of, true, "given").unwrap_err();
+        let text = err.to_string();
+        assert!(
+            matches!(&err, AggregateError::InconsistentMargin { dimension, row: Some(3), .. } if dimension == "sex"),
+            "{text}"
+        );
+        assert!(text.contains(problem) && text.contains("row 3"), "{text}");
+        assert!(!text.contains("bug"), "{text}");
+    }
+    // People: a margin between the largest cell and the sum is fine.
+    let mut rows = std::collections::HashMap::new();
+    rows.insert(key("A", "1"), 12u64);
+    rows.insert(key("A", "2"), 30);
+    rows.insert(key("A", "Total"), 35);
+    assert!(from_counts(&dims, rows, true, "given").is_ok());
+}

@@ -228,8 +228,8 @@ fn read_table(args: &Args, name: &str) -> Result<CountTable, Failure> {
             ),
         )
         .map_err(polars)?;
-        let rows = count_rows(&df, &dims, &shown).map_err(input)?;
-        aggregate::from_counts(&dims, rows, args.totals, &shown).map_err(input)?
+        let (rows, row_of) = count_rows(&df, &dims, &shown).map_err(input)?;
+        aggregate::from_count_rows(&dims, rows, &row_of, args.totals, &shown).map_err(input)?
     } else {
         let mut select = as_text;
         let unit = match &args.persons {
@@ -247,12 +247,16 @@ fn read_table(args: &Args, name: &str) -> Result<CountTable, Failure> {
     Ok(table)
 }
 
-/// The counts of a count table, summed by `dims`; every value checked.
+/// Key → the first row (1-based) that holds it.
+type RowOf = HashMap<Vec<String>, usize>;
+
+/// The counts of a count table, summed by `dims`, and the row each key
+/// was first seen on; every value checked.
 fn count_rows(
     df: &DataFrame,
     dims: &[String],
     table: &str,
-) -> Result<HashMap<Vec<String>, u64>, AggregateError> {
+) -> Result<(HashMap<Vec<String>, u64>, RowOf), AggregateError> {
     let polars = |e: PolarsError| AggregateError::Polars {
         output: table.to_string(),
         source: e,
@@ -267,6 +271,7 @@ fn count_rows(
         .and_then(|c| c.str().cloned())
         .map_err(polars)?;
     let mut rows: HashMap<Vec<String>, u64> = HashMap::new();
+    let mut row_of: RowOf = HashMap::new();
     for (row, value) in counts.iter().enumerate() {
         let n = parse_count(value).map_err(|problem| AggregateError::BadCount {
             output: table.to_string(),
@@ -290,6 +295,7 @@ fn count_rows(
                 row: Some(row + 1),
             });
         }
+        row_of.entry(key.clone()).or_insert(row + 1);
         let sum = rows.entry(key).or_default();
         *sum = sum
             .checked_add(n)
@@ -299,7 +305,7 @@ fn count_rows(
                 level: "cell (rows with the same dimension values are added up)",
             })?;
     }
-    Ok(rows)
+    Ok((rows, row_of))
 }
 
 /// A whole, non-negative count (`12` or `12.0`) no larger than

@@ -107,6 +107,42 @@ impl ProfileSpec {
                 "use 1 (never exact) or more",
             ));
         }
+        if self.mask[0] > 1 && self.mask[0] <= self.mask[1] {
+            // With mask = [2, 7] and round_to = 5 a true 1 is published
+            // as 10: released, and set apart from every masked count.
+            let shown = Profile::from_spec("check", self).round(1);
+            p.push(Problem::warning(
+                file,
+                at("mask"),
+                format!(
+                    "starts at {}: true counts 1–{} are not masked but published (a true 1 as {shown}), the smallest counts of all",
+                    self.mask[0],
+                    self.mask[0] - 1
+                ),
+                "start the mask at 1 (or at 0 to hide zeros too), e.g. [1, 7]",
+            ));
+        }
+        {
+            let protection = self.protection.unwrap_or(1);
+            let rule = Profile::from_spec("check", self);
+            let (low, high) = rule.masked_hull();
+            let key = if self.protection.is_some() {
+                "protection"
+            } else {
+                "mask"
+            };
+            if protection > high.saturating_sub(low) && !rule.secondary && self.mask[0] <= self.mask[1] {
+                p.push(Problem::warning(
+                    file,
+                    at(key),
+                    format!(
+                        "protection {protection} is wider than the mask ({low}–{high} leaves a reader at most {} values apart), so every `*` fails the audit",
+                        high.saturating_sub(low)
+                    ),
+                    "set secondary = true, widen the mask, or lower protection",
+                ));
+            }
+        }
         if self.audit == Some(false) && self.round_to == 1 && self.secondary != Some(true) {
             p.push(Problem::warning(
                 file,

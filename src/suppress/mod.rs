@@ -165,7 +165,7 @@ pub enum SuppressError {
         rule: String,
         failures: usize,
     },
-    #[error("table `{table}`: {source}\n  fix: this is a bug in dars or its solver; report it with the suppression report (kept in the work directory)")]
+    #[error("table `{table}`: {source}; nothing was released\n  fix: the table's counts were checked and are consistent, so this is the solver's failure, not the table's: report it with the suppression report (kept in the work directory)")]
     Solver {
         table: String,
         #[source]
@@ -197,9 +197,10 @@ pub fn check_audit(
                 high: None,
                 required: 0,
             });
+            let row = p.cells.iter().position(|x| std::ptr::eq(x, c)).unwrap_or(0);
             return Err(SuppressError::AuditFailed {
                 table: p.name.clone(),
-                cell: describe_key(&p.dims, &c.key),
+                cell: describe_position(&p.dims, &c.key, row),
                 values: i.width().map_or(u64::MAX, |w| w + 1),
                 needed: i.required + 1,
                 rule: t.profile.name.clone(),
@@ -210,13 +211,24 @@ pub fn check_audit(
     Ok(())
 }
 
-/// `region = London, sex = Total`.
-pub fn describe_key(dims: &[String], key: &[String]) -> String {
-    dims.iter()
+/// A cell named by its place, never by its dimension values (which may be
+/// postcodes, LSOAs or other identifiers): `row 14 of the suppression
+/// report, a margin summed over sex`.
+pub fn describe_position(dims: &[String], key: &[String], row: usize) -> String {
+    let summed: Vec<&str> = dims
+        .iter()
         .zip(key)
-        .map(|(d, v)| format!("{d} = {v}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+        .filter(|(_, v)| *v == crate::aggregate::TOTAL)
+        .map(|(d, _)| d.as_str())
+        .collect();
+    let what = if summed.is_empty() {
+        "an interior cell".to_string()
+    } else if summed.len() == dims.len() {
+        "the national total".to_string()
+    } else {
+        format!("a margin summed over {}", summed.join(" and "))
+    };
+    format!("row {} of the suppression report, {what}", row + 1)
 }
 
 /// Protects one table alone (its own release), audit failures recorded

@@ -155,9 +155,11 @@ fn issue_4_the_audit_fails_a_table_built_to_be_unsafe() {
     assert_eq!(p[0].counts.audit_failures, 1);
     let err = protect_release(&[&release]).unwrap_err().to_string();
     assert!(
-        err.contains("unsafe") && err.contains("region = r0"),
+        err.contains("unsafe") && err.contains("row 1 of the suppression report"),
         "{err}"
     );
+    // Issue #12 (07): a cell is named by its place, never by its labels.
+    assert!(!err.contains("r0"), "the error names a dimension value: {err}");
     assert!(
         !err.contains(" 3 "),
         "the error must not state the true value: {err}"
@@ -579,4 +581,28 @@ fn profiles_resolve_presets_and_custom_tables() {
         9
     );
     assert!(Profile::resolve("nope", &custom_tables).is_none());
+}
+
+/// Issue #17: `dars check` names the key of a rule that leaves small
+/// counts unprotected, a protection wider than the mask, a rounding base 0.
+#[test]
+fn issue_17_odd_rules_are_named_by_their_key() {
+    let file = std::path::Path::new("agreement.toml");
+    let problems = |text: &str| {
+        let spec: ProfileSpec = toml::from_str(text).unwrap();
+        spec.problems(file, "suppression.odd")
+            .into_iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let text = problems("mask = [2, 7]\nround_to = 5");
+    assert!(text.contains("suppression.odd.mask") && text.contains("a true 1 as 10"), "{text}");
+    let text = problems("mask = [1, 3]\nround_to = 5\nprotection = 4");
+    assert!(text.contains("suppression.odd.protection") && text.contains("wider than the mask"), "{text}");
+    let text = problems("mask = [1, 3]\nround_to = 5\nprotection = 4\nsecondary = true");
+    assert!(!text.contains("wider than the mask"), "secondary widens: {text}");
+    let text = problems("mask = [1, 7]\nround_to = 0");
+    assert!(text.contains("suppression.odd.round_to"), "{text}");
+    assert!(problems("mask = [1, 7]\nround_to = 5").is_empty());
 }
