@@ -37,7 +37,7 @@ fn manifest_for(dir: &Path) -> Manifest {
         ledger_head: None,
         objections: None,
         files,
-        counts: BTreeMap::from([("released_persons".to_string(), serde_json::json!(1000))]),
+        counts: BTreeMap::from([("admissions.cells".to_string(), serde_json::json!(48))]),
     }
 }
 
