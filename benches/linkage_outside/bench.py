@@ -67,8 +67,9 @@ def build(name, args, ddir):
     data = os.path.join(ddir, "data")
     if args.reuse and os.path.exists(stamp):
         with open(stamp) as fh:
-            if json.load(fh) == params:
-                return params, False
+            old = json.load(fh)
+        if {k: v for k, v in old.items() if k not in ("index_people", "cohort_rows")} == params:
+            return old, False
     t = time.time()
     if name.startswith("febrl"):
         import febrl
@@ -123,6 +124,7 @@ def timed(cmd, log):
 def run_dars(args, ddir):
     cfg = os.path.join(ddir, "dars-config")
     os.makedirs(cfg, exist_ok=True)
+    os.makedirs(os.path.join(ddir, "outbox"), exist_ok=True)
     data = os.path.join(ddir, "data")
     td = os.path.join(REPO, "testdata")
     with open(os.path.join(cfg, "site.toml"), "w") as fh:
