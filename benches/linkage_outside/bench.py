@@ -277,6 +277,68 @@ def totals(per, kinds):
     return t
 
 
+# ------------------------------------------------------------------ true pair
+
+def _digits(v):
+    return "".join(c for c in (v or "") if c.isdigit())
+
+
+def _date(v):
+    import datetime as dt
+    v = (v or "").strip()
+    for f in ("%Y-%m-%d", "%d/%m/%Y", "%Y%m%d"):
+        try:
+            return dt.datetime.strptime(v, f).date()
+        except ValueError:
+            pass
+    return None
+
+
+def _pc(v):
+    return "".join((v or "").upper().split())
+
+
+def true_pair_fields(ddir, truth, sids):
+    """The bench's own comparison of each cohort row with its true person
+    (not dars's levels): sid -> 'nhs=.. dob=.. pc=.. fn=.. sn=..'."""
+    import pyarrow.parquet as pq
+    from common import is_valid_nhs
+    want = {truth[s][0] for s in sids if truth[s][0]}
+    t = pq.read_table(os.path.join(ddir, "data", "site", "demographics.parquet")).to_pylist()
+    index = {str(r["person_id"]): r for r in t if str(r["person_id"]) in want}
+    out = {}
+    with open(os.path.join(ddir, "data", "cohort.csv"), newline="", encoding="utf-8-sig") as fh:
+        rd = csv.reader(fh)
+        next(rd)
+        for row in rd:
+            sid = row[0]
+            if sid not in sids or truth[sid][0] is None:
+                continue
+            p = index[truth[sid][0]]
+            n = _digits(row[1])
+            nhs = ("blank" if not n else "same" if n == p["nhs_number"] else
+                   "other_valid" if is_valid_nhs(n) else "invalid")
+            d, pd = _date(row[2]), p["date_of_birth"]
+            dob = ("blank" if d is None or pd is None else "same" if d == pd else
+                   "swapped" if (d.year, d.month, d.day) == (pd.year, pd.day, pd.month)
+                   else "year_only" if d.year == pd.year else "differs")
+            a, b = _pc(row[4]), _pc(p["postcode"])
+            pc = ("blank" if not a or not b else "same" if a == b else
+                  "sector" if a[:-2] == b[:-2] else "district" if a[:-3] == b[:-3]
+                  else "differs")
+            fn_c, sn_c = row[5].strip().upper(), row[6].strip().upper()
+            fn_i, sn_i = (p["forename"] or "").upper(), (p["surname"] or "").upper()
+
+            def name(x, y):
+                return "blank" if not x or not y else "same" if x == y else (
+                    "prefix" if x.startswith(y) or y.startswith(x) else "differs")
+            fn, sn = name(fn_c, fn_i), name(sn_c, sn_i)
+            if fn_c and fn_c == sn_i and sn_c == fn_i:
+                fn = sn = "swapped"
+            out[sid] = f"nhs={nhs} dob={dob} pc={pc} fn={fn} sn={sn}"
+    return out
+
+
 # ------------------------------------------------------------------ report
 
 LEVEL_COLS = ["nhs_number_level", "date_of_birth_level", "gender_level", "postcode_level",
@@ -328,8 +390,15 @@ def dars_misses(truth, outputs, rowwise, path):
         if v is not None and v != true:
             why = "validated to someone else"
         elif true_row is None:
-            why = ("not among candidates (unmatched)" if not qrows
-                   else "not among candidates (others queued)")
+            r = reason.get(sid, "")
+            if qrows:
+                why = "not among candidates (others queued)"
+            elif "no candidate found" in r:
+                why = "unmatched: no candidate found"
+            elif "no candidate scored" in r:
+                why = "unmatched: every candidate below the queue score"
+            else:
+                why = "unmatched: " + outcome.get(sid, "")
         else:
             rank = next(k for k, p, _ in qrows if p == true)
             why = f"queued at rank {rank}" if rank <= TOP else f"queued beyond rank {TOP}"
@@ -353,7 +422,7 @@ def dars_misses(truth, outputs, rowwise, path):
             true_levels = ln[11:17]
             patterns[(ln[1], " ".join(f"{c.split('_level')[0]}={x}" for c, x in
                                       zip(LEVEL_COLS, true_levels)))] += 1
-    return groups, patterns
+    return groups, patterns, lines
 
 
 def print_table(name, params, truth, res, times):
@@ -445,18 +514,29 @@ def main():
                     print(f"    {k:<28} found {by_key[k]:>6}  only this key {only[k]:>5}")
             else:
                 print("  dars's review queue has no found_by column: blocking keys not shown")
-            groups, patterns = dars_misses(truth, outs["dars"], res["dars"][1],
-                                           os.path.join(ddir, "dars_misses.csv"))
+            groups, patterns, lines = dars_misses(truth, outs["dars"], res["dars"][1],
+                                                  os.path.join(ddir, "dars_misses.csv"))
+            missed = {ln[0] for ln in lines}
+            agree = true_pair_fields(ddir, truth, missed) if missed else {}
+            by_group = collections.defaultdict(collections.Counter)
+            for ln in lines:
+                if ln[0] in agree:
+                    by_group[(ln[1], ln[2])][agree[ln[0]]] += 1
             if groups:
-                print(f"  dars misses by kind and why ({ddir}/dars_misses.csv):")
+                print(f"  dars misses by kind and why ({ddir}/dars_misses.csv), with the "
+                      "bench's own comparison of the row and its true person (commonest):")
                 for (kind, why), n in sorted(groups.items(), key=lambda x: (x[0][0], -x[1])):
-                    print(f"    {kind:<24} {why:<40} {n:>6}")
+                    print(f"    {kind:<24} {why:<50} {n:>6}")
+                    for pat, m in by_group[(kind, why)].most_common(3):
+                        print(f"        {m:>5}  {pat}")
             if patterns:
                 print("  field levels of the true pair where it was queued below someone else:")
                 for (kind, pat), n in patterns.most_common(15):
                     print(f"    {n:>5}  {kind:<22} {pat}")
             entry["dars_blocking"] = {"found": dict(by_key), "only": dict(only)}
             entry["dars_misses"] = {f"{k} | {w}": n for (k, w), n in groups.items()}
+            entry["dars_miss_patterns"] = {f"{k} | {w}": dict(c) for (k, w), c in
+                                           by_group.items()}
         summary[name] = entry
         with open(os.path.join(ddir, "results.json"), "w") as fh:
             json.dump(entry, fh, indent=1)
