@@ -29,7 +29,10 @@ them by study ID with the field levels of the true and the top pair (never
 a value). WORK/NAME/results.json holds every figure.
 
 Datasets: `febrl1..3` (see febrl.py), `outside` (see outside.py; default
-200 000 people x 20 000 rows, which the dev build links in about a minute).
+200 000 people x 20 000 rows, which the dev build links in about a second
+and Splink in about 90 s), and `synth` (`dars synth` with its own broader
+error model, same --people/--cohort/--seed; not in the default list, since
+it is not an outside reference).
 For larger runs build dars at opt-level 3 (README "Benchmarks") and pass
 e.g. `--people 2000000 --cohort 200000`.
 
@@ -60,9 +63,9 @@ TOP = 5  # candidates counted for "cand": dars queues at most five
 
 def build(name, args, ddir):
     params = {"name": name}
-    if name == "outside":
+    if name in ("outside", "synth"):
         params.update(people=args.people, cohort=args.cohort, seed=args.seed)
-    params["generator"] = generator_stamp(name)
+    params["generator"] = generator_stamp(name, args)
     stamp = os.path.join(ddir, "params.json")
     data = os.path.join(ddir, "data")
     if args.reuse and os.path.exists(stamp):
@@ -77,8 +80,10 @@ def build(name, args, ddir):
     elif name == "outside":
         import outside
         people, rows, truth = outside.make(args.people, args.cohort, args.seed)
+    elif name == "synth":
+        return build_synth(args, ddir, params, stamp, data, t)
     else:
-        raise SystemExit(f"unknown dataset {name!r}: use febrl1, febrl2, febrl3 or outside")
+        raise SystemExit(f"unknown dataset {name!r}: use febrl1, febrl2, febrl3, outside or synth")
     os.makedirs(os.path.join(data, "site"), exist_ok=True)
     n_people = write_demographics(os.path.join(data, "site", "demographics.parquet"), people)
     n_rows = write_cohort(os.path.join(data, "cohort.csv"), rows)
@@ -91,10 +96,36 @@ def build(name, args, ddir):
     return params, True
 
 
-def generator_stamp(name):
+def build_synth(args, ddir, params, stamp, data, t):
+    """`dars synth` (its own broader error model), truth.csv moved out of
+    DATA_DIR so that no linker can see it."""
+    if not args.dars:
+        raise SystemExit("the synth dataset needs --dars PATH")
+    import shutil
+    if os.path.isdir(data):
+        shutil.rmtree(data)
+    cmd = [args.dars, "synth", "--out", data, "--people", str(args.people),
+           "--cohort", str(args.cohort), "--episodes", "0", "--seed", str(args.seed)]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise SystemExit(f"dars synth failed (exit {p.returncode}): {p.stderr[-2000:]}")
+    os.replace(os.path.join(data, "truth.csv"), os.path.join(ddir, "truth.csv"))
+    truth = read_truth(os.path.join(ddir, "truth.csv"))
+    params.update(index_people=args.people, cohort_rows=len(truth))
+    with open(stamp, "w") as fh:
+        json.dump(params, fh)
+    print(f"  data: dars synth, {args.people} people, {len(truth)} cohort rows in "
+          f"{time.time() - t:.1f} s", flush=True)
+    return params, True
+
+
+def generator_stamp(name, args):
     """Changes when the generator's code changes (so --reuse regenerates)."""
     import hashlib
     h = hashlib.sha256()
+    if name == "synth":
+        st = os.stat(args.dars)
+        return f"dars-{st.st_size}-{int(st.st_mtime)}"
     for f in ("common.py", "febrl.py" if name.startswith("febrl") else "outside.py"):
         with open(os.path.join(HERE, f), "rb") as fh:
             h.update(fh.read())
