@@ -457,8 +457,9 @@ def dars_misses(truth, outputs, rowwise, path):
 
 
 def print_table(name, params, truth, res, times):
+    absent = {k for _, k in truth.values()} - {k for p, k in truth.values() if p is not None}
     kinds = sorted({k for _, k in truth.values()},
-                   key=lambda k: (k != "clean", k.startswith("absent"), k))
+                   key=lambda k: (k != "clean", k in absent, k))
     linkers = list(res)
     print(f"\n== {name}: {params.get('index_people')} people in the index, "
           f"{params.get('cohort_rows')} cohort rows")
@@ -466,9 +467,11 @@ def print_table(name, params, truth, res, times):
     for l in linkers:
         head += f" | {l + ' rank1':>13}{'cand':>8}{'wrong':>6}{'valid':>8}{'queued':>8}"
     print(head)
-    err_kinds = [k for k in kinds if k != "clean" and not k.startswith("absent")]
+    err_kinds = [k for k in kinds if k != "clean" and k not in absent]
+    absent_kinds = [k for k in kinds if k in absent]
     for label, ks in ([(k, [k]) for k in kinds]
-                      + [("ALL rows with errors", err_kinds)]):
+                      + [("ALL rows with errors", err_kinds)]
+                      + ([("ALL absent people", absent_kinds)] if absent_kinds else [])):
         n = totals(res[linkers[0]][0], ks)
         line = f"{label:<24}{n['rows']:>7}"
         for l in linkers:
