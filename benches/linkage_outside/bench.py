@@ -33,8 +33,9 @@ Datasets: `febrl1..3` (see febrl.py), `outside` (see outside.py; default
 and Splink in about 90 s), and `synth` (`dars synth` with its own broader
 error model, same --people/--cohort/--seed; not in the default list, since
 it is not an outside reference).
-For larger runs build dars at opt-level 3 (README "Benchmarks") and pass
-e.g. `--people 2000000 --cohort 200000`.
+For larger runs, and for figures to quote against Splink, pass a release
+build (`cargo build --release`, `--dars target/release/dars`) and e.g.
+`--people 2000000 --cohort 200000`.
 
 `--reuse` keeps data already generated for the same parameters and Splink's
 output (and its measured time) from an earlier run on that data, so a linker
