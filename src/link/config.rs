@@ -8,6 +8,12 @@ use crate::ingest::CohortField;
 
 /// Candidates scoring at least this (0–100) are queued for review.
 pub const REVIEW_THRESHOLD: f64 = 50.0;
+/// Candidates at least this likely to be the row's person (the estimated
+/// model's posterior, see `estimate`) are queued whatever their score: a
+/// married person who moved has a low score (two fields disagree) but is
+/// still far likelier than anyone else sharing their date of birth and
+/// forename. The same bar as the Splink peer's review queue.
+pub const REVIEW_PROBABILITY: f64 = 0.01;
 /// A study ID whose top two candidates are this close is ambiguous.
 pub const AMBIGUITY_MARGIN: f64 = 5.0;
 /// Candidates shown per study ID.
@@ -29,6 +35,7 @@ pub struct LinkConfig {
     pub manual_validation: bool,
     pub review_decisions: Option<PathBuf>,
     pub review_threshold: f64,
+    pub review_probability: f64,
     pub ambiguity_margin: f64,
     pub max_candidates: usize,
     pub max_block: usize,
@@ -76,6 +83,7 @@ impl Default for LinkConfig {
             manual_validation: false,
             review_decisions: None,
             review_threshold: REVIEW_THRESHOLD,
+            review_probability: std::env::var("H10_TMP_P").ok().and_then(|v| v.parse().ok()).unwrap_or(REVIEW_PROBABILITY), // TMP
             ambiguity_margin: AMBIGUITY_MARGIN,
             max_candidates: MAX_CANDIDATES,
             max_block: MAX_BLOCK,

@@ -34,6 +34,9 @@ pub mod column {
     pub const FORENAME_KEY: &str = "forename_key";
     pub const SURNAME_KEY: &str = "surname_key";
     pub const YEAR: &str = "year";
+    /// Soundex of the surname key, as a number (see `phonetic`).
+    pub const SURNAME_SOUNDEX: &str = "surname_soundex";
+    pub const FORENAME_INITIAL: &str = "forename_initial";
 }
 
 /// One person of the index, as far as linkage compares them.
@@ -110,11 +113,25 @@ impl Index {
                         .cast(DataType::Int32)
                         .alias(YEAR),
                 ])
-                .with_column(col(SURNAME_KEY).str().head(lit(1)).alias(SURNAME_INITIAL)),
+                .with_columns([
+                    col(SURNAME_KEY).str().head(lit(1)).alias(SURNAME_INITIAL),
+                    col(FORENAME_KEY).str().head(lit(1)).alias(FORENAME_INITIAL),
+                ]),
         )
         .map_err(wrap)?;
         // One chunk per column, so that reading person `i` is an offset.
         let mut frame = frame;
+        let soundex: Int32Chunked = frame
+            .column(SURNAME_KEY)
+            .map_err(wrap)?
+            .str()
+            .map_err(wrap)?
+            .iter()
+            .map(|s| s.and_then(super::phonetic::soundex))
+            .collect();
+        frame
+            .with_column(soundex.with_name(SURNAME_SOUNDEX.into()).into_column())
+            .map_err(wrap)?;
         frame.rechunk_mut_par();
         let str_col = |c: &str| -> Result<StringChunked, LinkError> {
             Ok(frame.column(c).map_err(wrap)?.str().map_err(wrap)?.clone())
