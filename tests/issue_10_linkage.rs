@@ -9,10 +9,12 @@
 //! point on a cohort CSV read by the real ingest.
 //!
 //! Asserted: no wrong automatic validation; at least 99.9% of clean rows
-//! validated; the true person ranked first for most rows with errors (a
-//! floor set below what the estimated model reaches here); a relative's or
-//! a twin's NHS number never ranked above the true person, and never
-//! validated; the married who moved (new surname and postcode, no NHS
+//! validated; the true person ranked first for at least 97% of rows with
+//! errors (the estimated model reaches 99.5% here; the code before issue
+//! #10 reached 81%, with 47 twins validated to the wrong twin); at most
+//! 10% of absent people queued; a relative's NHS number never ranked above
+//! the true person; a twin's never validated, the true twin queued; the
+//! married who moved (new surname and postcode, no NHS
 //! number) found and ranked first. Counts are printed per kind; no value.
 
 use std::collections::HashMap;
@@ -552,9 +554,6 @@ fn run(seed: u64, people: usize, rows: usize) -> (Vec<(&'static str, Tally)>, Li
     assert_eq!(cohort.rows.len(), rows.len());
     let linkage = link::link(&cohort, demographics(&index), &config).unwrap();
     let t = tally(&rows, &linkage);
-    if std::env::var_os("H10_DEBUG").is_some() {
-        eprintln!("{}", serde_json::to_string_pretty(&linkage.counts).unwrap());
-    }
     eprintln!("issue 10 linkage, {people} people, {} cohort rows, seed {seed}:", rows.len());
     eprintln!(
         "  {:<14} {:>5} {:>9} {:>5} {:>5} {:>5} {:>6} {:>12} {:>6}",
@@ -593,13 +592,31 @@ fn issue_10_linkage_holds_on_data_from_another_generator() {
         clean.rows
     );
 
-    let errors: Vec<&Tally> = ERROR_KINDS.iter().map(|k| get(&t, k)).collect();
+    // Twins carrying each other's NHS number are left out of the floor:
+    // the number and the forename point different ways, and the test
+    // below asks only that both twins are queued.
+    let errors: Vec<&Tally> = ERROR_KINDS
+        .iter()
+        .filter(|k| **k != "twin_nhs")
+        .map(|k| get(&t, k))
+        .collect();
     let (right, total) = errors.iter().fold((0, 0), |(r, n), x| {
         (r + x.validated + x.first, n + x.rows)
     });
     let share = right as f64 / total as f64;
     eprintln!("  true person first for rows with errors: {right}/{total} = {:.2}%", 100.0 * share);
-    assert!(share >= 0.95, "true person first for {:.2}% of rows with errors", 100.0 * share);
+    // The estimated model reaches 99.5% here (seeds 10-12); the floor
+    // leaves room for other seeds.
+    assert!(share >= 0.97, "true person first for {:.2}% of rows with errors", 100.0 * share);
+    // Absent people who live with someone in the index (a surname and a
+    // postcode shared): the issue's bound, met here (1-3%).
+    let absent = get(&t, "absent");
+    assert!(
+        absent.queued * 10 <= absent.rows,
+        "{}/{} absent people queued",
+        absent.queued,
+        absent.rows
+    );
 }
 
 /// Issue #10: a valid NHS number that belongs to a relative is evidence,

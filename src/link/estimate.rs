@@ -31,7 +31,11 @@
 //! say those pairs are matches. The same idea as Splink training each
 //! field on pairs blocked by the others. Each field's `m` is then shrunk towards the prior by
 //! [`PRIOR_PAIRS`] pseudo-pairs and floored at [`M_FLOOR`], so that a level
-//! this cohort never shows stays possible; `ρ` likewise. Iterated until no
+//! this cohort never shows stays possible. `ρ` is held at its prior
+//! ([`model::prior::IN_INDEX`]): the data cannot tell a person absent from
+//! the index from one blocking did not find (both leave a row without a
+//! likely candidate), so an estimate of it only drifts to whatever bound
+//! it is given. Iterated until no
 //! `m` moves by more than [`TOLERANCE`], at most [`MAX_ITERATIONS`] times.
 //! At most [`MAX_ROWS`] rows take part (every k-th, deterministic), which
 //! bounds the cost at any scale.
@@ -45,8 +49,6 @@ use super::model::{self, Model, LEVELS, MAX_LEVELS};
 
 /// Pseudo-pairs of prior weight on every field's `m`.
 pub const PRIOR_PAIRS: f64 = 50.0;
-/// Pseudo-rows of prior weight on `ρ`.
-pub const PRIOR_ROWS: f64 = 50.0;
 /// The least `m` of any level.
 pub const M_FLOOR: f64 = 1e-4;
 pub const TOLERANCE: f64 = 1e-5;
@@ -106,7 +108,8 @@ pub struct ModelSummary {
     pub pairs: usize,
     pub iterations: usize,
     pub converged: bool,
-    /// Estimated share of cohort rows whose person is in the index.
+    /// The share of cohort rows whose person is taken to be in the index
+    /// (the prior `ρ`, not estimated).
     pub in_index: f64,
     pub parameters: Vec<Parameter>,
 }
@@ -115,7 +118,6 @@ pub struct ModelSummary {
 struct Tally {
     level: [[f64; MAX_LEVELS]; 6],
     present: [f64; 6],
-    in_index: f64,
 }
 
 impl Tally {
@@ -123,7 +125,6 @@ impl Tally {
         Self {
             level: [[0.0; MAX_LEVELS]; 6],
             present: [0.0; 6],
-            in_index: 0.0,
         }
     }
     fn add(mut self, other: Self) -> Self {
@@ -133,7 +134,6 @@ impl Tally {
             }
             self.present[f] += other.present[f];
         }
-        self.in_index += other.in_index;
         self
     }
 }
@@ -149,7 +149,7 @@ fn weight(log_m: &[[f64; MAX_LEVELS]; 6], pair: &EmPair) -> f64 {
     w
 }
 
-/// Estimates `m` and `ρ` of `model` from `data`, in place.
+/// Estimates `m` of `model` from `data`, in place.
 pub fn estimate(model: &mut Model, data: &EmData) -> ModelSummary {
     let stride = data.rows.len().div_ceil(MAX_ROWS).max(1);
     let rows: Vec<Range<usize>> = data.rows.iter().step_by(stride).cloned().collect();
@@ -165,7 +165,6 @@ pub fn estimate(model: &mut Model, data: &EmData) -> ModelSummary {
             }
         }
         let a = model.pair_prior();
-        let rho = model.in_index;
         let tally = rows
             .par_iter()
             .fold(Tally::zero, |mut t, range| {
@@ -201,7 +200,6 @@ pub fn estimate(model: &mut Model, data: &EmData) -> ModelSummary {
                         t.present[f] += post;
                     }
                 }
-                t.in_index += ((total + rho) / (1.0 + total)).min(1.0);
                 t
             })
             .reduce(Tally::zero, Tally::add);
@@ -215,9 +213,6 @@ pub fn estimate(model: &mut Model, data: &EmData) -> ModelSummary {
                 model.m[f][l] = m;
             }
         }
-        model.in_index = ((tally.in_index + PRIOR_ROWS * model::prior::IN_INDEX)
-            / (rows.len() as f64 + PRIOR_ROWS))
-            .clamp(0.01, 0.999);
         converged = moved < TOLERANCE;
     }
     summary(model, rows.len(), pairs, iterations, converged)

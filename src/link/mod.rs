@@ -58,8 +58,8 @@
 //! and twins stay close instead of both saturating. Candidates are ranked
 //! by weight (the same order as the score), and queued when the score
 //! reaches the review threshold or when their chance of being the row's
-//! person (the estimate's posterior, prior `ρ / N` per pair) reaches the
-//! review probability; at most `max_candidates` per study ID. A study ID
+//! person (the estimate's posterior, prior `ρ / N` per pair with `ρ` the
+//! share of rows taken to be in the index) reaches the review probability; at most `max_candidates` per study ID. A study ID
 //! whose top two are within the ambiguity margin (twins without names) is
 //! flagged.
 //!

@@ -104,7 +104,7 @@ pub struct Model {
     /// average over the index (`Σ share²`), used only when the row's name
     /// is blank; a row's own value is weighed by its frequency.
     pub u: [Vec<f64>; 6],
-    /// Share of cohort rows whose person is in the index (estimated).
+    /// Share of cohort rows whose person is taken to be in the index.
     pub in_index: f64,
     forename_counts: PlHashMap<String, u32>,
     surname_counts: PlHashMap<String, u32>,

@@ -458,7 +458,9 @@ fn oversized_blocks_are_capped_and_reported() {
             x
         })
         .collect();
-    let r = row("S1", None, "2016-01-01", Gender::Male, "LS1 1AA");
+    // A postcode none of them has, so that only dob+district finds them
+    // (postcode+year would find the ten at the same address).
+    let r = row("S1", None, "2016-01-01", Gender::Male, "LS1 9ZZ");
     let cfg = LinkConfig {
         max_block: 10,
         ..config()
@@ -476,6 +478,10 @@ fn oversized_blocks_are_capped_and_reported() {
     assert_eq!(key.capped_comparisons, 40);
     assert_eq!(l.rows[0].outcome, Outcome::Unmatched);
     assert!(l.rows[0].reason.contains("no candidate"));
+    // Counted in the run summary, not only in the log.
+    assert_eq!(l.counts.capped_keys.len(), 1);
+    assert_eq!(l.counts.capped_keys[0].key, "dob+district");
+    assert_eq!(l.counts.capped_keys[0].capped_comparisons, 40);
 
     // The budget drops the largest blocks first.
     let cfg = LinkConfig {
