@@ -27,17 +27,14 @@ pub enum Key {
     SwappedDobDistrict,
     DobSurnameInitial,
     SwappedDobSurnameInitial,
+    /// Forename, the Soundex code of the surname and year of birth: the
+    /// exact names and year, and a surname typo that keeps its sound.
     NamesYear,
     /// Date of birth and forename: finds the married who moved (new
     /// surname, new postcode) when the NHS number is missing.
     DobForename,
     /// Postcode in full and year of birth: a day or month typo at home.
     PostcodeYear,
-    /// Soundex of the surname, forename initial and year of birth: a typo
-    /// in the date and a surname typo that keeps its sound. (Soundex and
-    /// year alone cost 614k of the 687k comparisons of a 20k x 200k run
-    /// and found no true pair the other keys missed.)
-    SoundexYear,
     /// Forename, surname and postcode district: a row without a usable
     /// date of birth.
     NamesDistrict,
@@ -50,7 +47,7 @@ pub enum Key {
 }
 
 impl Key {
-    pub const ALL: [Key; 13] = [
+    pub const ALL: [Key; 12] = [
         Self::NhsNumber,
         Self::NhsNumberNeighbour,
         Self::DobDistrict,
@@ -60,7 +57,6 @@ impl Key {
         Self::NamesYear,
         Self::DobForename,
         Self::PostcodeYear,
-        Self::SoundexYear,
         Self::NamesDistrict,
         Self::SwappedNamesDob,
         Self::PostcodeForename,
@@ -74,10 +70,9 @@ impl Key {
             Self::SwappedDobDistrict => "swapped_dob+district",
             Self::DobSurnameInitial => "dob+surname_initial",
             Self::SwappedDobSurnameInitial => "swapped_dob+surname_initial",
-            Self::NamesYear => "forename+surname+year",
+            Self::NamesYear => "forename+surname_soundex+year",
             Self::DobForename => "dob+forename",
             Self::PostcodeYear => "postcode+year",
-            Self::SoundexYear => "surname_soundex+forename_initial+year",
             Self::NamesDistrict => "forename+surname+district",
             Self::SwappedNamesDob => "dob+swapped_names",
             Self::PostcodeForename => "postcode+forename",
@@ -91,10 +86,9 @@ impl Key {
             Self::NhsNumber | Self::NhsNumberNeighbour => &[NHS_NUMBER],
             Self::DobDistrict | Self::SwappedDobDistrict => &[DOB, DISTRICT],
             Self::DobSurnameInitial | Self::SwappedDobSurnameInitial => &[DOB, SURNAME_INITIAL],
-            Self::NamesYear => &[FORENAME_KEY, SURNAME_KEY, YEAR],
+            Self::NamesYear => &[FORENAME_KEY, SURNAME_SOUNDEX, YEAR],
             Self::DobForename => &[DOB, FORENAME_KEY],
             Self::PostcodeYear => &[POSTCODE, YEAR],
-            Self::SoundexYear => &[SURNAME_SOUNDEX, FORENAME_INITIAL, YEAR],
             Self::NamesDistrict => &[FORENAME_KEY, SURNAME_KEY, DISTRICT],
             Self::SwappedNamesDob => &[DOB, FORENAME_KEY],
             Self::PostcodeForename => &[POSTCODE, FORENAME_KEY],

@@ -9,7 +9,7 @@ use super::phonetic;
 use super::compare::{self, CohortNhs, Field, Level};
 use super::index::{column, Index, IndexPerson};
 use super::estimate::{EmPair, NEUTRAL};
-use super::model::{level_index, Model};
+use super::model::{level_index, Model, LEVELS, MAX_LEVELS};
 use crate::domain::date::to_epoch_days;
 use crate::domain::NhsNumber;
 use crate::ingest::CohortRow;
@@ -178,7 +178,6 @@ pub fn lookups(
     let mut swapped_initial = Lookup::new(Key::SwappedDobSurnameInitial);
     let mut names_year = Lookup::new(Key::NamesYear);
     let mut dob_forename = Lookup::new(Key::DobForename);
-    let mut soundex_year = Lookup::new(Key::SoundexYear);
     let mut names_district = Lookup::new(Key::NamesDistrict);
     let mut swapped_names = Lookup::new(Key::SwappedNamesDob);
     let mut postcode_forename = Lookup::new(Key::PostcodeForename);
@@ -225,15 +224,12 @@ pub fn lookups(
             if let Some(d) = swapped_days {
                 swapped_initial.push(w, &[Int(d), Str(&i)]);
             }
-            if let (Some(y), Some(code), Some(f)) = (year, phonetic::soundex(s), &forename) {
-                soundex_year.push(w, &[Int(code), Str(&initial(f)), Int(y)]);
-            }
             if let Some(d) = days {
                 // The surname looked up among forenames.
                 swapped_names.push(w, &[Int(d), Str(s)]);
             }
-            if let (Some(f), Some(y)) = (&forename, year) {
-                names_year.push(w, &[Str(f), Str(s), Int(y)]);
+            if let (Some(f), Some(y), Some(code)) = (&forename, year, phonetic::soundex(s)) {
+                names_year.push(w, &[Str(f), Int(code), Int(y)]);
             }
         }
         if let (Some(f), Some(d)) = (&forename, days) {
@@ -249,7 +245,6 @@ pub fn lookups(
         swapped_initial,
         names_year,
         dob_forename,
-        soundex_year,
         names_district,
         swapped_names,
         postcode_forename,
@@ -346,32 +341,53 @@ pub fn levels(scoring: &Scoring, row: &Prepared<'_>, person: &IndexPerson<'_>) -
     levels
 }
 
-/// The summed weight of a pair at `levels`, in bits.
-pub fn weight(model: &Model, row: &Prepared<'_>, levels: &[Level; 6]) -> f64 {
-    (0..6)
-        .map(|f| model.weight(f, levels[f], name_of(row, f), row.held_neighbours))
-        .sum()
+/// One row's weight and `log2 u` for every level of every field: the
+/// name frequencies and NHS-number neighbours are the row's, so they are
+/// looked up once per row rather than once per pair.
+pub struct RowWeights {
+    bits: [[f64; MAX_LEVELS]; 6],
+    log_u: [[f64; MAX_LEVELS]; 6],
 }
 
-/// A pair as the estimate sees it: level indexes and `Σ log2 u`.
-pub fn em_pair(model: &Model, row: &Prepared<'_>, levels: &[Level; 6]) -> EmPair {
-    let mut out = EmPair {
-        levels: [NEUTRAL; 6],
-        log_u: 0.0,
-        log_u_of: [0.0; 6],
-    };
-    for f in 0..6 {
-        if let Some(l) = level_index(f, levels[f]) {
-            out.levels[f] = l as u8;
-            let lu = model
-                .u_of(f, l, name_of(row, f), row.held_neighbours)
-                .max(1e-300)
-                .log2();
-            out.log_u_of[f] = lu;
-            out.log_u += lu;
+impl RowWeights {
+    pub fn new(model: &Model, row: &Prepared<'_>) -> Self {
+        let mut bits = [[0.0; MAX_LEVELS]; 6];
+        let mut log_u = [[0.0; MAX_LEVELS]; 6];
+        for (f, levels) in LEVELS.iter().enumerate() {
+            for (l, level) in levels.iter().enumerate() {
+                bits[f][l] = model.weight(f, *level, name_of(row, f), row.held_neighbours);
+                log_u[f][l] = model
+                    .u_of(f, l, name_of(row, f), row.held_neighbours)
+                    .max(1e-300)
+                    .log2();
+            }
         }
+        Self { bits, log_u }
     }
-    out
+
+    /// The summed weight of a pair at `levels`, in bits.
+    pub fn weight(&self, levels: &[Level; 6]) -> f64 {
+        (0..6)
+            .filter_map(|f| level_index(f, levels[f]).map(|l| self.bits[f][l]))
+            .sum()
+    }
+
+    /// A pair as the estimate sees it: level indexes and `log2 u`.
+    pub fn em_pair(&self, levels: &[Level; 6]) -> EmPair {
+        let mut out = EmPair {
+            levels: [NEUTRAL; 6],
+            log_u: 0.0,
+            log_u_of: [0.0; 6],
+        };
+        for f in 0..6 {
+            if let Some(l) = level_index(f, levels[f]) {
+                out.levels[f] = l as u8;
+                out.log_u_of[f] = self.log_u[f][l];
+                out.log_u += self.log_u[f][l];
+            }
+        }
+        out
+    }
 }
 
 fn name_of<'r>(row: &'r Prepared<'_>, field: usize) -> Option<&'r str> {
@@ -463,16 +479,16 @@ pub fn queue_entry(
     let prepared = compared.prepared(row, scoring.names);
     let best = best_weight(model, scoring, &prepared).max(f64::EPSILON);
     let prior = model.pair_prior();
+    let table = RowWeights::new(model, &prepared);
     let mut candidates: Vec<Candidate> = compared
         .pairs
         .iter()
         .map(|p| {
-            let person = index.person(p.idx);
-            let weight = weight(model, &prepared, &p.levels);
+            let weight = table.weight(&p.levels);
             let score = (100.0 * weight / best).clamp(0.0, 100.0);
             Candidate {
                 idx: p.idx,
-                person_id: person.person_id,
+                person_id: index.person_id(p.idx),
                 score: (score * 10.0).round() / 10.0,
                 weight,
                 probability: prior * weight.exp2(),

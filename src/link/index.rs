@@ -36,7 +36,6 @@ pub mod column {
     pub const YEAR: &str = "year";
     /// Soundex of the surname key, as a number (see `phonetic`).
     pub const SURNAME_SOUNDEX: &str = "surname_soundex";
-    pub const FORENAME_INITIAL: &str = "forename_initial";
 }
 
 /// One person of the index, as far as linkage compares them.
@@ -113,10 +112,7 @@ impl Index {
                         .cast(DataType::Int32)
                         .alias(YEAR),
                 ])
-                .with_columns([
-                    col(SURNAME_KEY).str().head(lit(1)).alias(SURNAME_INITIAL),
-                    col(FORENAME_KEY).str().head(lit(1)).alias(FORENAME_INITIAL),
-                ]),
+                .with_column(col(SURNAME_KEY).str().head(lit(1)).alias(SURNAME_INITIAL)),
         )
         .map_err(wrap)?;
         // One chunk per column, so that reading person `i` is an offset.
@@ -177,6 +173,11 @@ impl Index {
             forename_key: self.forename_key.get(i).filter(|s| !s.is_empty()),
             surname_key: self.surname_key.get(i).filter(|s| !s.is_empty()),
         }
+    }
+
+    /// Person `idx`'s key in the index.
+    pub fn person_id(&self, idx: u32) -> i64 {
+        self.person_id.get(idx as usize).unwrap_or_default()
     }
 
     /// Person `idx`'s forename and surname as the index holds them, for the

@@ -17,9 +17,10 @@
 //! postcode district, and the same with day and month swapped; postcode
 //! with year of birth; and, only when the agreement sets
 //! `manual_validation = true`, date of birth with the surname initial
-//! (also swapped), date of birth with the forename, forename, surname and
-//! year of birth, forename, surname and district, and the Soundex code of
-//! the surname with year of birth (see `phonetic`). Blocks are sized before
+//! (also swapped), date of birth with the forename (also with the names
+//! given the other way round), forename with the Soundex code of the
+//! surname and year of birth (see `phonetic`), forename, surname and
+//! district, and postcode with forename. Blocks are sized before
 //! any pair is made, and capped with a report (and a count in the run
 //! summary), so a key that degenerates (a default date of birth shared by
 //! a million people, thousands of blank names: blanks make no lookup)

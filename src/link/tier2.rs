@@ -8,7 +8,7 @@ use std::time::Instant;
 use rayon::prelude::*;
 
 use super::block::{self, BlockingReport, Key, Limits, Pair};
-use super::candidates::{self, QueueEntry, RowPairs, Scoring};
+use super::candidates::{self, QueueEntry, RowPairs, RowWeights, Scoring};
 use super::estimate::{self, EmData, ModelSummary};
 use super::index::Index;
 use super::model::Model;
@@ -109,12 +109,8 @@ pub fn run(input: Input<'_>) -> Result<Tier2, LinkError> {
                         keys: Key::NhsNumber.bit(),
                     }];
                     let rp = candidates::compare_row(scoring, index, &rows[i], &holder);
-                    let prepared = rp.prepared(&rows[i], scoring.names);
-                    em.push_row(
-                        rp.pairs
-                            .iter()
-                            .map(|p| candidates::em_pair(model, &prepared, &p.levels)),
-                    );
+                    let table = RowWeights::new(model, &rp.prepared(&rows[i], scoring.names));
+                    em.push_row(rp.pairs.iter().map(|p| table.em_pair(&p.levels)));
                 }
             }
             CrossCheck::Candidates { .. } => {
@@ -122,12 +118,8 @@ pub fn run(input: Input<'_>) -> Result<Tier2, LinkError> {
                 next_wanted += 1;
                 if take {
                     let rp = &compared[k];
-                    let prepared = rp.prepared(&rows[i], scoring.names);
-                    em.push_row(
-                        rp.pairs
-                            .iter()
-                            .map(|p| candidates::em_pair(model, &prepared, &p.levels)),
-                    );
+                    let table = RowWeights::new(model, &rp.prepared(&rows[i], scoring.names));
+                    em.push_row(rp.pairs.iter().map(|p| table.em_pair(&p.levels)));
                 }
             }
             CrossCheck::Invalid => {}
