@@ -5,11 +5,11 @@ use chrono::{Datelike, NaiveDate};
 use polars::prelude::*;
 
 use super::block::Key;
-use super::phonetic;
 use super::compare::{self, CohortNhs, Field, Level};
-use super::index::{column, Index, IndexPerson};
 use super::estimate::{EmPair, NEUTRAL};
+use super::index::{column, Index, IndexPerson};
 use super::model::{level_index, Model, LEVELS, MAX_LEVELS};
+use super::phonetic;
 use crate::domain::date::to_epoch_days;
 use crate::domain::NhsNumber;
 use crate::ingest::CohortRow;
@@ -379,8 +379,8 @@ impl RowWeights {
             log_u: 0.0,
             log_u_of: [0.0; 6],
         };
-        for f in 0..6 {
-            if let Some(l) = level_index(f, levels[f]) {
+        for (f, level) in levels.iter().enumerate() {
+            if let Some(l) = level_index(f, *level) {
                 out.levels[f] = l as u8;
                 out.log_u_of[f] = self.log_u[f][l];
                 out.log_u += self.log_u[f][l];
@@ -495,8 +495,7 @@ pub fn queue_entry(
                 levels: p.levels,
                 values: Default::default(),
                 keys: p.keys,
-                nhs_number_found: p.levels[0] == Level::Exact
-                    && p.keys & Key::NhsNumber.bit() != 0,
+                nhs_number_found: p.levels[0] == Level::Exact && p.keys & Key::NhsNumber.bit() != 0,
                 index_nhs_number: String::new(),
             }
         })

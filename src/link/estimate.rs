@@ -159,9 +159,9 @@ pub fn estimate(model: &mut Model, data: &EmData) -> ModelSummary {
     while !converged && iterations < MAX_ITERATIONS {
         iterations += 1;
         let mut log_m = [[0.0; MAX_LEVELS]; 6];
-        for (f, levels) in LEVELS.iter().enumerate() {
-            for l in 0..levels.len() {
-                log_m[f][l] = model.m[f][l].max(1e-300).log2();
+        for (log_m, m) in log_m.iter_mut().zip(&model.m) {
+            for (lm, m) in log_m.iter_mut().zip(m) {
+                *lm = m.max(1e-300).log2();
             }
         }
         let a = model.pair_prior();
@@ -188,14 +188,14 @@ pub fn estimate(model: &mut Model, data: &EmData) -> ModelSummary {
                 let full: Vec<f64> = weights.iter().map(|w| a * w.exp2()).collect();
                 let total: f64 = full.iter().sum();
                 for f in 0..6 {
-                    for (j, p) in row.iter().enumerate() {
+                    for (((p, part), w), full) in row.iter().zip(&parts).zip(&weights).zip(&full) {
                         let l = p.levels[f];
                         if l == NEUTRAL {
                             continue;
                         }
-                        let own = parts[j][f] - p.log_u_of[f];
-                        let odds = a * (weights[j] - own).exp2();
-                        let post = odds / (1.0 + total - full[j] + odds);
+                        let own = part[f] - p.log_u_of[f];
+                        let odds = a * (w - own).exp2();
+                        let post = odds / (1.0 + total - full + odds);
                         t.level[f][l as usize] += post;
                         t.present[f] += post;
                     }

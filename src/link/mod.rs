@@ -358,7 +358,9 @@ pub fn link(
         counts: &mut counts,
     })
     .map_err(wrap)?;
-    queue.retain(|e| !reviewed.accepted.contains_key(&e.row) && !reviewed.rejected_all.contains(&e.row));
+    queue.retain(|e| {
+        !reviewed.accepted.contains_key(&e.row) && !reviewed.rejected_all.contains(&e.row)
+    });
     counts.queue_pairs = queue.iter().map(|e| e.candidates.len()).sum();
     tracing::info!(
         rows = counts.rows,
@@ -403,4 +405,3 @@ fn ranges_by_row(pairs: &[Pair], rows: usize) -> Vec<Range<usize>> {
     }
     ranges
 }
-

@@ -345,10 +345,23 @@ fn issue_10_a_twins_number_with_the_other_forename_is_not_validated() {
         "Felix",
         "Okonkwo",
     );
-    let l = link(&cohort(vec![r], true), demographics(&[t1, t2]), &with_names()).unwrap();
+    let l = link(
+        &cohort(vec![r], true),
+        demographics(&[t1, t2]),
+        &with_names(),
+    )
+    .unwrap();
     assert_eq!(l.rows[0].outcome, Outcome::Queued);
-    assert!(l.rows[0].reason.contains("forename"), "{}", l.rows[0].reason);
-    let mut queued: Vec<i64> = entry(&l, "S1").candidates.iter().map(|c| c.person_id).collect();
+    assert!(
+        l.rows[0].reason.contains("forename"),
+        "{}",
+        l.rows[0].reason
+    );
+    let mut queued: Vec<i64> = entry(&l, "S1")
+        .candidates
+        .iter()
+        .map(|c| c.person_id)
+        .collect();
     queued.sort_unstable();
     assert_eq!(queued, [1, 2]);
 }

@@ -88,7 +88,9 @@ pub fn run(input: Input<'_>) -> Result<Tier2, LinkError> {
         .iter()
         .filter(|c| matches!(c, CrossCheck::Validated { .. }))
         .count();
-    let stride = (validated + wanted.len()).div_ceil(estimate::MAX_ROWS).max(1);
+    let stride = (validated + wanted.len())
+        .div_ceil(estimate::MAX_ROWS)
+        .max(1);
     let mut em = EmData::default();
     let mut next_wanted = 0usize;
     let mut seen = 0usize;

@@ -117,4 +117,3 @@ fn existing_people(
         .flatten()
         .collect())
 }
-
