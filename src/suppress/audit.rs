@@ -33,7 +33,10 @@ use std::collections::HashMap;
 
 use microlp::{ComparisonOp, OptimizationDirection, Problem, Solution, Variable};
 
-use super::model::{Model, PercentLink};
+use super::model::Model;
+
+mod whole;
+pub(crate) use whole::Whole;
 
 /// The values a reader could give a suppressed cell: `low..=high`, or
 /// `low..` when nothing bounds it above.
@@ -43,6 +46,13 @@ pub struct Interval {
     pub high: Option<u64>,
     /// The width the rule needs (`high - low` at least).
     pub required: u64,
+    /// Whether `low..=high` is the whole-number interval (branch and
+    /// bound), else the linear-programming relaxation (which contains it).
+    pub whole: bool,
+    /// For counts of persons: what a reader can deduce, who cannot know
+    /// whether margins add up (the audit itself assumes they do where they
+    /// do, which is safe: its interval is never wider than this one).
+    pub reader: Option<(u64, Option<u64>)>,
 }
 
 impl Interval {
@@ -55,12 +65,43 @@ impl Interval {
     }
 }
 
+impl Interval {
+    /// An interval of `low..=high` from the relaxation, nothing else known.
+    pub fn lp(low: u64, high: Option<u64>, required: u64) -> Self {
+        Self {
+            low,
+            high,
+            required,
+            whole: false,
+            reader: None,
+        }
+    }
+
+    /// `whole-number` or `LP`: how the interval was found.
+    pub fn kind(&self) -> &'static str {
+        if self.whole {
+            "whole-number"
+        } else {
+            "LP"
+        }
+    }
+
+    /// The reader's interval as text, for counts of persons.
+    pub fn reader_text(&self) -> Option<String> {
+        self.reader.map(|(low, high)| span(low, high))
+    }
+}
+
+fn span(low: u64, high: Option<u64>) -> String {
+    match high {
+        Some(h) => format!("{low}–{h}"),
+        None => format!("{low}–∞"),
+    }
+}
+
 impl std::fmt::Display for Interval {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.high {
-            Some(h) => write!(f, "{}–{}", self.low, h),
-            None => write!(f, "{}–∞", self.low),
-        }
+        f.write_str(&span(self.low, self.high))
     }
 }
 
@@ -92,6 +133,8 @@ pub(crate) struct Lp {
     ceiling: Vec<f64>,
     /// Variables given a switch in the warm programmes (the seeded targets).
     switchable: Vec<bool>,
+    /// Each variable's true value (a consistent whole-number point).
+    truth: Vec<f64>,
     /// (component, maximise) → its warm programme, `None` once it failed
     /// (the cold path then answers).
     warm: HashMap<(usize, bool), Option<Warm>>,
@@ -132,10 +175,25 @@ fn f(n: u64) -> f64 {
 }
 
 impl Lp {
-    pub fn build(model: &Model, percents: &[PercentLink], warm_starts: bool) -> Self {
+    pub fn build(model: &Model, warm_starts: bool) -> Self {
+        Self::build_view(model, warm_starts, false)
+    }
+
+    /// The variable of `node`, or `None` when its value is known exactly.
+    pub fn var(&self, node: usize) -> Option<usize> {
+        self.var_of[node].ok()
+    }
+
+    /// With `reader`, the system as a reader sees it: margins of persons
+    /// are never taken to be sums (a reader cannot know whether they add
+    /// up), so the intervals are what the reader can really deduce.
+    /// Without, a margin of persons whose cells do add up is a sum: the
+    /// audit's safe test, never wider than the reader's.
+    pub fn build_view(model: &Model, warm_starts: bool, reader: bool) -> Self {
         let mut var_of = Vec::with_capacity(model.nodes.len());
         let mut bounds = Vec::new();
         let mut seen = Vec::new();
+        let mut truth = Vec::new();
         for n in 0..model.nodes.len() {
             let (low, high) = model.bounds(n);
             if high == Some(low) {
@@ -145,6 +203,7 @@ impl Lp {
                 bounds.push((f(low), high.map_or(f64::INFINITY, f)));
                 // The truth is a feasible point of the reader's system.
                 seen.push((f(model.nodes[n].value), f(model.nodes[n].value)));
+                truth.push(f(model.nodes[n].value));
             }
         }
         let mut rows = Vec::new();
@@ -173,7 +232,7 @@ impl Lp {
         for rel in &model.relations {
             let mut terms = vec![(rel.total, 1.0)];
             terms.extend(rel.parts.iter().map(|&p| (p, -1.0)));
-            if rel.additive {
+            if rel.additive && !(reader && rel.persons) {
                 if std::mem::replace(&mut summed[rel.total], true) {
                     continue;
                 }
@@ -185,23 +244,6 @@ impl Lp {
                 }
             }
         }
-        for l in percents {
-            // scaled/10^k - 1/2 10^-k <= 100 n / d < scaled/10^k + 1/2 10^-k,
-            // times 2 10^k d, all whole numbers.
-            let scale = 2.0 * 10f64.powi(l.decimals as i32) * 100.0;
-            let s = 2.0 * f(l.scaled);
-            push(
-                &[(l.numerator, scale), (l.denominator, -(s - 1.0))],
-                ComparisonOp::Ge,
-                0.0,
-            );
-            push(
-                &[(l.numerator, scale), (l.denominator, -(s + 1.0))],
-                ComparisonOp::Le,
-                0.0,
-            );
-        }
-
         // Components, so that each cell's programme holds only what can
         // move with it.
         let mut parent: Vec<usize> = (0..bounds.len()).collect();
@@ -247,6 +289,7 @@ impl Lp {
             seen,
             ceiling,
             switchable,
+            truth,
             warm: HashMap::new(),
             warm_starts,
         }
@@ -258,9 +301,8 @@ impl Lp {
             Err(value) => {
                 let v = value as u64;
                 return Ok(Interval {
-                    low: v,
-                    high: Some(v),
-                    required,
+                    whole: true,
+                    ..Interval::lp(v, Some(v), required)
                 });
             }
             Ok(v) => v,
@@ -278,11 +320,7 @@ impl Lp {
         };
         let low = low.map_or(0, |x| (x - 1e-6).ceil().max(0.0) as u64);
         let high = high.map(|x| (x + 1e-6).floor().max(0.0) as u64);
-        Ok(Interval {
-            low,
-            high: high.map(|h| h.max(low)),
-            required,
-        })
+        Ok(Interval::lp(low, high.map(|h| h.max(low)), required))
     }
 
     /// Gives each of `nodes` a switch in the warm programmes, so that

@@ -44,7 +44,7 @@ pub(crate) fn complement(model: &mut Model, warm_starts: bool) -> Result<usize, 
         let current = match &mut lp {
             Some(lp) => lp,
             None => {
-                let fresh = lp.insert(Lp::build(model, &super::percent_links(model), warm_starts));
+                let fresh = lp.insert(Lp::build(model, warm_starts));
                 let targets: Vec<usize> = queue.iter().copied().chain([n]).collect();
                 // The programme lives until the next failure, often one
                 // cell later: two cold programmes to seed it cost more than
