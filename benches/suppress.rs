@@ -32,20 +32,34 @@ use std::time::Instant;
 use polars::prelude::*;
 use rand::{Rng, SeedableRng};
 
-use dars::aggregate::{count_frame, CountTable, Unit};
-use dars::suppress::{protect_tables, protect_tables_cold, Profile, ProfileSpec, ReleaseTable};
+use dars::aggregate::{count_frame, from_counts, set_percent_of, CountTable, Unit};
+use dars::suppress::{
+    protect_tables, protect_tables_cold, protect_tables_lp, Profile, ProfileSpec, ReleaseTable,
+};
 
 fn main() {
     let mut rows: usize = 1_000_000;
     // `--check`: also protect each table with every programme solved from
     // scratch and require the very same result, cell by cell (slow).
     let mut check = false;
+    // `--only secondary` (the issue #17 figure: secondary suppression and
+    // the audit of the 2 541-cell table) or `--only whole` (the
+    // whole-number audit of a 500-cell percentage table).
+    let mut only: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         if flag == "--rows" {
             rows = args.next().and_then(|v| v.parse().ok()).unwrap_or(rows);
         } else if flag == "--check" {
             check = true;
+        } else if flag == "--only" {
+            only = args.next();
+        }
+    }
+    if only.as_deref() != Some("secondary") {
+        whole_number_audit();
+        if only.is_some() {
+            return;
         }
     }
 
@@ -93,6 +107,16 @@ fn main() {
         }
         (secs, p)
     };
+    if only.as_deref() == Some("secondary") {
+        let (both, p) = time(&table, custom(true, true));
+        report(
+            "secondary and audit (custom 1-7, no rounding), all of protect",
+            cells,
+            both,
+            &p,
+        );
+        return;
+    }
     let (primary, p) = time(&table, hes_no_audit);
     report("primary (hes: mask and round)", cells, primary, &p);
     let (with_audit, p) = time(&table, Profile::hes());
@@ -116,6 +140,57 @@ fn main() {
         p.counts.audited,
         (both - secondary).max(1e-9),
         &p,
+    );
+}
+
+/// Issue #17: a 500-cell three-way percentage table (9 regions × 9 age
+/// bands × 4 sexes with every margin, percentages of sex) under `hes`, one
+/// connected part of 499 unknown cells: protect with the whole-number
+/// audit against the LP audit alone.
+fn whole_number_audit() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(17);
+    let dims: Vec<String> = ["region", "age", "sex"].map(String::from).to_vec();
+    let mut rows = std::collections::HashMap::new();
+    for r in 0..9 {
+        for a in 0..9 {
+            for s in 0..4 {
+                let n = if rng.gen_range(0..4) == 0 {
+                    rng.gen_range(0..10u64)
+                } else {
+                    rng.gen_range(0..80u64)
+                };
+                rows.insert(vec![format!("R{r}"), format!("A{a}"), format!("S{s}")], n);
+            }
+        }
+    }
+    let mut table = from_counts(&dims, rows, true, "bench").expect("count");
+    set_percent_of(&mut table, vec!["sex".into()], "bench").expect("percent");
+    let release = ReleaseTable {
+        name: "bench".into(),
+        table,
+        profile: Profile::hes(),
+    };
+    let t = Instant::now();
+    let lp = protect_tables_lp(&[&release]).expect("protect").remove(0);
+    let lp_secs = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let whole = protect_tables(&[&release]).expect("protect").remove(0);
+    let whole_secs = t.elapsed().as_secs_f64();
+    let c = &whole.counts;
+    println!(
+        "whole-number audit (hes, {} cells with percentages): protect {whole_secs:.3}s, of which the whole-number audit {:.3}s (LP audit only: {lp_secs:.3}s); {} `*`, {} with whole-number intervals, {} narrower than their LP interval; {} rounded counts pinned; {} audit failures",
+        c.cells,
+        (whole_secs - lp_secs).max(0.0),
+        c.audited,
+        c.whole_number,
+        whole
+            .cells
+            .iter()
+            .zip(&lp.cells)
+            .filter(|(w, l)| w.interval.is_some() && l.interval.is_some() && w.interval.map(|i| (i.low, i.high)) != l.interval.map(|i| (i.low, i.high)))
+            .count(),
+        c.pinned,
+        c.audit_failures,
     );
 }
 

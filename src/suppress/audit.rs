@@ -36,7 +36,6 @@ use microlp::{ComparisonOp, OptimizationDirection, Problem, Solution, Variable};
 use super::model::Model;
 
 mod whole;
-pub(crate) use whole::Whole;
 
 /// The values a reader could give a suppressed cell: `low..=high`, or
 /// `low..` when nothing bounds it above.
@@ -128,6 +127,10 @@ pub(crate) struct Lp {
     /// feasible point so far (the true values, then every LP optimum): a
     /// variable seen at its own bound needs no programme for that side.
     seen: Vec<(f64, f64)>,
+    /// The same over whole-number points only (every value a whole
+    /// number): each one a consistent whole-number table, which the
+    /// whole-number audit starts from.
+    int_seen: Vec<(f64, f64)>,
     /// A bound no feasible point exceeds, for every variable (the LP's own
     /// upper bound where it has one, else one implied by the sums).
     ceiling: Vec<f64>,
@@ -286,6 +289,7 @@ impl Lp {
             component,
             component_rows,
             component_vars,
+            int_seen: seen.clone(),
             seen,
             ceiling,
             switchable,
@@ -321,6 +325,19 @@ impl Lp {
         let low = low.map_or(0, |x| (x - 1e-6).ceil().max(0.0) as u64);
         let high = high.map(|x| (x + 1e-6).floor().max(0.0) as u64);
         Ok(Interval::lp(low, high.map(|h| h.max(low)), required))
+    }
+
+    /// Whether `node`'s interval is at least `required` wide. Two feasible
+    /// points already that far apart (whole counts inwards) prove it
+    /// without a programme; otherwise as [`Lp::interval`].
+    pub fn passes(&mut self, node: usize, required: u64) -> Result<bool, SolverError> {
+        if let Ok(v) = self.var_of[node] {
+            let (low, high) = self.seen[v];
+            if (high + 1e-6).floor() - (low - 1e-6).ceil() >= required as f64 {
+                return Ok(true);
+            }
+        }
+        Ok(self.interval(node, required)?.passes())
     }
 
     /// Gives each of `nodes` a switch in the warm programmes, so that
@@ -414,12 +431,27 @@ impl Lp {
         .ok()
         .flatten();
         let (warm, value, point) = solved?;
-        for (v, value) in point {
-            let seen = &mut self.seen[v];
-            *seen = (seen.0.min(value), seen.1.max(value));
-        }
+        self.record(&point);
         self.warm.insert(key, Some(warm));
         Some(value)
+    }
+
+    /// Remembers a feasible point of one component (every variable of it):
+    /// in `seen`, and in `int_seen` too when it is a whole-number point.
+    /// With whole coefficients and right-hand sides, a point within 1e-6 of
+    /// whole numbers rounds to one that satisfies every row exactly.
+    fn record(&mut self, point: &[(usize, f64)]) {
+        for &(v, x) in point {
+            let s = &mut self.seen[v];
+            *s = (s.0.min(x), s.1.max(x));
+        }
+        if point.iter().all(|&(_, x)| (x - x.round()).abs() <= 1e-6) {
+            for &(v, x) in point {
+                let x = x.round();
+                let s = &mut self.int_seen[v];
+                *s = (s.0.min(x), s.1.max(x));
+            }
+        }
     }
 
     /// Component `c`'s programme with a switch for each of its targets,
@@ -507,11 +539,11 @@ impl Lp {
         // cannot finish must fail the release, not the process.
         match catch_unwind(AssertUnwindSafe(|| problem.solve())) {
             Ok(Ok(solution)) => {
-                for (v, h) in handles {
-                    let x = *solution.var_value(h);
-                    let s = &mut self.seen[v];
-                    *s = (s.0.min(x), s.1.max(x));
-                }
+                let point: Vec<(usize, f64)> = handles
+                    .iter()
+                    .map(|&(v, h)| (v, *solution.var_value(h)))
+                    .collect();
+                self.record(&point);
                 Ok(Some(solution.objective()))
             }
             Ok(Err(microlp::Error::Unbounded)) => Ok(None),

@@ -71,13 +71,15 @@ struct Part<'a> {
 }
 
 impl Lp {
-    /// The whole-number audit of `stars` (variables of suppressed cells)
-    /// and `rounded` (variables of rounded counts).
-    pub(crate) fn whole(&self, stars: &[usize], rounded: &[usize]) -> Whole {
+    /// The whole-number audit of `stars` (variables of suppressed cells,
+    /// each with its LP interval, which bounds the whole-number one) and
+    /// `rounded` (variables of rounded counts).
+    pub(crate) fn whole(&self, stars: &[(usize, (u64, Option<u64>))], rounded: &[usize]) -> Whole {
         let mut out = Whole::default();
         let mut by_part: std::collections::BTreeMap<usize, (Vec<usize>, Vec<usize>)> =
             Default::default();
-        for &v in stars {
+        let relaxed: HashMap<usize, (u64, Option<u64>)> = stars.iter().copied().collect();
+        for &(v, _) in stars {
             by_part.entry(self.component[v]).or_default().0.push(v);
         }
         for &v in rounded {
@@ -95,12 +97,13 @@ impl Lp {
                 local: vars.iter().enumerate().map(|(i, &v)| (v, i)).collect(),
                 seen: vars
                     .iter()
-                    .map(|&v| (self.truth[v] as i64, self.truth[v] as i64))
+                    .map(|&v| (self.int_seen[v].0 as i64, self.int_seen[v].1 as i64))
                     .collect(),
             };
             for &v in &stars {
-                let low = part.optimum(v, false, false);
-                let high = part.optimum(v, true, false);
+                let lp = relaxed.get(&v).copied();
+                let low = part.optimum(v, false, false, lp);
+                let high = part.optimum(v, true, false, lp);
                 match (low, high) {
                     (Ok(Some(l)), Ok(h)) => {
                         let l = l.max(0) as u64;
@@ -117,10 +120,10 @@ impl Lp {
                     out.checked += 1;
                     continue;
                 }
-                let moved = match part.optimum(v, false, true) {
+                let moved = match part.optimum(v, false, true, None) {
                     Ok(Some(l)) if l < truth => Ok(true),
                     Ok(_) => part
-                        .optimum(v, true, true)
+                        .optimum(v, true, true, None)
                         .map(|h| h.is_none_or(|h| h > truth)),
                     Err(e) => Err(e),
                 };
@@ -141,12 +144,25 @@ impl Lp {
 impl Part<'_> {
     /// The whole-number minimum (or maximum) of `target`; `None` when
     /// unbounded. With `any_move`, stops at the first whole-number table in
-    /// which `target` differs from its true value on that side.
-    fn optimum(&mut self, target: usize, maximise: bool, any_move: bool) -> Result<Option<i64>, GaveUp> {
+    /// which `target` differs from its true value on that side. `relaxed`:
+    /// the LP interval, if known (no whole-number value lies outside it).
+    fn optimum(
+        &mut self,
+        target: usize,
+        maximise: bool,
+        any_move: bool,
+        relaxed: Option<(u64, Option<u64>)>,
+    ) -> Result<Option<i64>, GaveUp> {
         let lp = self.lp;
         let sign = if maximise { -1.0 } else { 1.0 };
         let t = self.local[&target];
-        let (lower, upper) = lp.bounds[target];
+        let (mut lower, mut upper) = lp.bounds[target];
+        if let Some((low, high)) = relaxed {
+            lower = lower.max(low as f64);
+            if let Some(h) = high {
+                upper = upper.min(h as f64);
+            }
+        }
         // Nothing to search when a consistent table already sits at the
         // variable's own bound.
         let (seen_low, seen_high) = self.seen[t];
