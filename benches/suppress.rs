@@ -108,12 +108,29 @@ fn main() {
         (secs, p)
     };
     if only.as_deref() == Some("secondary") {
+        let release = ReleaseTable {
+            name: "bench".into(),
+            table: table.clone(),
+            profile: custom(true, true),
+        };
+        let t = Instant::now();
+        let p = protect_tables_lp(&[&release]).expect("protect").remove(0);
+        report(
+            "secondary and LP audit (custom 1-7, no rounding), all of protect",
+            cells,
+            t.elapsed().as_secs_f64(),
+            &p,
+        );
         let (both, p) = time(&table, custom(true, true));
         report(
-            "secondary and audit (custom 1-7, no rounding), all of protect",
+            "secondary, LP and whole-number audit (custom 1-7, no rounding), all of protect",
             cells,
             both,
             &p,
+        );
+        println!(
+            "  whole-number intervals: {} of {}; rounded counts pinned: {}",
+            p.counts.whole_number, p.counts.audited, p.counts.pinned
         );
         return;
     }

@@ -68,6 +68,10 @@ struct Part<'a> {
     /// Lowest and highest whole value each variable has taken in a
     /// consistent whole-number table so far.
     seen: Vec<(i64, i64)>,
+    /// The part's programme solved once with no objective, and its
+    /// variables: where a dive towards a known LP bound starts (`None`
+    /// until needed; `Err` when it failed).
+    base: Option<Result<(Solution, Vec<Variable>), GaveUp>>,
 }
 
 impl Lp {
@@ -99,6 +103,7 @@ impl Lp {
                     .iter()
                     .map(|&v| (self.int_seen[v].0 as i64, self.int_seen[v].1 as i64))
                     .collect(),
+                base: None,
             };
             for &v in &stars {
                 let lp = relaxed.get(&v).copied();
@@ -142,6 +147,37 @@ impl Lp {
 }
 
 impl Part<'_> {
+    /// A dive from the base programme with local variable `t` at `goal`.
+    fn dive_from_base(&mut self, t: usize, goal: f64) -> Option<Vec<i64>> {
+        if self.base.is_none() {
+            let lp = self.lp;
+            let mut problem = Problem::new(OptimizationDirection::Minimize);
+            let handles: Vec<Variable> = lp.component_vars[self.c]
+                .iter()
+                .map(|&v| problem.add_var(0.0, lp.bounds[v]))
+                .collect();
+            for &r in &lp.component_rows[self.c] {
+                let row = &lp.rows[r];
+                let terms: Vec<(Variable, f64)> = row
+                    .terms
+                    .iter()
+                    .map(|&(v, coef)| (handles[self.local[&v]], coef))
+                    .collect();
+                problem.add_constraint(terms.as_slice(), row.op, row.rhs);
+            }
+            let solved = catch_unwind(AssertUnwindSafe(|| problem.solve()))
+                .ok()
+                .and_then(Result::ok)
+                .map(|s| (s, handles))
+                .ok_or(GaveUp);
+            self.base = Some(solved);
+        }
+        let Some(Ok((base, handles))) = &self.base else {
+            return None;
+        };
+        dive(base.clone(), handles, t, goal)
+    }
+
     /// The whole-number minimum (or maximum) of `target`; `None` when
     /// unbounded. With `any_move`, stops at the first whole-number table in
     /// which `target` differs from its true value on that side. `relaxed`:
@@ -172,6 +208,22 @@ impl Part<'_> {
         if maximise && upper.is_finite() && (seen_high as f64) >= upper - EPS {
             return Ok(Some(seen_high));
         }
+        // With the LP interval known, its bound is a whole number the
+        // target can take in the relaxation: a dive from the part's base
+        // programme with the target held there, if it reaches a
+        // whole-number table, proves it the whole-number optimum too, with
+        // no programme of the target's own.
+        if let Some((low, high)) = relaxed {
+            let goal = if maximise { high.map(|h| h as f64) } else { Some(low as f64) };
+            if let Some(goal) = goal {
+                if let Some(point) = self.dive_from_base(t, goal) {
+                    for (s, &x) in self.seen.iter_mut().zip(&point) {
+                        *s = (s.0.min(x), s.1.max(x));
+                    }
+                    return Ok(Some(goal as i64));
+                }
+            }
+        }
         let vars = &lp.component_vars[self.c];
         let mut problem = Problem::new(OptimizationDirection::Minimize);
         let handles: Vec<Variable> = vars
@@ -197,6 +249,19 @@ impl Part<'_> {
             // the solver's failure.
             _ => return Err(GaveUp),
         };
+        // A dive first: the target held at the relaxation's best whole
+        // value, every other fractional cell fixed in turn at its nearest
+        // whole value. In these tables of sums it mostly reaches a
+        // whole-number table at once, which then closes the search.
+        let goal = (root.objective() - EPS).ceil();
+        if goal < best - 0.5 {
+            if let Some(point) = dive(root.clone(), &handles, t, sign * goal) {
+                for (s, &x) in self.seen.iter_mut().zip(&point) {
+                    *s = (s.0.min(x), s.1.max(x));
+                }
+                best = goal;
+            }
+        }
         let mut stack: Vec<Solution> = vec![root];
         let mut nodes = 1;
         while let Some(sol) = stack.pop() {
@@ -225,6 +290,10 @@ impl Part<'_> {
             };
             nodes += 2;
             if nodes > MAX_NODES {
+                // An answer already found stays sound for `any_move`.
+                if any_move && best < truth - 0.5 {
+                    break;
+                }
                 return Err(GaveUp);
             }
             let floor = x.floor();
@@ -245,4 +314,36 @@ impl Part<'_> {
         }
         Ok(Some((sign * best).round() as i64))
     }
+}
+
+/// Looks for a whole-number point with variable `t` at `value`: fixes `t`,
+/// then the most fractional variable at its nearest whole value (else the
+/// other side), until every value is whole. `None` when it gets stuck:
+/// a heuristic, the branch and bound decides then.
+fn dive(sol: Solution, handles: &[Variable], t: usize, value: f64) -> Option<Vec<i64>> {
+    let fix = |sol: Solution, h: Variable, x: f64| {
+        catch_unwind(AssertUnwindSafe(move || sol.fix_var(h, x)))
+            .ok()
+            .and_then(Result::ok)
+    };
+    let mut sol = fix(sol, handles[t], value)?;
+    for _ in 0..=handles.len() {
+        let values: Vec<f64> = handles.iter().map(|&h| sol[h]).collect();
+        let branch = values
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| (i, x, (x - x.round()).abs()))
+            .filter(|&(_, _, gap)| gap > EPS)
+            .max_by(|a, b| a.2.total_cmp(&b.2));
+        let Some((i, x, _)) = branch else {
+            return Some(values.iter().map(|x| x.round() as i64).collect());
+        };
+        let near = x.round();
+        let far = if near > x { near - 1.0 } else { near + 1.0 };
+        sol = match fix(sol.clone(), handles[i], near) {
+            Some(s) => s,
+            None => fix(sol, handles[i], far)?,
+        };
+    }
+    None
 }
