@@ -254,11 +254,13 @@ fn same_as_cold(table: &CountTable, profile: Profile, fast: &dars::suppress::Pro
 fn report(what: &str, cells: usize, secs: f64, p: &dars::suppress::ProtectedTable) {
     let c = &p.counts;
     println!(
-        "{what}: {cells} cells in {secs:.3}s = {:.0} cells/s (primary {}, secondary {}, audited {}, audit failures {})",
+        "{what}: {cells} cells in {secs:.3}s = {:.0} cells/s (primary {}, secondary {}, audited {}, whole-number {}, rounded counts pinned {}, audit failures {})",
         cells as f64 / secs,
         c.primary,
         c.secondary,
         c.audited,
+        c.whole_number,
+        c.pinned,
         c.audit_failures
     );
 }
