@@ -15,9 +15,9 @@
 //! `TMPDIR=/dev/shm` the files land in memory and the figures are the
 //! network path's alone (dars's fsync then costs nothing).
 //!
-//! `--profile dev`: the dev profile already optimises every dependency
-//! (libssh2 and OpenSSL do the work here); the bench profile would rebuild
-//! them all. The source file lives in `$BENCH_DIR` (default
+//! `--profile dev`: the dev profile optimises every dependency (at level 1;
+//! the work here is OpenSSL's, the system library, and libssh2's C); the
+//! bench profile would rebuild them all at level 3. The source file lives in `$BENCH_DIR` (default
 //! `/var/tmp/dars-bench-sftp`), made once and kept, never in the
 //! repository; what arrives is deleted after each upload. sshd runs as in
 //! the tests (tests/common/sshd.rs), on loopback only.

@@ -21,7 +21,7 @@ use chrono::{Datelike, NaiveDate};
 use rand::seq::{index, SliceRandom};
 use rand::Rng;
 
-use super::names::Era;
+use super::names::{Era, Surname};
 use super::people::{
     any_age, ascii, birthday_in, nhs_digits, year_of, PeopleChunk, Person, World, FEMALE,
     GENDER_CODES, MALE, PEOPLE_CHUNK,
@@ -44,21 +44,37 @@ pub enum Kind {
     GenderUnknown,
     NotInIndex,
     Unreadable,
+    NamesSwapped,
+    Hyphenated,
+    TwinNoNhs,
+    NicknameNoNhs,
+    MarriedMovedNoNhs,
+    OtherPersonsNhs,
+    SeveralErrors,
+    AbsentLookalike,
 }
 
 /// Every kind with its share of the cohort, per thousand rows.
-pub const SHARES: [(Kind, u32); 11] = [
+pub const SHARES: [(Kind, u32); 19] = [
     (Kind::Clean, 750),
-    (Kind::Moved, 30),
-    (Kind::NhsTypo, 30),
-    (Kind::NhsTransposition, 20),
-    (Kind::NhsMissing, 30),
+    (Kind::Moved, 25),
+    (Kind::NhsTypo, 25),
+    (Kind::NhsTransposition, 15),
+    (Kind::NhsMissing, 25),
     (Kind::DobSwap, 20),
-    (Kind::DobOffByOne, 20),
-    (Kind::NameTypo, 30),
-    (Kind::GenderUnknown, 20),
+    (Kind::DobOffByOne, 15),
+    (Kind::NameTypo, 25),
+    (Kind::GenderUnknown, 15),
     (Kind::NotInIndex, 30),
-    (Kind::Unreadable, 20),
+    (Kind::Unreadable, 15),
+    (Kind::NamesSwapped, 5),
+    (Kind::Hyphenated, 5),
+    (Kind::TwinNoNhs, 5),
+    (Kind::NicknameNoNhs, 5),
+    (Kind::MarriedMovedNoNhs, 5),
+    (Kind::OtherPersonsNhs, 5),
+    (Kind::SeveralErrors, 5),
+    (Kind::AbsentLookalike, 5),
 ];
 
 impl Kind {
@@ -75,19 +91,146 @@ impl Kind {
             Self::GenderUnknown => "gender_unknown",
             Self::NotInIndex => "not_in_index",
             Self::Unreadable => "unreadable",
+            Self::NamesSwapped => "names_swapped",
+            Self::Hyphenated => "hyphenated_surname",
+            Self::TwinNoNhs => "twin_no_nhs",
+            Self::NicknameNoNhs => "nickname_no_nhs",
+            Self::MarriedMovedNoNhs => "married_moved_no_nhs",
+            Self::OtherPersonsNhs => "other_persons_nhs",
+            Self::SeveralErrors => "several_errors",
+            Self::AbsentLookalike => "absent_lookalike",
         }
     }
 
-    /// Whether `p` can carry this kind of error.
-    fn fits(self, p: &Person) -> bool {
+    /// Rows of this kind are people who are not in demographics.
+    pub fn is_absent(self) -> bool {
+        matches!(self, Self::NotInIndex | Self::AbsentLookalike)
+    }
+
+    /// Whether person `g` can carry this kind of error.
+    fn fits(self, world: &World, chunks: &[PeopleChunk], g: usize) -> bool {
+        let p = person(chunks, g);
         match self {
             Self::DobSwap => {
                 from_epoch_days(p.dob).is_some_and(|d| d.day() <= 12 && d.day() != d.month())
             }
             Self::NameTypo => p.forename.is_some() || p.surname.is_some(),
+            Self::NamesSwapped => match (p.forename, p.surname) {
+                (Some(f), Some(s)) => !world
+                    .names
+                    .forename_str(f)
+                    .eq_ignore_ascii_case(&world.names.surname_string(s)),
+                _ => false,
+            },
+            Self::Hyphenated => p.surname.is_some_and(|s| s.second.is_none()),
+            Self::TwinNoNhs => twin_of(chunks, g).is_some(),
+            Self::NicknameNoNhs => p
+                .forename
+                .is_some_and(|f| !nicknames(world.names.forename_str(f)).is_empty()),
+            Self::MarriedMovedNoNhs => p.surname.is_some() && year_of(p.dob) <= 2007,
+            Self::SeveralErrors => p.surname.is_some(),
             _ => true,
         }
     }
+}
+
+/// Familiar forms of a forename (Bob for Robert), as people give them.
+pub fn nicknames(forename: &str) -> &'static [&'static str] {
+    match forename {
+        "John" => &["Jack", "Johnny"],
+        "David" => &["Dave", "Davy"],
+        "Michael" => &["Mike", "Mick"],
+        "Peter" => &["Pete"],
+        "Robert" => &["Bob", "Rob", "Bobby"],
+        "Anthony" => &["Tony"],
+        "William" => &["Bill", "Will", "Billy"],
+        "James" => &["Jim", "Jimmy"],
+        "Kenneth" => &["Ken", "Kenny"],
+        "Ronald" => &["Ron", "Ronnie"],
+        "Raymond" => &["Ray"],
+        "Thomas" => &["Tom", "Tommy"],
+        "Richard" => &["Dick", "Rich"],
+        "Christopher" => &["Chris"],
+        "Stephen" | "Steven" => &["Steve"],
+        "Terence" => &["Terry"],
+        "Leonard" => &["Len"],
+        "Gerald" => &["Gerry"],
+        "Douglas" => &["Doug"],
+        "Patrick" => &["Pat", "Paddy"],
+        "Stanley" => &["Stan"],
+        "Albert" => &["Bert", "Bertie"],
+        "Bernard" => &["Bernie"],
+        "Andrew" => &["Andy", "Drew"],
+        "Matthew" => &["Matt"],
+        "Daniel" => &["Dan", "Danny"],
+        "Jonathan" => &["Jon", "Jonny"],
+        "Nicholas" => &["Nick", "Nicky"],
+        "Philip" => &["Phil"],
+        "Samuel" => &["Sam", "Sammy"],
+        "Benjamin" => &["Ben", "Benny"],
+        "Joshua" => &["Josh"],
+        "Frederick" => &["Fred", "Freddie"],
+        "Margaret" => &["Maggie", "Peggy", "Meg"],
+        "Patricia" => &["Pat", "Trish"],
+        "Barbara" => &["Babs"],
+        "Dorothy" => &["Dot", "Dolly"],
+        "Elizabeth" => &["Liz", "Beth", "Betty"],
+        "Susan" => &["Sue", "Susie"],
+        "Christine" => &["Chris", "Chrissie"],
+        "Valerie" => &["Val"],
+        "Jennifer" => &["Jenny", "Jen"],
+        "Kathleen" => &["Kath", "Kathy"],
+        "Sandra" => &["Sandy"],
+        "Gillian" => &["Gill", "Jill"],
+        "Winifred" => &["Winnie"],
+        "Deborah" => &["Debbie", "Deb"],
+        "Rebecca" => &["Becky", "Becca"],
+        "Victoria" => &["Vicky", "Tori"],
+        "Catherine" => &["Cathy", "Kate"],
+        "Samantha" => &["Sam", "Sammy"],
+        "Jacqueline" => &["Jackie"],
+        "Amanda" => &["Mandy"],
+        "Nicola" => &["Nicky", "Nikki"],
+        "Joanna" | "Joanne" => &["Jo"],
+        "Jessica" => &["Jess"],
+        "Isabella" => &["Bella", "Izzy"],
+        "Charlotte" => &["Lottie"],
+        "Florence" => &["Flo"],
+        "Alison" => &["Ali"],
+        "Natalie" => &["Nat"],
+        _ => &[],
+    }
+}
+
+/// The other twin of person `g`, if `g` is one of a pair.
+fn twin_of(chunks: &[PeopleChunk], g: usize) -> Option<usize> {
+    let chunk = &chunks[g / PEOPLE_CHUNK];
+    let i = g % PEOPLE_CHUNK;
+    if chunk.persons[i].twin_of_previous && i > 0 {
+        return Some(g - 1);
+    }
+    chunk
+        .persons
+        .get(i + 1)
+        .is_some_and(|next| next.twin_of_previous)
+        .then_some(g + 1)
+}
+
+/// Someone who lives with person `g` (households are written together and
+/// share a postcode), never `g`'s twin: with every other field right, a
+/// twin's number gives a row identical to the twin's record but for the
+/// forename, which belongs to the twin kind, not this one.
+fn relative_of(chunks: &[PeopleChunk], g: usize) -> Option<usize> {
+    let chunk = &chunks[g / PEOPLE_CHUNK];
+    let i = g % PEOPLE_CHUNK;
+    let home = chunk.persons[i].home.postcode;
+    let twin = twin_of(chunks, g);
+    let lo = i.saturating_sub(3);
+    let hi = (i + 3).min(chunk.persons.len() - 1);
+    (lo..=hi)
+        .filter(|&j| j != i && chunk.persons[j].home.postcode == home)
+        .map(|j| chunk.first + j)
+        .find(|&h| Some(h) != twin)
 }
 
 /// The header applicants send (DESIGN matches it case-insensitively).
@@ -141,7 +284,7 @@ pub fn build(world: &World, chunks: &[PeopleChunk], people: usize, n: usize) -> 
         .flat_map(|&(k, c)| std::iter::repeat_n(k, c))
         .collect();
     kinds.shuffle(&mut rng);
-    let outside = kinds.iter().filter(|&&k| k == Kind::NotInIndex).count();
+    let outside = kinds.iter().filter(|k| k.is_absent()).count();
     let selected = select_people(&mut rng, chunks, people, n - outside);
 
     let mut next = selected.into_iter();
@@ -149,14 +292,10 @@ pub fn build(world: &World, chunks: &[PeopleChunk], people: usize, n: usize) -> 
         .into_iter()
         .map(|kind| Row {
             kind,
-            person: if kind == Kind::NotInIndex {
-                None
-            } else {
-                next.next()
-            },
+            person: if kind.is_absent() { None } else { next.next() },
         })
         .collect();
-    fit_people_to_kinds(chunks, &mut rows);
+    fit_people_to_kinds(world, chunks, &mut rows);
 
     let mut cohort = String::with_capacity(n * 64 + 128);
     let mut truth = String::with_capacity(n * 32 + 32);
@@ -169,8 +308,22 @@ pub fn build(world: &World, chunks: &[PeopleChunk], people: usize, n: usize) -> 
         let study_id = format!("S{:07}", i + 1);
         let fields = match row.person {
             Some(g) => {
-                let (fields, kind) = render_known(world, &mut rng, person(chunks, g), row.kind);
+                let (fields, kind) = render_known(world, &mut rng, chunks, people, g, row.kind);
                 row.kind = kind;
+                fields
+            }
+            None if row.kind == Kind::AbsentLookalike && people > 0 => {
+                // Someone with names and a recorded postcode to resemble,
+                // where a few draws find one.
+                let mut like = person(chunks, rng.gen_range(0..people));
+                for _ in 0..20 {
+                    if like.forename.is_some() && like.surname.is_some() && like.postcode_recorded {
+                        break;
+                    }
+                    like = person(chunks, rng.gen_range(0..people));
+                }
+                let fields = render_lookalike(world, &mut rng, like, outside_slot);
+                outside_slot += 1;
                 fields
             }
             None => {
@@ -243,16 +396,16 @@ fn select_people<R: Rng>(
 /// date of birth with a day of 12 or less to swap, a name to misspell) gets
 /// a person who has it; where no clean row has one, the row becomes a kind
 /// that fits.
-fn fit_people_to_kinds(chunks: &[PeopleChunk], rows: &mut [Row]) {
+fn fit_people_to_kinds(world: &World, chunks: &[PeopleChunk], rows: &mut [Row]) {
     for i in 0..rows.len() {
         let Some(g) = rows[i].person else { continue };
         let kind = rows[i].kind;
-        if kind.fits(person(chunks, g)) {
+        if kind.fits(world, chunks, g) {
             continue;
         }
         let swap_with = (i + 1..rows.len()).chain(0..i).find(|&j| {
             rows[j].kind == Kind::Clean
-                && rows[j].person.is_some_and(|h| kind.fits(person(chunks, h)))
+                && rows[j].person.is_some_and(|h| kind.fits(world, chunks, h))
         });
         match swap_with {
             Some(j) => {
@@ -450,7 +603,15 @@ fn misspell<R: Rng>(rng: &mut R, name: &str) -> String {
 /// A person from demographics, with the row's error applied. Returns the
 /// kind actually applied (a transposition that cannot fail the check
 /// becomes a typo).
-fn render_known<R: Rng>(world: &World, rng: &mut R, p: &Person, kind: Kind) -> (Fields, Kind) {
+fn render_known<R: Rng>(
+    world: &World,
+    rng: &mut R,
+    chunks: &[PeopleChunk],
+    people: usize,
+    g: usize,
+    kind: Kind,
+) -> (Fields, Kind) {
+    let p = person(chunks, g);
     let mut f = render_clean(world, rng, p);
     let mut kind = kind;
     match kind {
@@ -512,9 +673,135 @@ fn render_known<R: Rng>(world: &World, rng: &mut R, p: &Person, kind: Kind) -> (
             2 => f[2] = ["7", "3"][rng.gen_range(0..2)].to_string(),
             _ => f[3] = ["N/A", "NFA", "UNKNOWN"][rng.gen_range(0..3)].to_string(),
         },
-        Kind::NotInIndex => {}
+        Kind::NamesSwapped => f.swap(4, 5),
+        Kind::Hyphenated => {
+            if let Some(own) = p.surname {
+                let mut other = world.names.surname(rng);
+                while other.first == own.first {
+                    other = world.names.surname(rng);
+                }
+                let joined = if rng.gen_bool(0.5) {
+                    Surname {
+                        first: own.first,
+                        second: Some(other.first),
+                    }
+                } else {
+                    Surname {
+                        first: other.first,
+                        second: Some(own.first),
+                    }
+                };
+                f[5] = world.names.surname_string(joined);
+            }
+        }
+        Kind::TwinNoNhs => f[0].clear(),
+        Kind::NicknameNoNhs => {
+            let forms = p
+                .forename
+                .map_or(&[][..], |n| nicknames(world.names.forename_str(n)));
+            if !forms.is_empty() {
+                f[4] = forms[rng.gen_range(0..forms.len())].to_string();
+            }
+            f[0].clear();
+        }
+        Kind::MarriedMovedNoNhs => {
+            let mut new = world.names.surname(rng);
+            while Some(new) == p.surname {
+                new = world.names.surname(rng);
+            }
+            f[5] = world.names.surname_string(new);
+            let to = world.places.moved(rng, p.home.postcode);
+            f[3] = postcode_layout(rng, world.places.postcode_string(to));
+            f[0].clear();
+        }
+        Kind::OtherPersonsNhs => {
+            // A relative's number where someone lives with them, else one
+            // copied from a random record.
+            let other = relative_of(chunks, g).or_else(|| {
+                (people > 1).then(|| loop {
+                    let h = rng.gen_range(0..people);
+                    if h != g {
+                        break h;
+                    }
+                })
+            });
+            match other {
+                Some(h) => f[0] = nhs_layout(rng, &nhs_digits(&person(chunks, h).nhs)),
+                None => {
+                    kind = Kind::NhsMissing;
+                    f[0].clear();
+                }
+            }
+        }
+        Kind::SeveralErrors => {
+            let typo = nhs_typo(rng, &p.nhs);
+            f[0] = nhs_layout(rng, &typo);
+            f[5] = misspell(rng, &f[5]);
+            let to = world.places.moved(rng, p.home.postcode);
+            f[3] = postcode_layout(rng, world.places.postcode_string(to));
+        }
+        Kind::NotInIndex | Kind::AbsentLookalike => {}
     }
     (f, kind)
+}
+
+/// Someone not in demographics who resembles `like`, a person who is: an
+/// unregistered relative at the same address (same surname, another
+/// forename and date of birth), a namesake elsewhere (same forename and
+/// surname, another date of birth and postcode), or someone with the same
+/// surname and date of birth elsewhere. Half carry a valid NHS number from
+/// a slot beyond the last person, half none.
+fn render_lookalike<R: Rng>(world: &World, rng: &mut R, like: &Person, slot: u64) -> Fields {
+    let male = match like.gender {
+        MALE => true,
+        FEMALE => false,
+        _ => rng.gen_bool(0.5),
+    };
+    let mut p = Person {
+        nhs: world.nhs.number(slot),
+        dod: None,
+        postcode_recorded: true,
+        ethnicity: like.ethnicity,
+        activity: 0.0,
+        twin_of_previous: false,
+        ..like.clone()
+    };
+    let era = Era::of_birth_year(year_of(like.dob));
+    let other_forename = |rng: &mut R| loop {
+        let f = world.names.forename(rng, male, era);
+        if Some(f) != like.forename {
+            break Some(f);
+        }
+    };
+    let other_dob = |rng: &mut R| loop {
+        let year = 2025 - any_age(rng);
+        let d = birthday_in(rng, year);
+        if d != like.dob {
+            break d;
+        }
+    };
+    match rng.gen_range(0..10) {
+        0..=3 => {
+            p.forename = other_forename(rng);
+            p.dob = other_dob(rng);
+        }
+        4..=6 => {
+            p.dob = other_dob(rng);
+            p.home.postcode = world.places.moved(rng, like.home.postcode);
+        }
+        _ => {
+            p.forename = other_forename(rng);
+            p.home.postcode = world.places.moved(rng, like.home.postcode);
+        }
+    }
+    if p.surname.is_none() {
+        p.surname = Some(world.names.surname(rng));
+    }
+    let mut f = render_clean(world, rng, &p);
+    if rng.gen_bool(0.5) {
+        f[0].clear();
+    }
+    f
 }
 
 /// A person who is not in demographics: invented afresh, with a valid NHS

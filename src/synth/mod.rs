@@ -37,19 +37,34 @@
 //! | kind | share | what the row carries |
 //! |---|---|---|
 //! | `clean` | 75% | the person's demographics values (layouts vary) |
-//! | `moved` | 3% | a different valid postcode, usually nearby |
-//! | `nhs_typo` | 3% | one NHS number digit substituted (fails modulus 11) |
-//! | `nhs_transposition` | 2% | two adjacent different digits swapped (fails modulus 11) |
-//! | `nhs_missing` | 3% | a blank NHS number |
+//! | `moved` | 2.5% | a different valid postcode, usually nearby |
+//! | `nhs_typo` | 2.5% | one NHS number digit substituted (fails modulus 11) |
+//! | `nhs_transposition` | 1.5% | two adjacent different digits swapped (fails modulus 11) |
+//! | `nhs_missing` | 2.5% | a blank NHS number |
 //! | `dob_swap` | 2% | day and month of birth swapped (a real, different date) |
-//! | `dob_off_by_one` | 2% | birth date one day, month or year out |
-//! | `name_typo` | 3% | one letter substituted or dropped in forename or surname |
-//! | `gender_unknown` | 2% | gender `9`, `X` or blank |
+//! | `dob_off_by_one` | 1.5% | birth date one day, month or year out |
+//! | `name_typo` | 2.5% | one letter substituted or dropped in forename or surname |
+//! | `gender_unknown` | 1.5% | gender `9`, `X` or blank |
 //! | `not_in_index` | 3% | an invented person with a valid NHS number nobody in demographics has; `person_id` empty |
-//! | `unreadable` | 2% | one value that cannot be read (`31/02/1980`, gender `7`, postcode `N/A`, NHS number `12345`) in a well-formed row |
+//! | `unreadable` | 1.5% | one value that cannot be read (`31/02/1980`, gender `7`, postcode `N/A`, NHS number `12345`) in a well-formed row |
+//! | `names_swapped` | 0.5% | forename and surname exchanged |
+//! | `hyphenated_surname` | 0.5% | the surname double-barrelled with another, in either order (`Smith-Patel`, `Patel-Smith`) |
+//! | `twin_no_nhs` | 0.5% | one of a pair of twins (same date of birth, surname and postcode in demographics), with a blank NHS number |
+//! | `nickname_no_nhs` | 0.5% | a familiar form of the forename (Bob for Robert, Peggy for Margaret) and a blank NHS number |
+//! | `married_moved_no_nhs` | 0.5% | a new surname, a new postcode and a blank NHS number; date of birth, forename and gender right |
+//! | `other_persons_nhs` | 0.5% | a valid NHS number that belongs to someone else in demographics (someone in the same household, never a twin; else a random record), everything else right |
+//! | `several_errors` | 0.5% | an NHS number with one wrong digit, a misspelt surname and a new postcode, at once |
+//! | `absent_lookalike` | 0.5% | not in demographics but resembling someone who is (an unregistered relative at the same address, a namesake elsewhere, or the same surname and date of birth elsewhere); a valid NHS number nobody holds, or none; `person_id` empty |
 //!
 //! Nobody appears twice in a cohort, and about one row in a hundred belongs
 //! to a twin pair included whole.
+//!
+//! The error model does not come from the linker: each kind is an error
+//! applicants' files are known to carry, applied to the true values without
+//! regard to how any linker scores them (`other_persons_nhs` avoids a
+//! twin's number only because that row would be the twin's own record but
+//! for the forename, which is what `twin_no_nhs` covers). For data made
+//! outside this project altogether, see `benches/linkage_outside/`.
 //!
 //! Nothing here logs an NHS number, name, postcode or date of birth: only
 //! counts.
