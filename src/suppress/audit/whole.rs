@@ -214,7 +214,11 @@ impl Part<'_> {
         // whole-number table, proves it the whole-number optimum too, with
         // no programme of the target's own.
         if let Some((low, high)) = relaxed {
-            let goal = if maximise { high.map(|h| h as f64) } else { Some(low as f64) };
+            let goal = if maximise {
+                high.map(|h| h as f64)
+            } else {
+                Some(low as f64)
+            };
             if let Some(goal) = goal {
                 if let Some(point) = self.dive_from_base(t, goal) {
                     for (s, &x) in self.seen.iter_mut().zip(&point) {
@@ -241,7 +245,11 @@ impl Part<'_> {
         }
         // The best (sign · value) of a whole-number table so far.
         let truth = sign * lp.truth[target];
-        let mut best = if maximise { -(seen_high as f64) } else { seen_low as f64 };
+        let mut best = if maximise {
+            -(seen_high as f64)
+        } else {
+            seen_low as f64
+        };
         let root = match catch_unwind(AssertUnwindSafe(|| problem.solve())) {
             Ok(Ok(s)) => s,
             Ok(Err(microlp::Error::Unbounded)) => return Ok(None),
@@ -298,17 +306,21 @@ impl Part<'_> {
             }
             let floor = x.floor();
             let h = handles[i];
-            let child = |sol: Solution, op: ComparisonOp, rhs: f64| {
-                match catch_unwind(AssertUnwindSafe(move || sol.add_constraint([(h, 1.0)], op, rhs))) {
-                    Ok(Ok(s)) => Ok(Some(s)),
-                    Ok(Err(microlp::Error::Infeasible)) => Ok(None),
-                    _ => Err(GaveUp),
-                }
+            let child = |sol: Solution, op: ComparisonOp, rhs: f64| match catch_unwind(
+                AssertUnwindSafe(move || sol.add_constraint([(h, 1.0)], op, rhs)),
+            ) {
+                Ok(Ok(s)) => Ok(Some(s)),
+                Ok(Err(microlp::Error::Infeasible)) => Ok(None),
+                _ => Err(GaveUp),
             };
             let down = child(sol.clone(), ComparisonOp::Le, floor)?;
             let up = child(sol, ComparisonOp::Ge, floor + 1.0)?;
             // The nearer side first (popped last pushed).
-            let (first, second) = if x - floor < 0.5 { (down, up) } else { (up, down) };
+            let (first, second) = if x - floor < 0.5 {
+                (down, up)
+            } else {
+                (up, down)
+            };
             stack.extend(second);
             stack.extend(first);
         }
