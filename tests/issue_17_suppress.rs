@@ -215,7 +215,10 @@ fn dars_suppress(dir: &Path, counts: &str, args: &[&str]) -> Outcome {
             .map(|r| percent.map(|p| r[p].clone()).unwrap_or_default())
             .collect(),
     };
-    assert_eq!(table.counts, from_report.counts, "the report says what was published");
+    assert_eq!(
+        table.counts, from_report.counts,
+        "the report says what was published"
+    );
     Outcome {
         released: true,
         table,
@@ -226,7 +229,8 @@ fn dars_suppress(dir: &Path, counts: &str, args: &[&str]) -> Outcome {
 /// Every published percentage is the rule applied to published counts:
 /// it tells a reader nothing the counts do not.
 fn assert_percentages_follow_from_the_counts(t: &Published, rule: &Rule, percent_of: &[&str]) {
-    let index: HashMap<&Vec<String>, usize> = t.keys.iter().enumerate().map(|(i, k)| (k, i)).collect();
+    let index: HashMap<&Vec<String>, usize> =
+        t.keys.iter().enumerate().map(|(i, k)| (k, i)).collect();
     for (i, key) in t.keys.iter().enumerate() {
         let mut den = key.clone();
         for d in percent_of {
@@ -379,7 +383,10 @@ fn assert_protected_or_refused_on_the_merits(
             continue;
         }
         let (text, kind) = &outcome.intervals[key];
-        assert_eq!(kind, "whole-number", "a small table is audited in whole numbers");
+        assert_eq!(
+            kind, "whole-number",
+            "a small table is audited in whole numbers"
+        );
         let s = &seen[i];
         let want = format!("{}–{}", s.first().unwrap(), s.last().unwrap());
         assert_eq!(text, &want, "interval of {key:?} in {t:?}");
@@ -461,7 +468,12 @@ fn issue_17_small_tables_are_released_and_refused_on_the_merits() {
     ]
     .iter()
     .filter(|g| {
-        assert_protected_or_refused_on_the_merits(&count_table(&["region", "sex"], g), &HES, "hes", &["sex"])
+        assert_protected_or_refused_on_the_merits(
+            &count_table(&["region", "sex"], g),
+            &HES,
+            "hes",
+            &["sex"],
+        )
     })
     .count();
     assert!(released >= 1, "tables with room to spare are released");
@@ -499,7 +511,14 @@ fn highs(dir: &Path, t: &Published, rule: &Rule) -> Vec<HighsCell> {
         .arg(&table)
         .args(["--mask", &rule.mask.0.to_string(), &rule.mask.1.to_string()])
         .args(["--round-to", &rule.round_to.to_string()])
-        .args(["--zeros", if rule.zeros_suppressed { "suppress" } else { "show" }])
+        .args([
+            "--zeros",
+            if rule.zeros_suppressed {
+                "suppress"
+            } else {
+                "show"
+            },
+        ])
         .args(["--exempt-national", yes(rule.exempt_national)])
         .args(["--secondary", yes(rule.secondary)])
         .arg("--out")
@@ -534,7 +553,12 @@ fn agree_with_highs(counts: &str, rule: &Rule, args: &[&str]) -> (bool, usize) {
         let (text, kind) = &outcome.intervals[&c.key];
         let (low, high) = parse_interval(text);
         if kind == "whole-number" {
-            assert_eq!((low, high), (c.min, c.max), "{:?}: dars {text}, HiGHS {c:?}", c.key);
+            assert_eq!(
+                (low, high),
+                (c.min, c.max),
+                "{:?}: dars {text}, HiGHS {c:?}",
+                c.key
+            );
             compared += 1;
         } else {
             assert!(
@@ -583,7 +607,10 @@ fn issue_17_highs_agrees_with_the_whole_number_audit() {
         &["--profile", "hes", "--percent-of", "sex"],
     ));
     tally(agree_with_highs(
-        &count_table(&["region", "age"], &[vec![15, 0, 3], vec![4, 0, 2], vec![0, 5, 0]]),
+        &count_table(
+            &["region", "age"],
+            &[vec![15, 0, 3], vec![4, 0, 2], vec![0, 5, 0]],
+        ),
         &CSDS,
         &["--profile", "csds", "--percent-of", "age"],
     ));
@@ -615,7 +642,12 @@ fn issue_17_highs_agrees_with_the_whole_number_audit() {
     let (r, c) = agree_with_highs(
         &cube_table(&cube),
         &custom,
-        &["--profile", profile.to_str().unwrap(), "--percent-of", "age"],
+        &[
+            "--profile",
+            profile.to_str().unwrap(),
+            "--percent-of",
+            "age",
+        ],
     );
     assert!(c > 0, "the 4×4×2 table is audited in whole numbers");
     tally((r, c));
@@ -623,7 +655,9 @@ fn issue_17_highs_agrees_with_the_whole_number_audit() {
     // Random three-way tables (a fixed seed), skewed small.
     let mut state = 17u64;
     let mut next = |m: u64| {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (state >> 33) % m
     };
     for case in 0..6 {
@@ -631,17 +665,100 @@ fn issue_17_highs_agrees_with_the_whole_number_audit() {
         let cube: Vec<Vec<Vec<u64>>> = (0..a)
             .map(|_| {
                 (0..b)
-                    .map(|_| (0..c).map(|_| if next(3) == 0 { next(8) } else { next(60) }).collect())
+                    .map(|_| {
+                        (0..c)
+                            .map(|_| if next(3) == 0 { next(8) } else { next(60) })
+                            .collect()
+                    })
                     .collect()
             })
             .collect();
-        let (rule, name) = if case % 2 == 0 { (&HES, "hes") } else { (&CSDS, "csds") };
+        let (rule, name) = if case % 2 == 0 {
+            (&HES, "hes")
+        } else {
+            (&CSDS, "csds")
+        };
         tally(agree_with_highs(
             &cube_table(&cube),
             rule,
             &["--profile", name, "--percent-of", "age"],
         ));
     }
-    assert!(compared >= 10, "only {compared} whole-number intervals compared");
+    assert!(
+        compared >= 10,
+        "only {compared} whole-number intervals compared"
+    );
     assert!(released >= 2, "only {released} tables released");
+}
+
+/// Issue #17: a release of two aggregates that share cells (`region × sex`
+/// under `hes`, and `region` alone under a stricter custom rule): each
+/// shared cell gets one treatment, the stricter rule's mask wins, and the
+/// audit of the whole release passes (a dry run: the reports, no release).
+#[test]
+fn issue_17_two_tables_sharing_cells_get_one_treatment_the_stricter_rule_winning() {
+    let w = common::Workdir::new(800, 120, 4000, 9);
+    let extra = r#"
+[[outputs]]
+name = "by_region"
+kind = "aggregate"
+dataset = "hes_apc"
+group_by = ["region"]
+count = "persons"
+totals = true
+suppression = "strict"
+
+[suppression.strict]
+mask = [1, 30]
+round_to = 5
+"#;
+    let a = w.agreement("agreement.toml", "2099-12-31", extra);
+    let out = w.dars(&["run", a.to_str().unwrap(), "--dry-run"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run_dir = std::fs::read_dir(w.path("work/DARS-NIC-000001-DEMO1-01/runs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let report = |name: &str| read_csv(&run_dir.join(format!("suppression/{name}.csv")));
+    let (h2, both) = report("admissions_by_region");
+    let (h1, alone) = report("by_region");
+    let col = |h: &[String], name: &str| h.iter().position(|x| x == name).unwrap();
+    let (o2, r2, a2) = (
+        col(&h2, "original_internal"),
+        col(&h2, "released"),
+        col(&h2, "audit"),
+    );
+    let (o1, r1, rule1) = (
+        col(&h1, "original_internal"),
+        col(&h1, "released"),
+        col(&h1, "rule"),
+    );
+    let mut shared = 0;
+    let mut won = 0;
+    for row in alone.iter().filter(|r| r[1] == "interior") {
+        // The region margin of region × sex: the same people, the same cell.
+        let Some(m) = both.iter().find(|r| r[0] == row[0] && r[1] == TOTAL) else {
+            continue;
+        };
+        assert_eq!(m[o2], row[o1], "the same true count");
+        shared += 1;
+        assert_eq!(
+            m[r2] == "*",
+            row[r1] == "*",
+            "one treatment for {:?}",
+            row[0]
+        );
+        let n: u64 = row[o1].parse().unwrap();
+        if (8..=30).contains(&n) {
+            // hes alone would publish it; the stricter rule masks it in both.
+            assert_eq!(m[r2], "*");
+            assert_eq!(row[rule1], "strict");
+            won += 1;
+        }
+    }
+    assert!(shared >= 3, "only {shared} shared cells");
+    assert!(won >= 1, "no cell where the stricter rule had to win");
+    assert!(both.iter().all(|r| r[a2] != "FAIL"), "the audit passes");
 }
