@@ -1,8 +1,7 @@
 //! The audit: for a suppressed cell, the smallest and largest value a
 //! reader could give it that is consistent with everything the release
 //! publishes (every released cell, every margin, every rounding interval,
-//! every percentage, and the rules themselves), found by linear
-//! programming.
+//! and the rules themselves), found by linear programming.
 //!
 //! The solver is `microlp`, a pure-Rust revised simplex (the maintained
 //! fork of `minilp`): no C or C++ library to build or ship on a locked-down
@@ -20,12 +19,10 @@
 //! the intervals are those of a cold solve (the tests and the bench's
 //! `--check` compare the two).
 //!
-//! The interval is the LP relaxation, rounded inwards to whole counts. For
-//! tables of one or two dimensions the sums form a network, whose
-//! relaxation has whole-number corners, so the interval is exactly what a
-//! reader can deduce. For three or more dimensions a reader who solves in
-//! whole numbers can occasionally do better than the relaxation; the audit
-//! states what linear programming (the standard attack) recovers.
+//! The interval is the LP relaxation, rounded inwards to whole counts. A
+//! reader who solves in whole numbers can do better in three or more
+//! dimensions; [`whole`] computes that interval where the part is small
+//! enough. Percentages are of released counts and carry no row here.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 

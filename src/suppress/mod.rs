@@ -4,9 +4,9 @@
 //! Presets (DESIGN.md, "Suppression presets"):
 //! - `hes`: below national level counts 1–7 become `*` and every other
 //!   count is rounded to the nearest 5; the national (grand) total is
-//!   released as computed; a true zero stays 0; a percentage built on a
-//!   `*` is `*`, and so are the other percentages of the same total
-//!   (they add up to 100, so they would give the hidden one away).
+//!   released as computed; a true zero stays 0; percentages are of the
+//!   released counts (so they say nothing the counts do not), `*` where
+//!   the count or its total is `*`.
 //! - `csds`: counts 0–4 become `*` (zeros too) and every count is rounded
 //!   to the nearest 5; percentages to whole percent, `*` where built on a
 //!   `*`; the national total is released as computed.
@@ -21,9 +21,10 @@
 //! complementary cells ([`secondary`]) where a rule asks for them, the same
 //! treatment for a cell wherever it appears, then rounding of what is
 //! published, then the [`audit`]: for every suppressed cell, the interval
-//! a reader could deduce from everything released, by linear programming.
-//! A release whose audit finds an interval narrower than its rule's
-//! protection fails.
+//! a reader could deduce from everything released, by linear programming,
+//! and in whole numbers (branch and bound) for every connected part small
+//! enough, where a rounded count pinned exactly fails too. A release whose
+//! audit finds an interval narrower than its rule's protection fails.
 
 mod audit;
 mod config;
