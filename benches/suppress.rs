@@ -24,13 +24,13 @@
 //! and the same 972 intervals after them.
 //!
 //! Issue #17 (same machine, load 2.5–5, `--only secondary`): secondary
-//! suppression and the LP audit 19.0 s before (515 complements, 972 `*`),
-//! 1.2–1.6 s now (rounds; 109 complements, 566 `*`, audit passes); with
-//! the whole-number audit of every part (all within 600 unknowns here)
-//! 10.0 s, 566 of 566 whole-number. `--only secondary --check` passed (cold
+//! suppression and the LP audit 19.0–23.7 s before (515 complements, 972
+//! `*`), 1.2–2.4 s now (rounds; 109 complements, 566 `*`, audit passes);
+//! with the whole-number audit of every part (all within 600 unknowns
+//! here) 10.0–16.4 s, 566 of 566 whole-number. `--only secondary --check` passed (cold
 //! run 26.8 s). `--only whole`: the 500-cell `hes` percentage table, 3.8–6.0
 //! s with the whole-number audit (84 of 84 `*` whole-number; LP audit
-//! alone 0.1 s; before #17, the LP audit with percentage rows, 0.99 s).
+//! alone 0.1 s; before #17, the LP audit with percentage rows, 0.89–0.99 s).
 //!
 //! The data is synthetic and skewed (some regions and diagnosis chapters
 //! are rare) so that the table has many small cells to suppress. Prints
