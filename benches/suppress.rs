@@ -23,6 +23,15 @@
 //! 1.0) passed: the same 457 intervals, the same 515 complementary cells
 //! and the same 972 intervals after them.
 //!
+//! Issue #17 (same machine, load 2.5–5, `--only secondary`): secondary
+//! suppression and the LP audit 19.0–23.7 s before (515 complements, 972
+//! `*`), 1.2–2.4 s now (rounds; 109 complements, 566 `*`, audit passes);
+//! with the whole-number audit of every part (all within 600 unknowns
+//! here) 10.0–16.4 s, 566 of 566 whole-number. `--only secondary --check` passed (cold
+//! run 26.8 s). `--only whole`: the 500-cell `hes` percentage table, 3.8–6.0
+//! s with the whole-number audit (84 of 84 `*` whole-number; LP audit
+//! alone 0.1 s; before #17, the LP audit with percentage rows, 0.89–0.99 s).
+//!
 //! The data is synthetic and skewed (some regions and diagnosis chapters
 //! are rare) so that the table has many small cells to suppress. Prints
 //! counts and timings only.
@@ -32,20 +41,34 @@ use std::time::Instant;
 use polars::prelude::*;
 use rand::{Rng, SeedableRng};
 
-use dars::aggregate::{count_frame, CountTable, Unit};
-use dars::suppress::{protect_tables, protect_tables_cold, Profile, ProfileSpec, ReleaseTable};
+use dars::aggregate::{count_frame, from_counts, set_percent_of, CountTable, Unit};
+use dars::suppress::{
+    protect_tables, protect_tables_cold, protect_tables_lp, Profile, ProfileSpec, ReleaseTable,
+};
 
 fn main() {
     let mut rows: usize = 1_000_000;
     // `--check`: also protect each table with every programme solved from
     // scratch and require the very same result, cell by cell (slow).
     let mut check = false;
+    // `--only secondary` (the issue #17 figure: secondary suppression and
+    // the audit of the 2 541-cell table) or `--only whole` (the
+    // whole-number audit of a 500-cell percentage table).
+    let mut only: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         if flag == "--rows" {
             rows = args.next().and_then(|v| v.parse().ok()).unwrap_or(rows);
         } else if flag == "--check" {
             check = true;
+        } else if flag == "--only" {
+            only = args.next();
+        }
+    }
+    if only.as_deref() != Some("secondary") {
+        whole_number_audit();
+        if only.is_some() {
+            return;
         }
     }
 
@@ -93,6 +116,33 @@ fn main() {
         }
         (secs, p)
     };
+    if only.as_deref() == Some("secondary") {
+        let release = ReleaseTable {
+            name: "bench".into(),
+            table: table.clone(),
+            profile: custom(true, true),
+        };
+        let t = Instant::now();
+        let p = protect_tables_lp(&[&release]).expect("protect").remove(0);
+        report(
+            "secondary and LP audit (custom 1-7, no rounding), all of protect",
+            cells,
+            t.elapsed().as_secs_f64(),
+            &p,
+        );
+        let (both, p) = time(&table, custom(true, true));
+        report(
+            "secondary, LP and whole-number audit (custom 1-7, no rounding), all of protect",
+            cells,
+            both,
+            &p,
+        );
+        println!(
+            "  whole-number intervals: {} of {}; rounded counts pinned: {}",
+            p.counts.whole_number, p.counts.audited, p.counts.pinned
+        );
+        return;
+    }
     let (primary, p) = time(&table, hes_no_audit);
     report("primary (hes: mask and round)", cells, primary, &p);
     let (with_audit, p) = time(&table, Profile::hes());
@@ -116,6 +166,57 @@ fn main() {
         p.counts.audited,
         (both - secondary).max(1e-9),
         &p,
+    );
+}
+
+/// Issue #17: a 500-cell three-way percentage table (9 regions × 9 age
+/// bands × 4 sexes with every margin, percentages of sex) under `hes`, one
+/// connected part of 499 unknown cells: protect with the whole-number
+/// audit against the LP audit alone.
+fn whole_number_audit() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(17);
+    let dims: Vec<String> = ["region", "age", "sex"].map(String::from).to_vec();
+    let mut rows = std::collections::HashMap::new();
+    for r in 0..9 {
+        for a in 0..9 {
+            for s in 0..4 {
+                let n = if rng.gen_range(0..4) == 0 {
+                    rng.gen_range(0..10u64)
+                } else {
+                    rng.gen_range(0..80u64)
+                };
+                rows.insert(vec![format!("R{r}"), format!("A{a}"), format!("S{s}")], n);
+            }
+        }
+    }
+    let mut table = from_counts(&dims, rows, true, "bench").expect("count");
+    set_percent_of(&mut table, vec!["sex".into()], "bench").expect("percent");
+    let release = ReleaseTable {
+        name: "bench".into(),
+        table,
+        profile: Profile::hes(),
+    };
+    let t = Instant::now();
+    let lp = protect_tables_lp(&[&release]).expect("protect").remove(0);
+    let lp_secs = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let whole = protect_tables(&[&release]).expect("protect").remove(0);
+    let whole_secs = t.elapsed().as_secs_f64();
+    let c = &whole.counts;
+    println!(
+        "whole-number audit (hes, {} cells with percentages): protect {whole_secs:.3}s, of which the whole-number audit {:.3}s (LP audit only: {lp_secs:.3}s); {} `*`, {} with whole-number intervals, {} narrower than their LP interval; {} rounded counts pinned; {} audit failures",
+        c.cells,
+        (whole_secs - lp_secs).max(0.0),
+        c.audited,
+        c.whole_number,
+        whole
+            .cells
+            .iter()
+            .zip(&lp.cells)
+            .filter(|(w, l)| w.interval.is_some() && l.interval.is_some() && w.interval.map(|i| (i.low, i.high)) != l.interval.map(|i| (i.low, i.high)))
+            .count(),
+        c.pinned,
+        c.audit_failures,
     );
 }
 
@@ -162,11 +263,13 @@ fn same_as_cold(table: &CountTable, profile: Profile, fast: &dars::suppress::Pro
 fn report(what: &str, cells: usize, secs: f64, p: &dars::suppress::ProtectedTable) {
     let c = &p.counts;
     println!(
-        "{what}: {cells} cells in {secs:.3}s = {:.0} cells/s (primary {}, secondary {}, audited {}, audit failures {})",
+        "{what}: {cells} cells in {secs:.3}s = {:.0} cells/s (primary {}, secondary {}, audited {}, whole-number {}, rounded counts pinned {}, audit failures {})",
         cells as f64 / secs,
         c.primary,
         c.secondary,
         c.audited,
+        c.whole_number,
+        c.pinned,
         c.audit_failures
     );
 }

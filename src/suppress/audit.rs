@@ -1,8 +1,7 @@
 //! The audit: for a suppressed cell, the smallest and largest value a
 //! reader could give it that is consistent with everything the release
 //! publishes (every released cell, every margin, every rounding interval,
-//! every percentage, and the rules themselves), found by linear
-//! programming.
+//! and the rules themselves), found by linear programming.
 //!
 //! The solver is `microlp`, a pure-Rust revised simplex (the maintained
 //! fork of `minilp`): no C or C++ library to build or ship on a locked-down
@@ -20,12 +19,10 @@
 //! the intervals are those of a cold solve (the tests and the bench's
 //! `--check` compare the two).
 //!
-//! The interval is the LP relaxation, rounded inwards to whole counts. For
-//! tables of one or two dimensions the sums form a network, whose
-//! relaxation has whole-number corners, so the interval is exactly what a
-//! reader can deduce. For three or more dimensions a reader who solves in
-//! whole numbers can occasionally do better than the relaxation; the audit
-//! states what linear programming (the standard attack) recovers.
+//! The interval is the LP relaxation, rounded inwards to whole counts. A
+//! reader who solves in whole numbers can do better in three or more
+//! dimensions; [`whole`] computes that interval where the part is small
+//! enough. Percentages are of released counts and carry no row here.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -33,7 +30,9 @@ use std::collections::HashMap;
 
 use microlp::{ComparisonOp, OptimizationDirection, Problem, Solution, Variable};
 
-use super::model::{Model, PercentLink};
+use super::model::Model;
+
+mod whole;
 
 /// The values a reader could give a suppressed cell: `low..=high`, or
 /// `low..` when nothing bounds it above.
@@ -43,6 +42,13 @@ pub struct Interval {
     pub high: Option<u64>,
     /// The width the rule needs (`high - low` at least).
     pub required: u64,
+    /// Whether `low..=high` is the whole-number interval (branch and
+    /// bound), else the linear-programming relaxation (which contains it).
+    pub whole: bool,
+    /// For counts of persons: what a reader can deduce, who cannot know
+    /// whether margins add up (the audit itself assumes they do where they
+    /// do, which is safe: its interval is never wider than this one).
+    pub reader: Option<(u64, Option<u64>)>,
 }
 
 impl Interval {
@@ -55,12 +61,43 @@ impl Interval {
     }
 }
 
+impl Interval {
+    /// An interval of `low..=high` from the relaxation, nothing else known.
+    pub fn lp(low: u64, high: Option<u64>, required: u64) -> Self {
+        Self {
+            low,
+            high,
+            required,
+            whole: false,
+            reader: None,
+        }
+    }
+
+    /// `whole-number` or `LP`: how the interval was found.
+    pub fn kind(&self) -> &'static str {
+        if self.whole {
+            "whole-number"
+        } else {
+            "LP"
+        }
+    }
+
+    /// The reader's interval as text, for counts of persons.
+    pub fn reader_text(&self) -> Option<String> {
+        self.reader.map(|(low, high)| span(low, high))
+    }
+}
+
+fn span(low: u64, high: Option<u64>) -> String {
+    match high {
+        Some(h) => format!("{low}–{h}"),
+        None => format!("{low}–∞"),
+    }
+}
+
 impl std::fmt::Display for Interval {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.high {
-            Some(h) => write!(f, "{}–{}", self.low, h),
-            None => write!(f, "{}–∞", self.low),
-        }
+        f.write_str(&span(self.low, self.high))
     }
 }
 
@@ -87,11 +124,17 @@ pub(crate) struct Lp {
     /// feasible point so far (the true values, then every LP optimum): a
     /// variable seen at its own bound needs no programme for that side.
     seen: Vec<(f64, f64)>,
+    /// The same over whole-number points only (every value a whole
+    /// number): each one a consistent whole-number table, which the
+    /// whole-number audit starts from.
+    int_seen: Vec<(f64, f64)>,
     /// A bound no feasible point exceeds, for every variable (the LP's own
     /// upper bound where it has one, else one implied by the sums).
     ceiling: Vec<f64>,
     /// Variables given a switch in the warm programmes (the seeded targets).
     switchable: Vec<bool>,
+    /// Each variable's true value (a consistent whole-number point).
+    truth: Vec<f64>,
     /// (component, maximise) → its warm programme, `None` once it failed
     /// (the cold path then answers).
     warm: HashMap<(usize, bool), Option<Warm>>,
@@ -132,10 +175,25 @@ fn f(n: u64) -> f64 {
 }
 
 impl Lp {
-    pub fn build(model: &Model, percents: &[PercentLink], warm_starts: bool) -> Self {
+    pub fn build(model: &Model, warm_starts: bool) -> Self {
+        Self::build_view(model, warm_starts, false)
+    }
+
+    /// The variable of `node`, or `None` when its value is known exactly.
+    pub fn var(&self, node: usize) -> Option<usize> {
+        self.var_of[node].ok()
+    }
+
+    /// With `reader`, the system as a reader sees it: margins of persons
+    /// are never taken to be sums (a reader cannot know whether they add
+    /// up), so the intervals are what the reader can really deduce.
+    /// Without, a margin of persons whose cells do add up is a sum: the
+    /// audit's safe test, never wider than the reader's.
+    pub fn build_view(model: &Model, warm_starts: bool, reader: bool) -> Self {
         let mut var_of = Vec::with_capacity(model.nodes.len());
         let mut bounds = Vec::new();
         let mut seen = Vec::new();
+        let mut truth = Vec::new();
         for n in 0..model.nodes.len() {
             let (low, high) = model.bounds(n);
             if high == Some(low) {
@@ -145,6 +203,7 @@ impl Lp {
                 bounds.push((f(low), high.map_or(f64::INFINITY, f)));
                 // The truth is a feasible point of the reader's system.
                 seen.push((f(model.nodes[n].value), f(model.nodes[n].value)));
+                truth.push(f(model.nodes[n].value));
             }
         }
         let mut rows = Vec::new();
@@ -173,7 +232,7 @@ impl Lp {
         for rel in &model.relations {
             let mut terms = vec![(rel.total, 1.0)];
             terms.extend(rel.parts.iter().map(|&p| (p, -1.0)));
-            if rel.additive {
+            if rel.additive && !(reader && rel.persons) {
                 if std::mem::replace(&mut summed[rel.total], true) {
                     continue;
                 }
@@ -185,23 +244,6 @@ impl Lp {
                 }
             }
         }
-        for l in percents {
-            // scaled/10^k - 1/2 10^-k <= 100 n / d < scaled/10^k + 1/2 10^-k,
-            // times 2 10^k d, all whole numbers.
-            let scale = 2.0 * 10f64.powi(l.decimals as i32) * 100.0;
-            let s = 2.0 * f(l.scaled);
-            push(
-                &[(l.numerator, scale), (l.denominator, -(s - 1.0))],
-                ComparisonOp::Ge,
-                0.0,
-            );
-            push(
-                &[(l.numerator, scale), (l.denominator, -(s + 1.0))],
-                ComparisonOp::Le,
-                0.0,
-            );
-        }
-
         // Components, so that each cell's programme holds only what can
         // move with it.
         let mut parent: Vec<usize> = (0..bounds.len()).collect();
@@ -244,9 +286,11 @@ impl Lp {
             component,
             component_rows,
             component_vars,
+            int_seen: seen.clone(),
             seen,
             ceiling,
             switchable,
+            truth,
             warm: HashMap::new(),
             warm_starts,
         }
@@ -258,9 +302,8 @@ impl Lp {
             Err(value) => {
                 let v = value as u64;
                 return Ok(Interval {
-                    low: v,
-                    high: Some(v),
-                    required,
+                    whole: true,
+                    ..Interval::lp(v, Some(v), required)
                 });
             }
             Ok(v) => v,
@@ -278,11 +321,20 @@ impl Lp {
         };
         let low = low.map_or(0, |x| (x - 1e-6).ceil().max(0.0) as u64);
         let high = high.map(|x| (x + 1e-6).floor().max(0.0) as u64);
-        Ok(Interval {
-            low,
-            high: high.map(|h| h.max(low)),
-            required,
-        })
+        Ok(Interval::lp(low, high.map(|h| h.max(low)), required))
+    }
+
+    /// Whether `node`'s interval is at least `required` wide. Two feasible
+    /// points already that far apart (whole counts inwards) prove it
+    /// without a programme; otherwise as [`Lp::interval`].
+    pub fn passes(&mut self, node: usize, required: u64) -> Result<bool, SolverError> {
+        if let Ok(v) = self.var_of[node] {
+            let (low, high) = self.seen[v];
+            if (high + 1e-6).floor() - (low - 1e-6).ceil() >= required as f64 {
+                return Ok(true);
+            }
+        }
+        Ok(self.interval(node, required)?.passes())
     }
 
     /// Gives each of `nodes` a switch in the warm programmes, so that
@@ -376,12 +428,27 @@ impl Lp {
         .ok()
         .flatten();
         let (warm, value, point) = solved?;
-        for (v, value) in point {
-            let seen = &mut self.seen[v];
-            *seen = (seen.0.min(value), seen.1.max(value));
-        }
+        self.record(&point);
         self.warm.insert(key, Some(warm));
         Some(value)
+    }
+
+    /// Remembers a feasible point of one component (every variable of it):
+    /// in `seen`, and in `int_seen` too when it is a whole-number point.
+    /// With whole coefficients and right-hand sides, a point within 1e-6 of
+    /// whole numbers rounds to one that satisfies every row exactly.
+    fn record(&mut self, point: &[(usize, f64)]) {
+        for &(v, x) in point {
+            let s = &mut self.seen[v];
+            *s = (s.0.min(x), s.1.max(x));
+        }
+        if point.iter().all(|&(_, x)| (x - x.round()).abs() <= 1e-6) {
+            for &(v, x) in point {
+                let x = x.round();
+                let s = &mut self.int_seen[v];
+                *s = (s.0.min(x), s.1.max(x));
+            }
+        }
     }
 
     /// Component `c`'s programme with a switch for each of its targets,
@@ -469,11 +536,11 @@ impl Lp {
         // cannot finish must fail the release, not the process.
         match catch_unwind(AssertUnwindSafe(|| problem.solve())) {
             Ok(Ok(solution)) => {
-                for (v, h) in handles {
-                    let x = *solution.var_value(h);
-                    let s = &mut self.seen[v];
-                    *s = (s.0.min(x), s.1.max(x));
-                }
+                let point: Vec<(usize, f64)> = handles
+                    .iter()
+                    .map(|&(v, h)| (v, *solution.var_value(h)))
+                    .collect();
+                self.record(&point);
                 Ok(Some(solution.objective()))
             }
             Ok(Err(microlp::Error::Unbounded)) => Ok(None),

@@ -4,9 +4,9 @@
 //! Presets (DESIGN.md, "Suppression presets"):
 //! - `hes`: below national level counts 1–7 become `*` and every other
 //!   count is rounded to the nearest 5; the national (grand) total is
-//!   released as computed; a true zero stays 0; a percentage built on a
-//!   `*` is `*`, and so are the other percentages of the same total
-//!   (they add up to 100, so they would give the hidden one away).
+//!   released as computed; a true zero stays 0; percentages are of the
+//!   released counts (so they say nothing the counts do not), `*` where
+//!   the count or its total is `*`.
 //! - `csds`: counts 0–4 become `*` (zeros too) and every count is rounded
 //!   to the nearest 5; percentages to whole percent, `*` where built on a
 //!   `*`; the national total is released as computed.
@@ -21,9 +21,10 @@
 //! complementary cells ([`secondary`]) where a rule asks for them, the same
 //! treatment for a cell wherever it appears, then rounding of what is
 //! published, then the [`audit`]: for every suppressed cell, the interval
-//! a reader could deduce from everything released, by linear programming.
-//! A release whose audit finds an interval narrower than its rule's
-//! protection fails.
+//! a reader could deduce from everything released, by linear programming,
+//! and in whole numbers (branch and bound) for every connected part small
+//! enough, where a rounded count pinned exactly fails too. A release whose
+//! audit finds an interval narrower than its rule's protection fails.
 
 mod audit;
 mod config;
@@ -41,7 +42,7 @@ use std::collections::HashMap;
 use polars::prelude::*;
 
 use crate::aggregate::{CellLevel, CountTable};
-use model::{Model, PercentLink, Status};
+use model::{Model, Status};
 
 /// A released value: a number, or `*` for a suppressed cell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +98,10 @@ pub struct SuppressionCounts {
     pub exempt: usize,
     /// Suppressed cells whose interval was audited.
     pub audited: usize,
+    /// Suppressed cells whose interval is the whole-number one.
+    pub whole_number: usize,
+    /// Rounded counts a whole-number reader can pin exactly (failures).
+    pub pinned: usize,
     /// Audited cells whose interval is narrower than the rule's protection.
     pub audit_failures: usize,
 }
@@ -156,9 +161,11 @@ pub struct ReleaseTable {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SuppressError {
-    #[error("table `{table}`: a reader can narrow the suppressed cell ({cell}) down to {values} possible value(s) from what the release publishes; rule `{rule}` needs at least {needed} ({failures} suppressed cell(s) of this table fail the audit; the suppression report lists them)\n  fix: use a [suppression.NAME] rule with secondary = true, group by coarser or fewer columns, or drop a table that shares cells with this one")]
+    #[error("table `{table}`: a reader can narrow the {what} ({cell}) down to {values} possible value(s) from what the release publishes; rule `{rule}` needs at least {needed} ({failures} cell(s) of this table fail the audit; the suppression report lists them)\n  fix: use a [suppression.NAME] rule with secondary = true, group by coarser or fewer columns, or drop a table that shares cells with this one")]
     AuditFailed {
         table: String,
+        /// `suppressed cell` or `rounded count`.
+        what: &'static str,
         cell: String,
         values: u64,
         needed: u64,
@@ -192,14 +199,15 @@ pub fn check_audit(
             .iter()
             .find(|c| c.interval.is_some_and(|i| !i.passes()))
         {
-            let i = c.interval.unwrap_or(Interval {
-                low: 0,
-                high: None,
-                required: 0,
-            });
+            let i = c.interval.unwrap_or(Interval::lp(0, None, 0));
             let row = p.cells.iter().position(|x| std::ptr::eq(x, c)).unwrap_or(0);
             return Err(SuppressError::AuditFailed {
                 table: p.name.clone(),
+                what: if c.action.suppresses() {
+                    "suppressed cell"
+                } else {
+                    "rounded count"
+                },
                 cell: describe_position(&p.dims, &c.key, row),
                 values: i.width().map_or(u64::MAX, |w| w + 1),
                 needed: i.required + 1,
@@ -247,7 +255,15 @@ pub fn protect(table: &CountTable, profile: &Profile) -> Result<ProtectedTable, 
 /// release; audit failures are recorded in the cells and counts, not
 /// raised (see [`protect_release`]).
 pub fn protect_tables(tables: &[&ReleaseTable]) -> Result<Vec<ProtectedTable>, SuppressError> {
-    protect_tables_with(tables, true)
+    protect_tables_with(tables, true, true)
+}
+
+/// [`protect_tables`] without the whole-number audit (every interval the
+/// LP's, no rounded count checked): what the bench compares with. Not for
+/// releases.
+#[doc(hidden)]
+pub fn protect_tables_lp(tables: &[&ReleaseTable]) -> Result<Vec<ProtectedTable>, SuppressError> {
+    protect_tables_with(tables, true, false)
 }
 
 /// [`protect_tables`] with every linear programme solved from scratch, as
@@ -256,12 +272,13 @@ pub fn protect_tables(tables: &[&ReleaseTable]) -> Result<Vec<ProtectedTable>, S
 /// Slow; not for releases.
 #[doc(hidden)]
 pub fn protect_tables_cold(tables: &[&ReleaseTable]) -> Result<Vec<ProtectedTable>, SuppressError> {
-    protect_tables_with(tables, false)
+    protect_tables_with(tables, false, true)
 }
 
 fn protect_tables_with(
     tables: &[&ReleaseTable],
     warm_starts: bool,
+    whole_number: bool,
 ) -> Result<Vec<ProtectedTable>, SuppressError> {
     let mut model = Model::build(tables);
     model.primary();
@@ -276,19 +293,20 @@ fn protect_tables_with(
     secondary::complement(&mut model, warm_starts).map_err(solver)?;
 
     // The audit, once the published state is final.
-    let percents = percent_links(&model);
-    let mut lp = audit::Lp::build(&model, &percents, warm_starts);
-    let mut intervals: HashMap<usize, Interval> = HashMap::new();
     let audited: Vec<usize> = (0..model.nodes.len())
         .filter(|&n| model.nodes[n].status.suppressed() && model.required_width(n).is_some())
         .collect();
-    lp.seed(&audited).map_err(solver)?;
-    for n in 0..model.nodes.len() {
-        if !model.nodes[n].status.suppressed() {
-            continue;
-        }
-        if let Some(required) = model.required_width(n) {
-            intervals.insert(n, lp.interval(n, required).map_err(solver)?);
+    let mut intervals = audit_intervals(&model, &audited, warm_starts, false, whole_number).map_err(solver)?;
+    if tables.iter().any(|t| t.table.persons) {
+        // What a reader deduces, who cannot know that margins of persons
+        // add up; the safe test above stays the one that decides.
+        let reader = audit_intervals(&model, &audited, warm_starts, true, whole_number).map_err(solver)?;
+        for (n, i) in intervals.iter_mut() {
+            if let Some(r) = reader.get(n) {
+                if (r.low, r.high) != (i.low, i.high) {
+                    i.reader = Some((r.low, r.high));
+                }
+            }
         }
     }
 
@@ -297,6 +315,72 @@ fn protect_tables_with(
         .enumerate()
         .map(|(t, rt)| render(&model, t, rt, &intervals))
         .collect())
+}
+
+/// The audit of one view of the release: the interval of every `*` in
+/// `audited` (whole-number where its part is small enough, else the
+/// linear-programming relaxation), and, for a rounded count a
+/// whole-number reader can pin exactly, its single value (a failure).
+fn audit_intervals(
+    model: &Model,
+    audited: &[usize],
+    warm_starts: bool,
+    reader: bool,
+    whole_number: bool,
+) -> Result<HashMap<usize, Interval>, audit::SolverError> {
+    let mut lp = audit::Lp::build_view(model, warm_starts, reader);
+    let mut intervals: HashMap<usize, Interval> = HashMap::new();
+    lp.seed(audited)?;
+    for &n in audited {
+        if let Some(required) = model.required_width(n) {
+            intervals.insert(n, lp.interval(n, required)?);
+        }
+    }
+    if !whole_number {
+        return Ok(intervals);
+    }
+    // Rounded counts of audited tables: published, but not exactly.
+    let rounded: Vec<usize> = (0..model.nodes.len())
+        .filter(|&n| {
+            !model.nodes[n].status.suppressed()
+                && model.required_width(n).is_some()
+                && lp.var(n).is_some()
+        })
+        .collect();
+    let stars: Vec<(usize, (u64, Option<u64>))> = audited
+        .iter()
+        .filter_map(|&n| Some((lp.var(n)?, intervals.get(&n).map(|i| (i.low, i.high))?)))
+        .collect();
+    let whole = lp.whole(&stars, &rounded.iter().filter_map(|&n| lp.var(n)).collect::<Vec<_>>());
+    for &n in audited {
+        let Some(v) = lp.var(n) else { continue };
+        if let (Some(&(low, high)), Some(i)) = (whole.intervals.get(&v), intervals.get_mut(&n)) {
+            i.low = low;
+            i.high = high;
+            i.whole = true;
+        }
+    }
+    tracing::debug!(
+        whole_number = whole.intervals.len(),
+        rounded_checked = whole.checked,
+        pinned = whole.pinned.len(),
+        lp_only = whole.fell_back,
+        "whole-number audit"
+    );
+    let pinned: std::collections::HashSet<usize> = whole.pinned.iter().copied().collect();
+    for n in rounded {
+        if lp.var(n).is_some_and(|v| pinned.contains(&v)) {
+            let v = model.nodes[n].value;
+            intervals.insert(
+                n,
+                Interval {
+                    whole: true,
+                    ..Interval::lp(v, Some(v), 1)
+                },
+            );
+        }
+    }
+    Ok(intervals)
 }
 
 /// The protected cells of table `t`.
@@ -313,8 +397,7 @@ fn render(
         ..Default::default()
     };
     let index: HashMap<&[String], usize> = table.index_by_key();
-    let starred = starred_denominators(model, t);
-    let cells = table
+    let mut cells: Vec<ProtectedCell> = table
         .cells
         .iter()
         .enumerate()
@@ -363,31 +446,18 @@ fn render(
             }
             let interval = intervals.get(&model.place[t][c]).copied();
             if let Some(i) = interval {
-                counts.audited += 1;
+                if action.suppresses() {
+                    counts.audited += 1;
+                    if i.whole {
+                        counts.whole_number += 1;
+                    }
+                } else {
+                    counts.pinned += 1;
+                }
                 if !i.passes() {
                     counts.audit_failures += 1;
                 }
             }
-            let percent = table.denominator_key(&cell.key).and_then(|dk| {
-                let d = *index.get(dk.as_slice())?;
-                let den = &model.nodes[model.place[t][d]];
-                let original = if den.value == 0 {
-                    0.0
-                } else {
-                    100.0 * cell.count as f64 / den.value as f64
-                };
-                let value = if starred.contains(&d) {
-                    Some("*".to_string())
-                } else if den.value == 0 {
-                    None
-                } else {
-                    Some(format_percent(
-                        scaled_percent(cell.count, den.value, profile.percent_decimals),
-                        profile.percent_decimals,
-                    ))
-                };
-                Some(ProtectedPercent { original, value })
-            });
             ProtectedCell {
                 key: cell.key.clone(),
                 level: cell.level,
@@ -396,11 +466,31 @@ fn render(
                 action,
                 rule,
                 reason,
-                percent,
+                percent: None,
                 interval,
             }
         })
         .collect();
+    // Percentages of the released counts, never of the true ones: a
+    // reader can compute each of them from the table itself, so they say
+    // nothing the counts do not, and the audit need not model them.
+    let released: Vec<Protected> = cells.iter().map(|c| c.value).collect();
+    for (c, cell) in cells.iter_mut().enumerate() {
+        let Some(d) = table
+            .denominator_key(&cell.key)
+            .and_then(|dk| index.get(dk.as_slice()).copied())
+        else {
+            continue;
+        };
+        let den = table.cells[d].count;
+        let original = if den == 0 {
+            0.0
+        } else {
+            100.0 * cell.original as f64 / den as f64
+        };
+        let value = released_percent(released[c], released[d], profile.percent_decimals);
+        cell.percent = Some(ProtectedPercent { original, value });
+    }
     ProtectedTable {
         name: rt.name.clone(),
         dims: table.dims.clone(),
@@ -410,56 +500,21 @@ fn render(
     }
 }
 
-/// Every percentage the release publishes, as constraints for the audit.
-pub(crate) fn percent_links(model: &Model) -> Vec<PercentLink> {
-    let mut links = Vec::new();
-    for (t, rt) in model.tables.iter().enumerate() {
-        let table = &rt.table;
-        if table.percent_of.is_empty() {
-            continue;
-        }
-        let starred = starred_denominators(model, t);
-        for (c, denominator) in table.denominators().into_iter().enumerate() {
-            let Some(d) = denominator else {
-                continue;
-            };
-            let (num, den) = (model.place[t][c], model.place[t][d]);
-            let (n, dn) = (&model.nodes[num], &model.nodes[den]);
-            if starred.contains(&d) || dn.value == 0 {
-                continue;
-            }
-            let decimals = rt.profile.percent_decimals;
-            links.push(PercentLink {
-                numerator: num,
-                denominator: den,
-                scaled: scaled_percent(n.value, dn.value, decimals),
-                decimals,
-            });
-        }
+/// The released percentage of a released count over its released total:
+/// `*` when either is `*` (there is nothing released to divide), nothing
+/// when the total is 0, else `100 n / d` rounded half up to `decimals`.
+/// The other percentages of a total with a `*` among its counts are
+/// released: they are computed from released counts only, so together
+/// they add up to nothing a reader could not add up from the counts.
+pub fn released_percent(numerator: Protected, denominator: Protected, decimals: u32) -> Option<String> {
+    match (numerator, denominator) {
+        (_, Protected::Count(0)) => None,
+        (Protected::Count(n), Protected::Count(d)) => Some(format_percent(
+            scaled_percent(n, d, decimals),
+            decimals,
+        )),
+        _ => Some("*".to_string()),
     }
-    links
-}
-
-/// The denominators (cells of table `t`) whose percentages are all `*`:
-/// the denominator is `*`, or one of its numerators is. The percentages of
-/// one denominator add up to 100, so releasing the others would give the
-/// hidden one away.
-fn starred_denominators(model: &Model, t: usize) -> std::collections::HashSet<usize> {
-    let table = &model.tables[t].table;
-    let mut out = std::collections::HashSet::new();
-    if table.percent_of.is_empty() {
-        return out;
-    }
-    for (c, denominator) in table.denominators().into_iter().enumerate() {
-        let Some(d) = denominator else {
-            continue;
-        };
-        let suppressed = |i: usize| model.nodes[model.place[t][i]].status.suppressed();
-        if suppressed(c) || suppressed(d) {
-            out.insert(d);
-        }
-    }
-    out
 }
 
 /// 100 n / d in units of 10^-decimals, rounded half up, in whole numbers.

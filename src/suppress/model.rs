@@ -44,22 +44,14 @@ pub(crate) struct Relation {
     pub total: usize,
     pub parts: Vec<usize>,
     pub additive: bool,
+    /// Counts of persons: a reader cannot know that the margin is a sum.
+    pub persons: bool,
 }
 
 impl Relation {
     pub fn members(&self) -> impl Iterator<Item = usize> + '_ {
         std::iter::once(self.total).chain(self.parts.iter().copied())
     }
-}
-
-/// A published percentage: numerator and denominator nodes, the released
-/// value in units of 10^-decimals percent.
-#[derive(Debug, Clone)]
-pub(crate) struct PercentLink {
-    pub numerator: usize,
-    pub denominator: usize,
-    pub scaled: u64,
-    pub decimals: u32,
 }
 
 pub(crate) struct Model<'a> {
@@ -144,6 +136,7 @@ impl<'a> Model<'a> {
                         total: place[t][p],
                         parts,
                         additive: sum == table.cells[p].count,
+                        persons: table.persons,
                     };
                     if seen.insert(rel.clone()) {
                         relations.push(rel);

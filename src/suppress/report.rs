@@ -28,6 +28,10 @@ pub struct Summary {
     /// Sum of |released − true| over published cells (internal).
     pub rounding_shift_internal: u64,
     pub audited: usize,
+    /// Of `audited`, those with the whole-number interval.
+    pub whole_number: usize,
+    /// Rounded counts a whole-number reader pins exactly.
+    pub pinned: usize,
     pub audit_failures: usize,
 }
 
@@ -40,6 +44,8 @@ impl Summary {
             secondary: table.counts.secondary,
             rounded: table.counts.rounded,
             audited: table.counts.audited,
+            whole_number: table.counts.whole_number,
+            pinned: table.counts.pinned,
             audit_failures: table.counts.audit_failures,
             ..Default::default()
         };
@@ -83,13 +89,18 @@ impl Summary {
                 "audit: no suppressed cell audited".to_string()
             } else if self.audit_failures == 0 {
                 format!(
-                    "audit: all {} suppressed cells keep an interval at least as wide as the rule's protection",
-                    self.audited
+                    "audit: all {} suppressed cells keep an interval at least as wide as the rule's protection ({} whole-number, {} LP)",
+                    self.audited,
+                    self.whole_number,
+                    self.audited - self.whole_number
                 )
             } else {
                 format!(
-                    "audit: FAILED: {} of {} suppressed cells can be narrowed below the rule's protection; this table cannot be released",
-                    self.audit_failures, self.audited
+                    "audit: FAILED: {} cells can be narrowed below the rule's protection ({} of {} suppressed cells, {} rounded counts pinned exactly); this table cannot be released",
+                    self.audit_failures,
+                    self.audit_failures - self.pinned,
+                    self.audited,
+                    self.pinned
                 )
             },
         ]
@@ -113,6 +124,8 @@ pub fn write_csv<W: Write>(w: W, table: &ProtectedTable) -> io::Result<()> {
             "interval_internal",
             "protection",
             "audit",
+            "interval_kind",
+            "reader_interval_internal",
         ]
         .map(String::from),
     );
@@ -137,8 +150,10 @@ pub fn write_csv<W: Write>(w: W, table: &ProtectedTable) -> io::Result<()> {
                 record.push(i.to_string());
                 record.push(i.required.to_string());
                 record.push(if i.passes() { "pass" } else { "FAIL" }.into());
+                record.push(i.kind().into());
+                record.push(i.reader_text().unwrap_or_default());
             }
-            None => record.extend([String::new(), String::new(), String::new()]),
+            None => record.extend(std::iter::repeat_n(String::new(), 5)),
         }
         w.write_record(&record)?;
     }
@@ -225,9 +240,15 @@ pub fn write_html<W: Write>(mut w: W, table: &ProtectedTable, profile: &Profile)
             );
             if let Some(i) = &c.interval {
                 title.push_str(&format!(
-                    "; a reader can deduce {i} (needs width {}) (internal)",
+                    "; a reader can deduce {i} ({}, needs width {}) (internal)",
+                    i.kind(),
                     i.required
                 ));
+                if let Some(r) = i.reader_text() {
+                    title.push_str(&format!(
+                        "; counts of persons: a reader who cannot know that margins add up deduces {r} (internal)"
+                    ));
+                }
             }
             let mut text = c.value.to_string();
             if let Some(p) = c.percent.as_ref().and_then(|p| p.value.as_ref()) {

@@ -5,11 +5,12 @@
 //! 1. The singleton rule: a sum with exactly one `*` whose other members
 //!    are all published exactly gives that cell away, so the cheapest
 //!    eligible other member is suppressed too, until no sum has a lone `*`.
-//! 2. The LP check: each suppressed cell's interval is computed as the
+//! 2. The LP check: each suppressed cell's interval is checked as the
 //!    audit does; while one is narrower than the rule's protection, the
 //!    cheapest eligible cell sharing a sum with it (or, failing that, with
-//!    a `*` beside it) is suppressed. Suppressing more only widens every
-//!    interval, so a cell that passed stays passed and the loop ends.
+//!    a `*` beside it) is suppressed, in rounds (see [`complement`]).
+//!    Suppressing more only widens every interval, so a cell that passed
+//!    stays passed and the loop ends.
 //!
 //! "Cheapest" is the smallest count (the least information lost), interior
 //! cells before margins, then a fixed order so that runs are reproducible.
@@ -22,6 +23,14 @@ use super::audit::{Lp, SolverError};
 use super::model::{Model, Status};
 
 /// Suppresses complementary cells; returns how many.
+///
+/// In rounds: one programme per round (seeded by pushing every pending
+/// cell down and up at once), every pending cell checked against it, then
+/// one complementary cell for each failing cell, except that a failing
+/// cell sharing a sum with a cell added this round waits for the next
+/// round (the new `*` may be all it needed). A check only needs to know
+/// that the interval is wide enough: two feasible points already that far
+/// apart prove it without a programme of the cell's own.
 pub(crate) fn complement(model: &mut Model, warm_starts: bool) -> Result<usize, SolverError> {
     if !model
         .nodes
@@ -32,53 +41,52 @@ pub(crate) fn complement(model: &mut Model, warm_starts: bool) -> Result<usize, 
         return Ok(0);
     }
     let mut added = singletons(model, (0..model.relations.len()).collect());
-    let mut queue: VecDeque<usize> = (0..model.nodes.len())
+    let mut pending: Vec<usize> = (0..model.nodes.len())
         .filter(|&n| model.nodes[n].status.suppressed() && model.wants_secondary(n))
         .collect();
     let mut guard = model.nodes.len() + 1;
-    // Rebuilt only when a cell was added: until then its warm programmes
-    // and its record of feasible points keep saving work.
-    let mut lp: Option<Lp> = None;
-    while let Some(n) = queue.pop_front() {
-        let required = target(model, n);
-        let current = match &mut lp {
-            Some(lp) => lp,
-            None => {
-                let fresh = lp.insert(Lp::build(model, &super::percent_links(model), warm_starts));
-                let targets: Vec<usize> = queue.iter().copied().chain([n]).collect();
-                // The programme lives until the next failure, often one
-                // cell later: two cold programmes to seed it cost more than
-                // the warm re-optimisations they would save.
-                if warm_starts {
-                    fresh.target(&targets);
-                } else {
-                    fresh.seed(&targets)?;
-                }
-                fresh
+    while !pending.is_empty() && guard > 0 {
+        let mut lp = Lp::build(model, warm_starts);
+        lp.seed(&pending)?;
+        let mut failing = Vec::new();
+        for &n in &pending {
+            if !lp.passes(n, target(model, n))? {
+                failing.push(n);
             }
-        };
-        if current.interval(n, required)?.passes() {
-            continue;
         }
-        lp = None;
-        let Some(pick) = candidate(model, n) else {
-            // Nothing left to suppress near it: the audit will say so.
-            continue;
-        };
-        let before: Vec<bool> = model.nodes.iter().map(|x| x.status.suppressed()).collect();
-        model.nodes[pick].status = Status::Secondary;
-        added += 1;
-        let relations = model.member_of[pick].clone();
-        added += singletons(model, relations);
-        queue.push_front(n);
-        // Only the new cells need checking: the others only gained.
-        queue.extend((0..model.nodes.len()).filter(|&m| {
-            !before[m] && model.nodes[m].status.suppressed() && model.required_width(m).is_some()
-        }));
-        guard -= 1;
-        if guard == 0 {
+        if failing.is_empty() {
             break;
         }
+        let before: Vec<bool> = model.nodes.iter().map(|x| x.status.suppressed()).collect();
+        let mut touched = vec![false; model.relations.len()];
+        let mut next = Vec::new();
+        for n in failing {
+            if model.member_of[n].iter().any(|&r| touched[r]) {
+                next.push(n);
+                continue;
+            }
+            let Some(pick) = candidate(model, n) else {
+                // Nothing left to suppress near it: the audit will say so.
+                continue;
+            };
+            model.nodes[pick].status = Status::Secondary;
+            added += 1;
+            let relations = model.member_of[pick].clone();
+            for &r in &relations {
+                touched[r] = true;
+            }
+            added += singletons(model, relations);
+            next.push(n);
+            guard -= 1;
+            if guard == 0 {
+                break;
+            }
+        }
+        // Only the new cells need checking besides: the others only gained.
+        next.extend((0..model.nodes.len()).filter(|&m| {
+            !before[m] && model.nodes[m].status.suppressed() && model.required_width(m).is_some()
+        }));
+        pending = next;
     }
     Ok(added)
 }
