@@ -5,7 +5,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Creates `path` and its missing parents with mode 0700.
@@ -31,11 +31,28 @@ pub enum Secured {
     /// Group or others can write to it: left as it is for the caller to
     /// refuse, since anything in it may have been replaced.
     Writable { mode: u32 },
+    /// Another user owns it (`owner`, while this process runs as `euid`):
+    /// left as it is for the caller to refuse, since its owner can replace
+    /// anything in it.
+    NotOwned { owner: u32, euid: u32 },
 }
 
-/// Makes sure `path` is a private folder: created with mode 0700 if it is
-/// missing, tightened to 0700 if group or others may only read or enter
-/// it. A folder they may write to is reported, not changed.
+/// The effective uid of this process, from the kernel's
+/// `/proc/self/status` (`Uid:` real, effective, saved, filesystem).
+pub fn effective_uid() -> io::Result<u32> {
+    let status = fs::read_to_string("/proc/self/status")?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().nth(1))
+        .and_then(|id| id.parse().ok())
+        .ok_or_else(|| io::Error::other("/proc/self/status has no effective uid"))
+}
+
+/// Makes sure `path` is a private folder of this user's: created with mode
+/// 0700 if it is missing, tightened to 0700 if group or others may only
+/// read or enter it. A folder another user owns, or one group or others
+/// may write to, is reported, not changed.
 pub fn secure_dir(path: &Path) -> io::Result<Secured> {
     let metadata = match fs::metadata(path) {
         Ok(metadata) => metadata,
@@ -50,6 +67,13 @@ pub fn secure_dir(path: &Path) -> io::Result<Secured> {
             io::ErrorKind::NotADirectory,
             "it is not a folder",
         ));
+    }
+    let euid = effective_uid()?;
+    if metadata.uid() != euid {
+        return Ok(Secured::NotOwned {
+            owner: metadata.uid(),
+            euid,
+        });
     }
     let mode = metadata.permissions().mode() & 0o7777;
     if mode & 0o022 != 0 {
@@ -181,6 +205,13 @@ mod tests {
         let file = dir.path().join("file");
         fs::write(&file, "").unwrap();
         assert!(secure_dir(&file).is_err());
+    }
+
+    #[test]
+    fn issue_12_the_effective_uid_is_the_owner_of_what_this_process_creates() {
+        let dir = tempfile::tempdir().unwrap();
+        let owner = fs::metadata(dir.path()).unwrap().uid();
+        assert_eq!(effective_uid().unwrap(), owner);
     }
 
     #[test]

@@ -452,10 +452,13 @@ fn issue_12_a_ledger_rolled_back_is_found_against_the_releases() {
         "{}",
         stderr(&out)
     );
-    // With the work folders cleaned away too, the recipient's copy of the
+    // With the work folders and the release records deleted too (by
+    // hand: `dars clean` keeps the records), the recipient's copy of the
     // release still anchors it.
-    for run in fs::read_dir(w.path(&format!("work/{REFERENCE}/runs"))).unwrap() {
-        fs::remove_dir_all(run.unwrap().path()).unwrap();
+    for folder in ["runs", "releases"] {
+        for run in fs::read_dir(w.path(&format!("work/{REFERENCE}/{folder}"))).unwrap() {
+            fs::remove_dir_all(run.unwrap().path()).unwrap();
+        }
     }
     let out = w.dars(&["ledger", "verify"]);
     assert!(out.status.success(), "{}", stderr(&out));

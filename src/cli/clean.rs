@@ -1,11 +1,20 @@
 //! `dars clean --older-than 30d`: removes the work folders of released runs
 //! older than the given age. Unreleased runs are kept: they may be resumed.
 //! An agreement with a run in progress (its run lock held) is skipped.
+//!
+//! A run folder is part of the evidence of its release, so the ledger is
+//! verified first (against every released run and release record, as
+//! `dars ledger verify` does) and nothing is removed if it fails; a run is
+//! removed only if the ledger holds its release. Release records
+//! (`REFERENCE/releases/`, a manifest and its signature each, no one's
+//! data) are never removed: they anchor the ledger once the run folders
+//! are gone.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use super::{exit, load_site, Cli, Failure};
+use crate::ledger::LedgerEvent;
 use crate::pipeline::RunState;
 
 #[derive(Debug, clap::Args)]
@@ -34,6 +43,20 @@ fn parse_age(s: &str) -> Result<Duration, String> {
 
 pub fn run(args: &Args, cli: &Cli) -> Result<(), Failure> {
     let site = load_site(cli)?;
+    let ledger = crate::pipeline::open_ledger(&site).map_err(|e| Failure::new(exit::CONFIG, e))?;
+    let refuse = |e: crate::ledger::LedgerError| {
+        Failure::new(
+            exit::VERIFY,
+            format!("{e}\n  nothing was removed: the run folders are evidence of what was released"),
+        )
+    };
+    let verified = crate::pipeline::verify_ledger(&site, &ledger).map_err(refuse)?;
+    let in_ledger = |agreement: &str, run: &str| {
+        verified.entries.iter().any(|e| {
+            matches!(&e.event, LedgerEvent::Release { agreement: a, run_id, .. }
+                if a == agreement && run_id == run)
+        })
+    };
     let cutoff = SystemTime::now() - args.older_than;
     let mut removed = 0;
     let mut kept = 0;
@@ -62,9 +85,21 @@ pub fn run(args: &Args, cli: &Cli) -> Result<(), Failure> {
             }
             Err(e) => return Err(Failure::new(exit::INTERNAL, e)),
         };
+        let reference = agreement.file_name().to_string_lossy().into_owned();
         for run in entries.flatten() {
             let dir = run.path();
-            let released = RunState::load(&dir).is_some_and(|s| s.released);
+            let state = RunState::load(&dir);
+            let released = state.as_ref().is_some_and(|s| s.released);
+            if released && !state.as_ref().is_some_and(|s| in_ledger(&reference, &s.run_id)) {
+                // Not reached after the check above; kept so that a run
+                // folder is never removed on the state file's word alone.
+                println!(
+                    "kept {}: the ledger does not hold its release",
+                    dir.display()
+                );
+                kept += 1;
+                continue;
+            }
             let modified = std::fs::metadata(RunState::path(&dir))
                 .and_then(|m| m.modified())
                 .map_err(|e| io(&dir, e));

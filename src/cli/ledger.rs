@@ -61,6 +61,60 @@ pub fn run(command: &Command, cli: &Cli) -> Result<(), Failure> {
             ledger
                 .check_anchors(&verified, &anchors)
                 .map_err(|e| Failure::new(exit::VERIFY, e))?;
+            let in_ledger = |agreement: &str, run: &str| {
+                verified.entries.iter().any(|e| {
+                    matches!(&e.event, LedgerEvent::Release { agreement: a, run_id, .. }
+                        if a == agreement && run_id == run)
+                })
+            };
+            // Release records the ledger lacks: delivered (files of them
+            // at least may have left) and not recorded.
+            let mut unrecorded = Vec::new();
+            let mut in_progress = Vec::new();
+            for pending in &records.pending {
+                if let Err(reason) = pending.check(&key) {
+                    return Err(Failure::new(
+                        exit::VERIFY,
+                        crate::ledger::LedgerError::BadReleaseRecord {
+                            dir: pending.dir.clone(),
+                            reason,
+                        },
+                    ));
+                }
+                if in_ledger(&pending.agreement, &pending.run_id) {
+                    continue;
+                }
+                let lock = site.work_dir.join(&pending.agreement).join("run.lock");
+                match crate::lock::Lock::try_acquire(&lock) {
+                    Err(crate::lock::LockError::Held { .. }) => in_progress.push(pending),
+                    _ => unrecorded.push(pending),
+                }
+            }
+            if !unrecorded.is_empty() {
+                let list: String = unrecorded
+                    .iter()
+                    .map(|p| {
+                        format!(
+                            "\n  - {} run {} (to {}; its record: {})",
+                            p.agreement,
+                            p.run_id,
+                            p.delivery.destination,
+                            p.dir.display()
+                        )
+                    })
+                    .collect();
+                return Err(Failure::new(
+                    exit::VERIFY,
+                    format!(
+                        "the ledger {} does not hold {} release(s) that were delivered: a run \
+                         died (or its ledger append failed) between delivering and recording:{list}\n  \
+                         fix: run any agreement again (`dars run`): before anything else leaves \
+                         it records these releases",
+                        path.display(),
+                        unrecorded.len()
+                    ),
+                ));
+            }
             println!(
                 "ok: {} entries, hash chain intact, every entry signed by {}; head at entry {} ({})",
                 verified.entries.len(),
@@ -69,7 +123,8 @@ pub fn run(command: &Command, cli: &Cli) -> Result<(), Failure> {
                 path.display()
             );
             println!(
-                "every one of {} released runs in the work directory{} is in the ledger",
+                "every one of {} records of a release in the work directory (released runs' \
+                 state and release records){} is in the ledger",
                 records.anchors.len(),
                 match releases.len() {
                     0 => String::new(),
@@ -80,7 +135,17 @@ pub fn run(command: &Command, cli: &Cli) -> Result<(), Failure> {
             for note in &verified.notes {
                 println!("warning: {note}");
             }
+            for pending in &in_progress {
+                println!(
+                    "warning: {} run {} is being delivered by a dars running now; it records \
+                     its release when the delivery ends",
+                    pending.agreement, pending.run_id
+                );
+            }
             for (agreement, run_id) in &records.unrecorded {
+                if in_ledger(agreement, run_id) {
+                    continue;
+                }
                 println!(
                     "warning: {agreement} run {run_id} was delivered but is not in the ledger \
                      yet: run its agreement again (`dars run`), which resumes that run and \

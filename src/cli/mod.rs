@@ -149,7 +149,7 @@ impl From<crate::pipeline::PipelineError> for Failure {
                 exit::LOCKED
             }
             E::LedgerNotReady(_) => exit::VERIFY,
-            E::WorkDirWritable { .. } => exit::CONFIG,
+            E::WorkDirWritable { .. } | E::WorkDirNotOwned { .. } => exit::CONFIG,
             E::Ledger(_) | E::Unrecorded { .. } | E::WorkDir { .. } => exit::INTERNAL,
         };
         Self::new(code, e)

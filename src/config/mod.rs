@@ -83,13 +83,18 @@ pub(crate) fn toml_date<'de, D: Deserializer<'de>>(d: D) -> Result<NaiveDate, D:
     }
 }
 
-/// Today, or the date in `DARS_TODAY` (YYYY-MM-DD) for reproducible tests
-/// and for dry-running a schedule.
+/// Today. Only a build with the test-only `fault-injection` feature reads
+/// `DARS_TODAY` (YYYY-MM-DD) instead, for reproducible tests: the binary
+/// users run has no way to backdate a release past its agreement's end.
 pub fn today() -> NaiveDate {
-    std::env::var("DARS_TODAY")
+    #[cfg(feature = "fault-injection")]
+    if let Some(day) = std::env::var("DARS_TODAY")
         .ok()
         .and_then(|s| NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").ok())
-        .unwrap_or_else(|| chrono::Local::now().date_naive())
+    {
+        return day;
+    }
+    chrono::Local::now().date_naive()
 }
 
 #[cfg(test)]

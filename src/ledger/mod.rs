@@ -326,6 +326,13 @@ pub enum LedgerError {
     },
 
     #[error(
+        "the release record {dir} cannot be recorded in the ledger: {reason}; it was not \
+         written by this site's dars, or was changed: find out who put it there, and move it \
+         out of the work directory only once you know which release it is"
+    )]
+    BadReleaseRecord { dir: PathBuf, reason: String },
+
+    #[error(
         "the ledger {path} is signed by another key ({found}) than the site's release signing \
          key ({expected}): check [keys].signing_key in the site config"
     )]
@@ -493,31 +500,7 @@ impl Ledger {
                     n => format!("{n} entries"),
                 },
             };
-            if let Some(extends) = &anchor.extends {
-                let at = usize::try_from(extends.seq).ok();
-                let found = match at {
-                    Some(0) => Some(GENESIS_SHA256),
-                    Some(seq) => verified.line_sha256.get(seq - 1).map(String::as_str),
-                    None => None,
-                };
-                match found {
-                    None => {
-                        return Err(missing(format!(
-                            "ends before entry {}, which the release's manifest was made on \
-                             top of",
-                            extends.seq
-                        )))
-                    }
-                    Some(sha) if sha != extends.sha256 => {
-                        return Err(missing(format!(
-                            "holds another entry {} than the one the release's manifest was \
-                             made on top of",
-                            extends.seq
-                        )))
-                    }
-                    Some(_) => {}
-                }
-            }
+            self.check_extends(verified, anchor)?;
             let recorded = verified.entries.iter().find(|e| {
                 matches!(&e.event, LedgerEvent::Release { agreement, run_id, .. }
                     if *agreement == anchor.agreement && *run_id == anchor.run_id)
@@ -550,6 +533,43 @@ impl Ledger {
             }
         }
         Ok(())
+    }
+
+    /// Checks that the verified ledger still holds the entry the anchor's
+    /// manifest was made on top of, unchanged.
+    pub fn check_extends(&self, verified: &Verified, anchor: &Anchor) -> Result<(), LedgerError> {
+        let Some(extends) = &anchor.extends else {
+            return Ok(());
+        };
+        let missing = |detail: String| LedgerError::MissingRelease {
+            path: self.path.clone(),
+            source_path: anchor.source.clone(),
+            agreement: anchor.agreement.clone(),
+            run_id: anchor.run_id.clone(),
+            detail,
+            entries: match verified.entries.len() {
+                0 => "empty or missing".to_string(),
+                1 => "1 entry".to_string(),
+                n => format!("{n} entries"),
+            },
+        };
+        let at = usize::try_from(extends.seq).ok();
+        let found = match at {
+            Some(0) => Some(GENESIS_SHA256),
+            Some(seq) => verified.line_sha256.get(seq - 1).map(String::as_str),
+            None => None,
+        };
+        match found {
+            None => Err(missing(format!(
+                "ends before entry {}, which the release's manifest was made on top of",
+                extends.seq
+            ))),
+            Some(sha) if sha != extends.sha256 => Err(missing(format!(
+                "holds another entry {} than the one the release's manifest was made on top of",
+                extends.seq
+            ))),
+            Some(_) => Ok(()),
+        }
     }
 
     fn lock(&self) -> Result<Lock, LedgerError> {

@@ -10,7 +10,9 @@
 //!   so a test can start a second dars while the first is mid-run.
 //!
 //! Points: `lock` (the agreement's lock taken), `link`, `objections`,
-//! `output:NAME`, `package`, `push`.
+//! `output:NAME`, `package`, `delivered` (every file of the release at the
+//! destination, nothing recorded yet), `push` (the delivery saved in
+//! `state.json`).
 
 #[cfg(feature = "fault-injection")]
 pub fn point(name: &str) {

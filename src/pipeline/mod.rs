@@ -13,11 +13,14 @@
 //! WORK/REFERENCE/runs/RUN_ID/suppression/NAME.csv   what disclosure control did
 //! WORK/REFERENCE/runs/RUN_ID/release/       ciphertext, manifest, signature
 //! WORK/REFERENCE/runs/RUN_ID/summary.json
+//! WORK/REFERENCE/releases/RUN_ID/          the release record: manifest, signature,
+//!                                           delivery.json, recorded.json (see [`record`])
 //! ```
 
 pub mod batch;
 mod fault;
 mod metrics;
+pub mod record;
 mod report;
 mod state;
 
@@ -142,6 +145,14 @@ pub enum PipelineError {
         path.display()
     )]
     WorkDirWritable { path: PathBuf, mode: u32 },
+    #[error(
+        "work directory {} is owned by another user (uid {owner}; this dars runs as uid \
+         {euid}): whoever owns it can replace the ledger, a key or a checkpoint in it, so \
+         it was left as it is and not used\n  fix: set `work.dir` in the site config to a \
+         folder of this user's, or run dars as the folder's owner",
+        path.display()
+    )]
+    WorkDirNotOwned { path: PathBuf, owner: u32, euid: u32 },
     #[error("dataset `{dataset}` of output `{output}`: {source}\n  fix: check `datasets.{dataset}.path` in the site config")]
     Dataset {
         output: String,
@@ -198,6 +209,9 @@ pub fn run(
         let key = SigningKey::load(&site.signing_key)?;
         let ledger = Ledger::open(&ledger_path(site), key.verifying_key());
         check_ledger(site, &ledger).map_err(PipelineError::LedgerNotReady)?;
+        // A release an earlier run delivered and did not record (it died
+        // between the two) is recorded before anything else leaves.
+        record_pending(site, &ledger, &key, reference).map_err(PipelineError::LedgerNotReady)?;
         Some((key, ledger))
     };
     let runs_dir = agreement_dir.join("runs");
@@ -222,6 +236,7 @@ pub fn run(
             let st = RunState {
                 fingerprint,
                 run_id,
+                started_ns: state::now_ns(),
                 dry_run: opts.dry_run,
                 ..Default::default()
             };
@@ -537,15 +552,12 @@ pub fn run(
             Some(_) => std::fs::read(&manifest_path)
                 .map_err(PipelineError::work(&release_dir, "reading manifest.json"))?,
             None => {
+                // The manifest is signed, not encrypted, and feeds the
+                // public register: it counts each aggregate's cells and
+                // those suppressed (what a recipient checks a table
+                // against), never people (cohort, linkage, objectors or
+                // persons released stay in the work directory's summary).
                 let mut counts = std::collections::BTreeMap::new();
-                counts.insert(
-                    "cohort_rows".to_string(),
-                    serde_json::json!(summary.cohort_rows),
-                );
-                counts.insert(
-                    "persons_released".to_string(),
-                    serde_json::json!(released.counts.released),
-                );
                 for o in &summary.outputs {
                     if let Some(s) = &o.suppression {
                         counts.insert(format!("{}.cells", o.name), serde_json::json!(s.cells));
@@ -590,7 +602,34 @@ pub fn run(
             folder: format!("{reference}/{run_id}"),
         };
         check_ledger(site, ledger).map_err(PipelineError::LedgerNotReady)?;
-        let report = push::push(&agreement.release, &staged)?;
+        // The record of the release, kept before the first file leaves: if
+        // this process dies between the delivery and the ledger append,
+        // the next run finds it and records the release.
+        let signature = std::fs::read(release_dir.join(package::SIGNATURE_FILE))
+            .map_err(PipelineError::work(&release_dir, "reading manifest.json.sig"))?;
+        let delivery = record::Delivery {
+            destination: format!("{}/{}", agreement.release.destination, staged.folder),
+            forced: opts.forced,
+        };
+        record::keep(
+            &agreement_dir,
+            &run_id,
+            &manifest_bytes,
+            &signature,
+            &delivery,
+        )
+        .map_err(PipelineError::work(
+            &agreement_dir,
+            "keeping the release record",
+        ))?;
+        let report = match push::push(&agreement.release, &staged) {
+            Ok(report) => report,
+            Err(e) => {
+                record::discard(&agreement_dir, &run_id);
+                return Err(e.into());
+            }
+        };
+        fault::point("delivered");
         info!(location = %report.location, files = report.files_sent, already_there = report.files_already_there, bytes = report.bytes_sent, "release delivered");
         st.pushed = Some(report.clone());
         save(&st)?;
@@ -603,9 +642,10 @@ pub fn run(
             location: report.location.clone(),
             source,
         };
-        let already = ledger.entries().map_err(unrecorded)?.iter().any(|e| matches!(&e.event, LedgerEvent::Release { agreement, run_id: r, .. } if agreement == reference && *r == run_id));
-        if !already {
-            ledger
+        let already = ledger.entries().map_err(unrecorded)?.into_iter().find(|e| matches!(&e.event, LedgerEvent::Release { agreement, run_id: r, .. } if agreement == reference && *r == run_id));
+        let entry = match already {
+            Some(entry) => entry,
+            None => ledger
                 .append(
                     LedgerEvent::Release {
                         agreement: reference.to_string(),
@@ -617,7 +657,12 @@ pub fn run(
                     },
                     signing_key,
                 )
-                .map_err(unrecorded)?;
+                .map_err(unrecorded)?,
+        };
+        if let Err(e) = record::mark_recorded(&agreement_dir, &run_id, entry.seq) {
+            // Recorded all the same; the next run finds the entry and
+            // writes the receipt.
+            warn!(run_id = %run_id, seq = entry.seq, error = %e, "the release is in the ledger but its record's receipt could not be written");
         }
         st.released = true;
         save(&st)?;
@@ -669,11 +714,101 @@ pub fn open_ledger(site: &Site) -> Result<Ledger, PackageError> {
 }
 
 /// What must hold before anything leaves: the ledger verifies, every
-/// released run of the work directory is in it, and it can be appended to.
+/// released run and receipted release record of the work directory is in
+/// it, and it can be appended to.
 pub fn check_ledger(site: &Site, ledger: &Ledger) -> Result<Verified, LedgerError> {
     let verified = ledger.preflight()?;
     ledger.check_anchors(&verified, &work_records(&site.work_dir).anchors)?;
     Ok(verified)
+}
+
+/// [`check_ledger`] without taking the lock or opening the ledger for
+/// appending: for commands that only read it (`dars clean`).
+pub fn verify_ledger(site: &Site, ledger: &Ledger) -> Result<Verified, LedgerError> {
+    let verified = ledger.verify()?;
+    ledger.check_anchors(&verified, &work_records(&site.work_dir).anchors)?;
+    Ok(verified)
+}
+
+/// Records every release record of the work directory that the ledger
+/// does not hold yet: a release delivered by a run that died (or whose
+/// append failed) before the ledger recorded it. A record of this
+/// agreement is this run's to record (its run lock is held); one of
+/// another agreement is recorded under that agreement's run lock, and
+/// left to its own run while that run is going. Returns how many were
+/// recorded.
+pub fn record_pending(
+    site: &Site,
+    ledger: &Ledger,
+    key: &SigningKey,
+    reference: &str,
+) -> Result<usize, LedgerError> {
+    let mut recorded = 0;
+    for pending in work_records(&site.work_dir).pending {
+        let bad = |reason: String| LedgerError::BadReleaseRecord {
+            dir: pending.dir.clone(),
+            reason,
+        };
+        let manifest = pending.check(&key.verifying_key()).map_err(bad)?;
+        let _other = if pending.agreement == reference {
+            None
+        } else {
+            let lock = site.work_dir.join(&pending.agreement).join("run.lock");
+            match Lock::try_acquire(&lock) {
+                Ok(lock) => Some(lock),
+                // Its run is going: it records its own release.
+                Err(LockError::Held { .. }) => continue,
+                Err(e) => return Err(LedgerError::Lock(e)),
+            }
+        };
+        let verified = ledger.verify()?;
+        let manifest_sha256 = pending.manifest_sha256();
+        let found = verified.entries.iter().find(|e| {
+            matches!(&e.event, LedgerEvent::Release { agreement, run_id, .. }
+                if *agreement == pending.agreement && *run_id == pending.run_id)
+        });
+        let agreement_dir = site.work_dir.join(&pending.agreement);
+        let seq = match found {
+            Some(entry) => match &entry.event {
+                LedgerEvent::Release {
+                    manifest_sha256: recorded_sha256,
+                    ..
+                } if *recorded_sha256 != manifest_sha256 => {
+                    return Err(bad(format!(
+                        "ledger entry {} records another manifest for that run",
+                        entry.seq
+                    )))
+                }
+                _ => entry.seq,
+            },
+            None => {
+                // Never on top of a ledger that lost what the release was
+                // made on top of.
+                ledger.check_extends(&verified, &pending.anchor())?;
+                let entry = ledger.append(
+                    LedgerEvent::Release {
+                        agreement: pending.agreement.clone(),
+                        run_id: pending.run_id.clone(),
+                        destination: pending.delivery.destination.clone(),
+                        manifest_sha256,
+                        files: manifest.files.clone(),
+                        forced: pending.delivery.forced,
+                    },
+                    key,
+                )?;
+                warn!(agreement = %pending.agreement, run_id = %pending.run_id, seq = entry.seq, "recorded a release an earlier run delivered (files of it may have left) and did not record: it died or failed between the delivery and the ledger");
+                recorded += 1;
+                entry.seq
+            }
+        };
+        record::mark_recorded(&agreement_dir, &pending.run_id, seq).map_err(|source| {
+            LedgerError::Write {
+                path: pending.dir.clone(),
+                source,
+            }
+        })?;
+    }
+    Ok(recorded)
 }
 
 /// `WORK/REFERENCE/run.lock`, held for the whole run. Not waited for: a
@@ -705,6 +840,11 @@ pub fn secure_work_dir(dir: &Path) -> Result<(), PipelineError> {
         Secured::Writable { mode } => Err(PipelineError::WorkDirWritable {
             path: dir.to_path_buf(),
             mode,
+        }),
+        Secured::NotOwned { owner, euid } => Err(PipelineError::WorkDirNotOwned {
+            path: dir.to_path_buf(),
+            owner,
+            euid,
         }),
         Secured::Tightened { from } => {
             warn!(folder = %dir.display(), mode = %format!("{from:04o}"), "the work directory was readable by group or others: tightened to 0700");

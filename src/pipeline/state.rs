@@ -44,6 +44,10 @@ pub struct SealedOutput {
 pub struct RunState {
     pub fingerprint: String,
     pub run_id: String,
+    /// When the run started, nanoseconds since 1970 (UTC): the run to
+    /// resume is the one started last, whatever its id's random suffix.
+    #[serde(default)]
+    pub started_ns: u64,
     pub dry_run: bool,
     pub cohort_rows: usize,
     pub rows_with_value_problems: usize,
@@ -153,35 +157,57 @@ fn table_files(p: &Path) -> Vec<PathBuf> {
 }
 
 /// The latest unfinished, non-dry run of the agreement with this
-/// fingerprint, if any.
+/// fingerprint, if any: the one started last (`started_ns`), since run ids
+/// of one second differ only by a random suffix.
 pub fn find_resumable(runs_dir: &Path, fingerprint: &str) -> Option<(PathBuf, RunState)> {
-    let mut dirs: Vec<PathBuf> = fs::read_dir(runs_dir)
+    fs::read_dir(runs_dir)
         .ok()?
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.is_dir())
-        .collect();
-    dirs.sort();
-    dirs.into_iter().rev().find_map(|d| {
-        let s = RunState::load(&d)?;
-        (s.fingerprint == fingerprint && !s.dry_run && !s.released).then_some((d, s))
-    })
+        .filter_map(|d| {
+            let s = RunState::load(&d)?;
+            (s.fingerprint == fingerprint && !s.dry_run && !s.released).then_some((d, s))
+        })
+        // A state without a start time (an older dars) counts as oldest;
+        // between equal start times, the id decides.
+        .max_by(|(_, a), (_, b)| (a.started_ns, &a.run_id).cmp(&(b.started_ns, &b.run_id)))
+}
+
+/// Nanoseconds since 1970, UTC.
+pub fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }
 
 /// What the work directory says about releases, for checking the ledger
-/// against: every released run (an [`Anchor`] the ledger must hold) and
-/// every run that was delivered but is not yet recorded.
+/// against: every released run and every release record the ledger has
+/// receipted (each an [`Anchor`] the ledger must hold), every release
+/// record not yet receipted, and every run that was delivered but is not
+/// yet recorded.
 #[derive(Debug, Default)]
 pub struct WorkRecords {
     pub anchors: Vec<Anchor>,
+    /// Release records without a receipt: delivered, perhaps unrecorded.
+    pub pending: Vec<super::record::ReleaseRecord>,
     /// (agreement, run id) of runs whose push finished but whose ledger
     /// entry was not written: running the same agreement again records it.
     pub unrecorded: Vec<(String, String)>,
 }
 
-/// Reads every run's `state.json` under the work directory.
+/// Reads every run's `state.json` and every release record under the
+/// work directory.
 pub fn work_records(work_dir: &Path) -> WorkRecords {
     let mut records = WorkRecords::default();
+    for record in super::record::list(work_dir) {
+        if record.receipt.is_some() {
+            records.anchors.push(record.anchor());
+        } else {
+            records.pending.push(record);
+        }
+    }
     let dirs = |p: &Path| -> Vec<PathBuf> {
         let mut v: Vec<PathBuf> = fs::read_dir(p)
             .into_iter()

@@ -146,6 +146,15 @@ pub enum VerifyError {
     },
 
     #[error(
+        "{} is a symbolic link, not the folder the release arrived in: a link can point a \
+         check at any folder of the same name; refusing it, as a linked file is refused\n  \
+         fix: verify the folder itself (`realpath` shows where the link points), and find out \
+         who made the link",
+        dir.display()
+    )]
+    LinkedFolder { dir: PathBuf },
+
+    #[error(
         "{MANIFEST_FILE} lists \"{name}\", which is not a plain file name: refusing to look \
          outside the release folder; ask the sender to fix and resend the release"
     )]
@@ -234,6 +243,7 @@ impl VerifyError {
 /// and nothing else is in `dir`. Signature failures stop at once; file
 /// problems are all collected.
 pub fn verify_release(dir: &Path, allowed_signers: &Path) -> Result<VerifiedRelease, VerifyError> {
+    refuse_linked_folder(dir)?;
     let manifest_bytes = read_release_file(dir, MANIFEST_FILE, files::MAX_MANIFEST_BYTES)?
         .ok_or_else(|| VerifyError::MissingManifest {
             dir: dir.to_path_buf(),
@@ -273,6 +283,19 @@ pub fn verify_release(dir: &Path, allowed_signers: &Path) -> Result<VerifiedRele
         manifest,
         signer,
     })
+}
+
+/// The release folder itself must not be a symbolic link (a trailing `/`
+/// would make the system follow it, so it is looked at without one).
+fn refuse_linked_folder(dir: &Path) -> Result<(), VerifyError> {
+    let bare: PathBuf = dir.components().collect();
+    match std::fs::symlink_metadata(&bare) {
+        Ok(m) if m.file_type().is_symlink() => Err(VerifyError::LinkedFolder {
+            dir: dir.to_path_buf(),
+        }),
+        // A folder that cannot be looked at is reported by the reads below.
+        _ => Ok(()),
+    }
 }
 
 /// The release must be in `…/REFERENCE/RUN_ID` as its manifest says, where

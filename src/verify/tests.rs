@@ -37,7 +37,7 @@ fn manifest_for(dir: &Path) -> Manifest {
         ledger_head: None,
         objections: None,
         files,
-        counts: BTreeMap::from([("released_persons".to_string(), serde_json::json!(1000))]),
+        counts: BTreeMap::from([("admissions.cells".to_string(), serde_json::json!(48))]),
     }
 }
 
@@ -390,7 +390,13 @@ fn issue_12_the_folder_is_judged_where_it_really_is() {
     fs::create_dir_all(&link_parent).unwrap();
     let link = link_parent.join("run-1");
     std::os::unix::fs::symlink(&copy, &link).unwrap();
+    // Refused as a link before its target's folder is even looked at.
     let err = verify_release(&link, &allowed_signers()).unwrap_err();
+    assert!(matches!(err, VerifyError::LinkedFolder { .. }), "{err:?}");
+    // A folder whose parent is a link is judged where it really is.
+    let parent_link = release.root.path().join("parent-link");
+    std::os::unix::fs::symlink(copy.parent().unwrap(), &parent_link).unwrap();
+    let err = verify_release(&parent_link.join("copy"), &allowed_signers()).unwrap_err();
     assert!(matches!(err, VerifyError::WrongFolder { .. }), "{err:?}");
     // Given by a relative path, or with `..` in it, it is still found.
     let odd = release.path().join("../run-1");
