@@ -15,6 +15,10 @@
 //! `--dump DIR` also writes each run's `linkage.csv` and `review_queue.csv`
 //! into `DIR` (private files, as the stage writes them), so that a speed
 //! change can be checked to leave the outputs byte for byte the same.
+//! `--model` prints the estimated `m`, `u` and weight of every level (the
+//! run summary's `model`). `--data` may point at any folder holding
+//! `cohort.csv` and `site/demographics.parquet` (the outside bench's
+//! `WORK/NAME/data`, for example).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -33,6 +37,7 @@ fn main() {
     let mut data: Option<PathBuf> = None;
     let mut names_only = false;
     let mut dump: Option<PathBuf> = None;
+    let mut show_model = false;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut number = || -> usize {
@@ -48,6 +53,7 @@ fn main() {
             "--data" => data = args.next().map(PathBuf::from),
             "--names-only" => names_only = true,
             "--dump" => dump = args.next().map(PathBuf::from),
+            "--model" => show_model = true,
             // `cargo bench` passes `--bench`; ignore it and any filter.
             _ => {}
         }
@@ -78,11 +84,11 @@ fn main() {
         runs.push(false);
     }
     for names in runs {
-        run(&dir, &demographics, names, dump.as_deref());
+        run(&dir, &demographics, names, dump.as_deref(), show_model);
     }
 }
 
-fn run(dir: &Path, demographics: &Path, names: bool, dump: Option<&Path>) {
+fn run(dir: &Path, demographics: &Path, names: bool, dump: Option<&Path>, show_model: bool) {
     let config = LinkConfig {
         manual_validation: names,
         ..LinkConfig::default()
@@ -139,9 +145,26 @@ fn run(dir: &Path, demographics: &Path, names: bool, dump: Option<&Path>) {
         linkage.blocking.capped_comparisons()
     );
     println!(
+        "  of which the estimate  {:>7.2} s  ({} rows, {} pairs, {} iterations, converged {}, in index {:.3})",
+        t.estimate_seconds,
+        c.model.rows,
+        c.model.pairs,
+        c.model.iterations,
+        c.model.converged,
+        c.model.in_index
+    );
+    println!(
         "  whole link stage       {total:>7.2} s  {:>10.0} rows/s",
         c.rows as f64 / total
     );
+    if show_model {
+        for p in &c.model.parameters {
+            println!(
+                "    {:<14} {:<18} m {:>8.5}  u {:>10.3e}  {:>7.2} bits",
+                p.field, p.level, p.m, p.u, p.bits
+            );
+        }
+    }
     for k in &linkage.blocking.keys {
         println!(
             "    key {:<28} {:>8} lookups {:>9} comparisons {:>6} capped",

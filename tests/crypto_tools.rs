@@ -173,7 +173,7 @@ fn build_release(keys: &Keys, key: &SigningKey) -> Release {
         ledger_head: None,
         objections: None,
         files,
-        counts: BTreeMap::from([("released_persons".to_string(), serde_json::json!(4995))]),
+        counts: BTreeMap::from([("hes_region_sex.cells".to_string(), serde_json::json!(40))]),
     };
     manifest.sign(key).write_to(dir.path()).unwrap();
     dir
@@ -274,7 +274,9 @@ fn ssh_keygen_accepts_sign_sshsig_and_rejects_a_tampered_manifest() {
 
     let manifest = release.path().join(MANIFEST_FILE);
     let text = fs::read_to_string(&manifest).unwrap();
-    fs::write(&manifest, text.replace("4995", "4990")).unwrap();
+    let tampered = text.replacen("40", "41", 1);
+    assert_ne!(tampered, text, "the tamper must change the manifest");
+    fs::write(&manifest, tampered).unwrap();
     let out = ssh_keygen_verify(&keys, release.path());
     assert!(
         !out.status.success(),

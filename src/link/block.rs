@@ -27,11 +27,27 @@ pub enum Key {
     SwappedDobDistrict,
     DobSurnameInitial,
     SwappedDobSurnameInitial,
+    /// Forename, the Soundex code of the surname and year of birth: the
+    /// exact names and year, and a surname typo that keeps its sound.
     NamesYear,
+    /// Date of birth and forename: finds the married who moved (new
+    /// surname, new postcode) when the NHS number is missing.
+    DobForename,
+    /// Postcode in full and year of birth: a day or month typo at home.
+    PostcodeYear,
+    /// Forename, surname and postcode district: a row without a usable
+    /// date of birth.
+    NamesDistrict,
+    /// Date of birth with the cohort's surname looked up as a forename:
+    /// names given the other way round.
+    SwappedNamesDob,
+    /// Postcode in full and forename: a wrong date of birth and a new
+    /// surname at the same address.
+    PostcodeForename,
 }
 
 impl Key {
-    pub const ALL: [Key; 7] = [
+    pub const ALL: [Key; 12] = [
         Self::NhsNumber,
         Self::NhsNumberNeighbour,
         Self::DobDistrict,
@@ -39,6 +55,11 @@ impl Key {
         Self::DobSurnameInitial,
         Self::SwappedDobSurnameInitial,
         Self::NamesYear,
+        Self::DobForename,
+        Self::PostcodeYear,
+        Self::NamesDistrict,
+        Self::SwappedNamesDob,
+        Self::PostcodeForename,
     ];
 
     pub fn name(self) -> &'static str {
@@ -49,7 +70,12 @@ impl Key {
             Self::SwappedDobDistrict => "swapped_dob+district",
             Self::DobSurnameInitial => "dob+surname_initial",
             Self::SwappedDobSurnameInitial => "swapped_dob+surname_initial",
-            Self::NamesYear => "forename+surname+year",
+            Self::NamesYear => "forename+surname_soundex+year",
+            Self::DobForename => "dob+forename",
+            Self::PostcodeYear => "postcode+year",
+            Self::NamesDistrict => "forename+surname+district",
+            Self::SwappedNamesDob => "dob+swapped_names",
+            Self::PostcodeForename => "postcode+forename",
         }
     }
 
@@ -60,7 +86,12 @@ impl Key {
             Self::NhsNumber | Self::NhsNumberNeighbour => &[NHS_NUMBER],
             Self::DobDistrict | Self::SwappedDobDistrict => &[DOB, DISTRICT],
             Self::DobSurnameInitial | Self::SwappedDobSurnameInitial => &[DOB, SURNAME_INITIAL],
-            Self::NamesYear => &[FORENAME_KEY, SURNAME_KEY, YEAR],
+            Self::NamesYear => &[FORENAME_KEY, SURNAME_SOUNDEX, YEAR],
+            Self::DobForename => &[DOB, FORENAME_KEY],
+            Self::PostcodeYear => &[POSTCODE, YEAR],
+            Self::NamesDistrict => &[FORENAME_KEY, SURNAME_KEY, DISTRICT],
+            Self::SwappedNamesDob => &[DOB, FORENAME_KEY],
+            Self::PostcodeForename => &[POSTCODE, FORENAME_KEY],
         }
     }
 

@@ -6,8 +6,10 @@ use polars::prelude::*;
 
 use super::block::Key;
 use super::compare::{self, CohortNhs, Field, Level};
+use super::estimate::{EmPair, NEUTRAL};
 use super::index::{column, Index, IndexPerson};
-use super::model::Model;
+use super::model::{level_index, Model, LEVELS, MAX_LEVELS};
+use super::phonetic;
 use crate::domain::date::to_epoch_days;
 use crate::domain::NhsNumber;
 use crate::ingest::CohortRow;
@@ -29,6 +31,9 @@ pub struct Candidate {
     pub score: f64,
     /// The summed weight in bits.
     pub weight: f64,
+    /// The chance that this is the row's person, under the estimated
+    /// model (see `estimate`): what decides whether it is queued.
+    pub probability: f64,
     /// Agreement level per field, in [`Field::ALL`] order.
     pub levels: [Level; 6],
     /// The index's values, in [`Field::ALL`] order (for the reviewer).
@@ -62,6 +67,8 @@ pub struct Scoring {
     /// does not count in the best possible weight).
     pub fields: [bool; 6],
     pub review_threshold: f64,
+    /// Candidates at least this likely are queued whatever their score.
+    pub review_probability: f64,
     pub ambiguity_margin: f64,
     pub max_candidates: usize,
 }
@@ -92,100 +99,159 @@ fn initial(key: &str) -> String {
     key.chars().next().map(String::from).unwrap_or_default()
 }
 
+/// One key's lookup frame under construction: the cohort position of each
+/// lookup and its key columns.
+struct Lookup {
+    key: Key,
+    row: Vec<u32>,
+    columns: Vec<KeyColumn>,
+}
+
+enum KeyColumn {
+    Str(Vec<String>),
+    Int(Vec<i32>),
+}
+
+impl Lookup {
+    fn new(key: Key) -> Self {
+        let columns = key
+            .columns()
+            .iter()
+            .map(|c| match *c {
+                column::DOB | column::YEAR | column::SURNAME_SOUNDEX => KeyColumn::Int(Vec::new()),
+                _ => KeyColumn::Str(Vec::new()),
+            })
+            .collect();
+        Self {
+            key,
+            row: Vec::new(),
+            columns,
+        }
+    }
+
+    /// Adds one lookup; `values` in the key's column order, integers for
+    /// the integer columns.
+    fn push(&mut self, row: u32, values: &[KeyValue<'_>]) {
+        self.row.push(row);
+        for (c, v) in self.columns.iter_mut().zip(values) {
+            match (c, v) {
+                (KeyColumn::Str(c), KeyValue::Str(v)) => c.push((*v).to_string()),
+                (KeyColumn::Int(c), KeyValue::Int(v)) => c.push(*v),
+                // Every call below passes the key's own column types.
+                _ => unreachable!("a key value of the wrong type"),
+            }
+        }
+    }
+
+    fn frame(self) -> PolarsResult<(Key, DataFrame)> {
+        let mut cols = vec![Column::new(column::ROW.into(), self.row)];
+        for (name, c) in self.key.columns().iter().zip(self.columns) {
+            cols.push(match c {
+                KeyColumn::Str(v) => Column::new((*name).into(), v),
+                KeyColumn::Int(v) => Column::new((*name).into(), v),
+            });
+        }
+        Ok((self.key, DataFrame::new_infer_height(cols)?))
+    }
+}
+
+#[derive(Clone, Copy)]
+enum KeyValue<'a> {
+    Str(&'a str),
+    Int(i32),
+}
+
 /// The lookups of every tier-2 key for `wanted` (cohort positions), besides
-/// the NHS number itself. Name keys only when names are in use.
+/// the NHS number itself. Name keys only when names are in use; a blank
+/// name or a missing date makes no lookup (never a block of all blanks).
 pub fn lookups(
     rows: &[CohortRow],
     wanted: &[u32],
     names: bool,
 ) -> PolarsResult<Vec<(Key, DataFrame)>> {
-    let mut neighbours = (Vec::new(), Vec::new());
-    let mut dob_district = (Vec::new(), Vec::new(), Vec::new());
-    let mut swapped_district = (Vec::new(), Vec::new(), Vec::new());
-    let mut dob_initial = (Vec::new(), Vec::new(), Vec::new());
-    let mut swapped_initial = (Vec::new(), Vec::new(), Vec::new());
-    let mut names_year = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    use KeyValue::{Int, Str};
+    let mut neighbours = Lookup::new(Key::NhsNumberNeighbour);
+    let mut dob_district = Lookup::new(Key::DobDistrict);
+    let mut swapped_district = Lookup::new(Key::SwappedDobDistrict);
+    let mut postcode_year = Lookup::new(Key::PostcodeYear);
+    let mut dob_initial = Lookup::new(Key::DobSurnameInitial);
+    let mut swapped_initial = Lookup::new(Key::SwappedDobSurnameInitial);
+    let mut names_year = Lookup::new(Key::NamesYear);
+    let mut dob_forename = Lookup::new(Key::DobForename);
+    let mut names_district = Lookup::new(Key::NamesDistrict);
+    let mut swapped_names = Lookup::new(Key::SwappedNamesDob);
+    let mut postcode_forename = Lookup::new(Key::PostcodeForename);
     for &w in wanted {
         let r = &rows[w as usize];
         if let Some(typo) = r.nhs_number_typo {
             for n in NhsNumber::typo_neighbours(typo) {
-                neighbours.0.push(w);
-                neighbours.1.push(n.as_string());
+                neighbours.push(w, &[Str(&n.as_string())]);
             }
         }
-        let surname = r.surname.as_deref().map(compare::name_key);
-        let forename = r.forename.as_deref().map(compare::name_key);
-        let Some(dob) = r.date_of_birth else { continue };
+        let key = |s: &Option<String>| {
+            s.as_deref()
+                .map(compare::name_key)
+                .filter(|k| names && !k.is_empty())
+        };
+        let surname = key(&r.surname);
+        let forename = key(&r.forename);
+        let dob = r.date_of_birth;
+        let days = dob.map(to_epoch_days);
+        let swapped_days = dob.and_then(swapped).map(to_epoch_days);
+        let year = dob.map(|d| d.year());
         if let Some(p) = &r.postcode {
-            dob_district.0.push(w);
-            dob_district.1.push(to_epoch_days(dob));
-            dob_district.2.push(p.district().to_string());
-            if let Some(s) = swapped(dob) {
-                swapped_district.0.push(w);
-                swapped_district.1.push(to_epoch_days(s));
-                swapped_district.2.push(p.district().to_string());
+            if let Some(d) = days {
+                dob_district.push(w, &[Int(d), Str(p.district())]);
+            }
+            if let Some(d) = swapped_days {
+                swapped_district.push(w, &[Int(d), Str(p.district())]);
+            }
+            if let Some(y) = year {
+                postcode_year.push(w, &[Str(p.as_str()), Int(y)]);
+            }
+            if let (Some(f), Some(s)) = (&forename, &surname) {
+                names_district.push(w, &[Str(f), Str(s), Str(p.district())]);
+            }
+            if let Some(f) = &forename {
+                postcode_forename.push(w, &[Str(p.as_str()), Str(f)]);
             }
         }
-        if !names {
-            continue;
+        if let Some(s) = &surname {
+            let i = initial(s);
+            if let Some(d) = days {
+                dob_initial.push(w, &[Int(d), Str(&i)]);
+            }
+            if let Some(d) = swapped_days {
+                swapped_initial.push(w, &[Int(d), Str(&i)]);
+            }
+            if let Some(d) = days {
+                // The surname looked up among forenames.
+                swapped_names.push(w, &[Int(d), Str(s)]);
+            }
+            if let (Some(f), Some(y), Some(code)) = (&forename, year, phonetic::soundex(s)) {
+                names_year.push(w, &[Str(f), Int(code), Int(y)]);
+            }
         }
-        if let Some(s) = surname.as_deref().filter(|s| !s.is_empty()) {
-            dob_initial.0.push(w);
-            dob_initial.1.push(to_epoch_days(dob));
-            dob_initial.2.push(initial(s));
-            if let Some(sw) = swapped(dob) {
-                swapped_initial.0.push(w);
-                swapped_initial.1.push(to_epoch_days(sw));
-                swapped_initial.2.push(initial(s));
-            }
-            if let Some(f) = forename.filter(|f| !f.is_empty()) {
-                names_year.0.push(w);
-                names_year.1.push(f);
-                names_year.2.push(s.to_string());
-                names_year.3.push(dob.year());
-            }
+        if let (Some(f), Some(d)) = (&forename, days) {
+            dob_forename.push(w, &[Int(d), Str(f)]);
         }
     }
-    use column::*;
-    let frame = |cols: Vec<Column>| DataFrame::new_infer_height(cols);
-    let dob_pair = |(row, dob, other): (Vec<u32>, Vec<i32>, Vec<String>), name: &str| {
-        frame(vec![
-            Column::new(ROW.into(), row),
-            Column::new(DOB.into(), dob),
-            Column::new(name.into(), other),
-        ])
-    };
-    Ok(vec![
-        (
-            Key::NhsNumberNeighbour,
-            frame(vec![
-                Column::new(ROW.into(), neighbours.0),
-                Column::new(NHS_NUMBER.into(), neighbours.1),
-            ])?,
-        ),
-        (Key::DobDistrict, dob_pair(dob_district, DISTRICT)?),
-        (
-            Key::SwappedDobDistrict,
-            dob_pair(swapped_district, DISTRICT)?,
-        ),
-        (
-            Key::DobSurnameInitial,
-            dob_pair(dob_initial, SURNAME_INITIAL)?,
-        ),
-        (
-            Key::SwappedDobSurnameInitial,
-            dob_pair(swapped_initial, SURNAME_INITIAL)?,
-        ),
-        (
-            Key::NamesYear,
-            frame(vec![
-                Column::new(ROW.into(), names_year.0),
-                Column::new(FORENAME_KEY.into(), names_year.1),
-                Column::new(SURNAME_KEY.into(), names_year.2),
-                Column::new(YEAR.into(), names_year.3),
-            ])?,
-        ),
-    ])
+    [
+        neighbours,
+        dob_district,
+        swapped_district,
+        postcode_year,
+        dob_initial,
+        swapped_initial,
+        names_year,
+        dob_forename,
+        names_district,
+        swapped_names,
+        postcode_forename,
+    ]
+    .into_iter()
+    .map(Lookup::frame)
+    .collect()
 }
 
 /// A cohort row prepared for comparison.
@@ -247,13 +313,9 @@ impl<'a> Prepared<'a> {
     }
 }
 
-/// Compares a prepared row with a person: levels and the summed weight.
-pub fn compare(
-    model: &Model,
-    scoring: &Scoring,
-    row: &Prepared<'_>,
-    person: &IndexPerson<'_>,
-) -> ([Level; 6], f64) {
+/// Compares a prepared row with a person: the level of every field
+/// (`NotUsed` for a field the cohort file lacks or names not in use).
+pub fn levels(scoring: &Scoring, row: &Prepared<'_>, person: &IndexPerson<'_>) -> [Level; 6] {
     let r = row.row;
     let (forename, surname) = if scoring.names {
         compare::compare_names(
@@ -271,23 +333,65 @@ pub fn compare(
         forename,
         surname,
     ];
-    let mut weight = 0.0;
-    for (i, field) in Field::ALL.into_iter().enumerate() {
-        if !scoring.fields[i] {
-            levels[i] = Level::NotUsed;
+    for (level, used) in levels.iter_mut().zip(scoring.fields) {
+        if !used {
+            *level = Level::NotUsed;
         }
-        weight += match (field, levels[i]) {
-            (Field::NhsNumber, Level::OneEdit | Level::Transposition) => {
-                model.nhs_neighbour_weight(levels[i], row.held_neighbours)
-            }
-            _ => model.weight(field, levels[i], name_of(row, field)),
-        };
     }
-    (levels, weight)
+    levels
 }
 
-fn name_of<'r>(row: &'r Prepared<'_>, field: Field) -> Option<&'r str> {
-    match field {
+/// One row's weight and `log2 u` for every level of every field: the
+/// name frequencies and NHS-number neighbours are the row's, so they are
+/// looked up once per row rather than once per pair.
+pub struct RowWeights {
+    bits: [[f64; MAX_LEVELS]; 6],
+    log_u: [[f64; MAX_LEVELS]; 6],
+}
+
+impl RowWeights {
+    pub fn new(model: &Model, row: &Prepared<'_>) -> Self {
+        let mut bits = [[0.0; MAX_LEVELS]; 6];
+        let mut log_u = [[0.0; MAX_LEVELS]; 6];
+        for (f, levels) in LEVELS.iter().enumerate() {
+            for (l, level) in levels.iter().enumerate() {
+                bits[f][l] = model.weight(f, *level, name_of(row, f), row.held_neighbours);
+                log_u[f][l] = model
+                    .u_of(f, l, name_of(row, f), row.held_neighbours)
+                    .max(1e-300)
+                    .log2();
+            }
+        }
+        Self { bits, log_u }
+    }
+
+    /// The summed weight of a pair at `levels`, in bits.
+    pub fn weight(&self, levels: &[Level; 6]) -> f64 {
+        (0..6)
+            .filter_map(|f| level_index(f, levels[f]).map(|l| self.bits[f][l]))
+            .sum()
+    }
+
+    /// A pair as the estimate sees it: level indexes and `log2 u`.
+    pub fn em_pair(&self, levels: &[Level; 6]) -> EmPair {
+        let mut out = EmPair {
+            levels: [NEUTRAL; 6],
+            log_u: 0.0,
+            log_u_of: [0.0; 6],
+        };
+        for (f, level) in levels.iter().enumerate() {
+            if let Some(l) = level_index(f, *level) {
+                out.levels[f] = l as u8;
+                out.log_u_of[f] = self.log_u[f][l];
+                out.log_u += self.log_u[f][l];
+            }
+        }
+        out
+    }
+}
+
+fn name_of<'r>(row: &'r Prepared<'_>, field: usize) -> Option<&'r str> {
+    match Field::ALL[field] {
         Field::Forename => row.forename_key.as_deref(),
         Field::Surname => row.surname_key.as_deref(),
         _ => None,
@@ -297,64 +401,119 @@ fn name_of<'r>(row: &'r Prepared<'_>, field: Field) -> Option<&'r str> {
 /// The weight a perfect match would give this row: the denominator of its
 /// scores.
 pub fn best_weight(model: &Model, scoring: &Scoring, row: &Prepared<'_>) -> f64 {
-    Field::ALL
-        .into_iter()
-        .enumerate()
-        .filter(|(i, _)| scoring.fields[*i])
-        .map(|(_, f)| model.full_weight(f, name_of(row, f)))
+    (0..6)
+        .filter(|&f| scoring.fields[f])
+        .map(|f| model.full_weight(f, name_of(row, f)))
         .sum()
 }
 
-/// A row's queue entry, or the best score of its candidates when none
-/// reached the review threshold (`None`: no candidate at all).
-pub type Scored = Result<QueueEntry, Option<f64>>;
+/// One compared pair of a row.
+#[derive(Debug, Clone, Copy)]
+pub struct Compared {
+    pub idx: u32,
+    pub keys: u16,
+    pub levels: [Level; 6],
+}
 
-/// Scores the pairs of one row and builds its queue entry: the person
-/// whose NHS number the row gave first (a partial match), then the others
-/// by score, those below the review threshold left out.
-pub fn queue_entry(
-    model: &Model,
+/// The compared pairs of one row, and how many people hold a neighbour
+/// of its failed NHS number.
+#[derive(Debug, Clone, Default)]
+pub struct RowPairs {
+    pub held_neighbours: usize,
+    pub pairs: Vec<Compared>,
+}
+
+impl RowPairs {
+    /// The row prepared as its pairs were compared.
+    pub fn prepared<'a>(&self, row: &'a CohortRow, names: bool) -> Prepared<'a> {
+        let mut p = Prepared::new(row, names);
+        p.held_neighbours = self.held_neighbours;
+        p
+    }
+}
+
+/// Compares every pair of one row (the costly step: names by Jaro-Winkler).
+pub fn compare_row(
     scoring: &Scoring,
     index: &Index,
-    position: usize,
     row: &CohortRow,
     pairs: &[super::block::Pair],
-) -> Scored {
+) -> RowPairs {
     let mut prepared = Prepared::new(row, scoring.names);
     prepared.held_neighbours = pairs
         .iter()
         .filter(|p| p.keys & Key::NhsNumberNeighbour.bit() != 0)
         .count()
         .max(1);
+    let pairs = pairs
+        .iter()
+        .map(|p| Compared {
+            idx: p.idx,
+            keys: p.keys,
+            levels: levels(scoring, &prepared, &index.person(p.idx)),
+        })
+        .collect();
+    RowPairs {
+        held_neighbours: prepared.held_neighbours,
+        pairs,
+    }
+}
+
+/// A row's queue entry, or the best score of its candidates when none
+/// reached the review threshold (`None`: no candidate at all).
+pub type Scored = Result<QueueEntry, Option<f64>>;
+
+/// Scores the compared pairs of one row under the estimated model and
+/// builds its queue entry: candidates by weight, best first, those below
+/// both the review threshold and the review probability left out. No rule
+/// overrides the score: the person holding the row's NHS number is ranked
+/// by its weight like everyone else.
+pub fn queue_entry(
+    model: &Model,
+    scoring: &Scoring,
+    index: &Index,
+    position: usize,
+    row: &CohortRow,
+    compared: &RowPairs,
+) -> Scored {
+    let prepared = compared.prepared(row, scoring.names);
     let best = best_weight(model, scoring, &prepared).max(f64::EPSILON);
-    let mut candidates: Vec<Candidate> = pairs
+    let prior = model.pair_prior();
+    let table = RowWeights::new(model, &prepared);
+    let mut candidates: Vec<Candidate> = compared
+        .pairs
         .iter()
         .map(|p| {
-            let person = index.person(p.idx);
-            let (levels, weight) = compare(model, scoring, &prepared, &person);
+            let weight = table.weight(&p.levels);
             let score = (100.0 * weight / best).clamp(0.0, 100.0);
             Candidate {
                 idx: p.idx,
-                person_id: person.person_id,
+                person_id: index.person_id(p.idx),
                 score: (score * 10.0).round() / 10.0,
                 weight,
-                levels,
+                probability: prior * weight.exp2(),
+                levels: p.levels,
                 values: Default::default(),
                 keys: p.keys,
-                nhs_number_found: levels[0] == Level::Exact && p.keys & Key::NhsNumber.bit() != 0,
+                nhs_number_found: p.levels[0] == Level::Exact && p.keys & Key::NhsNumber.bit() != 0,
                 index_nhs_number: String::new(),
             }
         })
         .collect();
+    let denominator = 1.0 + candidates.iter().map(|c| c.probability).sum::<f64>();
+    for c in &mut candidates {
+        c.probability /= denominator;
+    }
     let best = candidates.iter().map(|c| c.score).reduce(f64::max);
-    candidates.retain(|c| c.nhs_number_found || c.score >= scoring.review_threshold);
+    candidates.retain(|c| {
+        c.score >= scoring.review_threshold || c.probability >= scoring.review_probability
+    });
     if candidates.is_empty() {
         return Err(best);
     }
     candidates.sort_by(|a, b| {
-        b.nhs_number_found
-            .cmp(&a.nhs_number_found)
-            .then(b.weight.total_cmp(&a.weight))
+        b.weight
+            .total_cmp(&a.weight)
             .then(a.person_id.cmp(&b.person_id))
     });
     candidates.truncate(scoring.max_candidates.max(1));

@@ -34,6 +34,8 @@ pub mod column {
     pub const FORENAME_KEY: &str = "forename_key";
     pub const SURNAME_KEY: &str = "surname_key";
     pub const YEAR: &str = "year";
+    /// Soundex of the surname key, as a number (see `phonetic`).
+    pub const SURNAME_SOUNDEX: &str = "surname_soundex";
 }
 
 /// One person of the index, as far as linkage compares them.
@@ -115,6 +117,17 @@ impl Index {
         .map_err(wrap)?;
         // One chunk per column, so that reading person `i` is an offset.
         let mut frame = frame;
+        let soundex: Int32Chunked = frame
+            .column(SURNAME_KEY)
+            .map_err(wrap)?
+            .str()
+            .map_err(wrap)?
+            .iter()
+            .map(|s| s.and_then(super::phonetic::soundex))
+            .collect();
+        frame
+            .with_column(soundex.with_name(SURNAME_SOUNDEX.into()).into_column())
+            .map_err(wrap)?;
         frame.rechunk_mut_par();
         let str_col = |c: &str| -> Result<StringChunked, LinkError> {
             Ok(frame.column(c).map_err(wrap)?.str().map_err(wrap)?.clone())
@@ -160,6 +173,11 @@ impl Index {
             forename_key: self.forename_key.get(i).filter(|s| !s.is_empty()),
             surname_key: self.surname_key.get(i).filter(|s| !s.is_empty()),
         }
+    }
+
+    /// Person `idx`'s key in the index.
+    pub fn person_id(&self, idx: u32) -> i64 {
+        self.person_id.get(idx as usize).unwrap_or_default()
     }
 
     /// Person `idx`'s forename and surname as the index holds them, for the

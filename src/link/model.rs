@@ -1,215 +1,273 @@
-//! The scoring model's weights: `log2(m / u)` for every level of every
-//! field, with `u` measured on the index and, for names, on the agreeing
-//! value itself (see the module documentation of `link`).
+//! The scoring model's parameters: for every level of every field, `m`
+//! (how often the same person shows that level) and `u` (how often two
+//! different people do), and the weight `log2(m / u)` of the level.
+//!
+//! `u` is measured on the index at each run: the coincidence of dates of
+//! birth, years and each postcode level over all pairs of people (exact
+//! sums, see [`Index::coincidences`]); for names and gender, the levels of
+//! a fixed-seed random sample of pairs of people; for an exact or swapped
+//! name, the share of the index holding that very value (term-frequency
+//! adjustment: agreeing on a rare surname says more than on Smith); for an
+//! NHS number one edit away, the share of the index holding a number that
+//! close to the row's (measured per row).
+//!
+//! `m` is estimated from the candidate pairs by expectation-maximisation
+//! (see `estimate`), starting from, and shrunk towards, the round prior
+//! values in [`prior`]. Missing values, gender not known and names not in
+//! use are neutral: no level, weight 0.
 
 use polars::prelude::PlHashMap;
+use rand::{Rng, SeedableRng};
 
-use super::compare::{Field, Level};
+use super::compare::{self, Field, Level};
 use super::index::{column, Index};
 use super::LinkError;
 
-/// `m` of each level: how often the same person shows that level. These
-/// are error rates of the kind a master person index sees (about 3% of
-/// records carry a typo, a move or a swap); they are deliberately round
-/// numbers, not fitted to the synthetic data.
-mod m {
-    pub const NHS_EXACT: f64 = 0.97;
-    pub const NHS_ONE_EDIT: f64 = 0.015;
-    pub const NHS_TRANSPOSITION: f64 = 0.01;
-    pub const NHS_DISAGREE: f64 = 0.005;
-    pub const DOB_EXACT: f64 = 0.95;
-    pub const DOB_SWAPPED: f64 = 0.01;
-    pub const DOB_ONE_COMPONENT: f64 = 0.015;
-    pub const DOB_YEAR_ONLY: f64 = 0.01;
-    pub const DOB_DISAGREE: f64 = 0.015;
-    pub const GENDER_AGREE: f64 = 0.99;
-    pub const GENDER_DISAGREE: f64 = 0.01;
-    pub const POSTCODE_FULL: f64 = 0.86;
-    pub const POSTCODE_SECTOR: f64 = 0.03;
-    pub const POSTCODE_DISTRICT: f64 = 0.03;
-    pub const POSTCODE_AREA: f64 = 0.04;
-    pub const POSTCODE_DISAGREE: f64 = 0.04;
-    pub const NAME_EXACT: f64 = 0.9;
-    pub const NAME_SIMILAR_92: f64 = 0.04;
-    pub const NAME_SIMILAR_88: f64 = 0.02;
-    pub const NAME_SIMILAR_70: f64 = 0.015;
-    pub const NAME_TOKEN_OVERLAP: f64 = 0.015;
-    pub const NAME_DISAGREE: f64 = 0.02;
+/// The levels of each field that carry a weight, in [`Field::ALL`] order
+/// (neutral levels have none).
+pub const LEVELS: [&[Level]; 6] = [
+    &[
+        Level::Exact,
+        Level::OneEdit,
+        Level::Transposition,
+        Level::Disagree,
+    ],
+    &[
+        Level::Exact,
+        Level::DayMonthSwapped,
+        Level::OneComponent,
+        Level::YearOnly,
+        Level::Disagree,
+    ],
+    &[Level::Agree, Level::Disagree],
+    &[
+        Level::Full,
+        Level::Sector,
+        Level::District,
+        Level::Area,
+        Level::Disagree,
+    ],
+    NAME_LEVELS,
+    NAME_LEVELS,
+];
+
+const NAME_LEVELS: &[Level] = &[
+    Level::Exact,
+    Level::Swapped,
+    Level::Similar92,
+    Level::TokenOverlap,
+    Level::Similar88,
+    Level::Similar70,
+    Level::Disagree,
+];
+
+/// The most levels of any field.
+pub const MAX_LEVELS: usize = 7;
+
+/// Index of `level` among `field`'s levels; `None` for a neutral level.
+pub fn level_index(field: usize, level: Level) -> Option<usize> {
+    LEVELS[field].iter().position(|l| *l == level)
 }
 
-/// `u` of the name levels that do not depend on the value: how often two
-/// different people's names are that similar (measured on British name
-/// lists; agreement on the value itself is measured on the index).
-mod u {
-    pub const NAME_SIMILAR_92: f64 = 0.002;
-    pub const NAME_SIMILAR_88: f64 = 0.004;
-    pub const NAME_SIMILAR_70: f64 = 0.05;
-    pub const NAME_TOKEN_OVERLAP: f64 = 0.002;
-    pub const NAME_DISAGREE: f64 = 0.9;
+/// The starting point of the estimate and what it is shrunk towards: round
+/// error rates of the kind a master person index sees (a few per cent of
+/// records carry a typo, a move or a swap). With few candidate pairs they
+/// dominate; with many, the data do.
+pub mod prior {
+    pub const M: [&[f64]; 6] = [
+        &[0.97, 0.015, 0.01, 0.005],
+        &[0.95, 0.01, 0.015, 0.01, 0.015],
+        &[0.99, 0.01],
+        &[0.86, 0.03, 0.03, 0.04, 0.04],
+        NAME,
+        NAME,
+    ];
+    const NAME: &[f64] = &[0.88, 0.005, 0.04, 0.015, 0.02, 0.015, 0.025];
+    /// Share of cohort rows whose person is in the index.
+    pub const IN_INDEX: f64 = 0.95;
 }
 
-/// Bits taken off an exact name agreement when the names are swapped.
-const SWAP_PENALTY_BITS: f64 = 3.0;
+/// Pairs of people drawn for the `u` of names and gender.
+const U_SAMPLE: usize = 100_000;
 
 fn bits(m: f64, u: f64) -> f64 {
-    (m / u.max(1e-12)).log2()
+    (m.max(1e-12) / u.max(1e-12)).log2()
 }
 
-/// The weights of one run, measured on its index.
+/// The model of one run.
 #[derive(Debug, Clone)]
 pub struct Model {
-    people: f64,
-    /// Exact, disagree.
-    nhs: [f64; 2],
-    dob: [f64; 5],
-    gender: [f64; 2],
-    postcode: [f64; 5],
+    pub people: f64,
+    /// `m` per field and level ([`LEVELS`] order).
+    pub m: [Vec<f64>; 6],
+    /// `u` per field and level. For exact and swapped names this is the
+    /// average over the index (`Σ share²`), used only when the row's name
+    /// is blank; a row's own value is weighed by its frequency.
+    pub u: [Vec<f64>; 6],
+    /// Share of cohort rows whose person is taken to be in the index.
+    pub in_index: f64,
     forename_counts: PlHashMap<String, u32>,
     surname_counts: PlHashMap<String, u32>,
-    /// Exact-agreement weight of a name of average frequency, for a row
-    /// whose name is blank.
-    forename_typical: f64,
-    surname_typical: f64,
 }
 
 impl Model {
-    /// Measures `u` on the index: coincidence of dates of birth, years and
-    /// postcode levels over all pairs of people, and name frequencies.
+    /// Measures `u` on the index; `m` starts at the prior.
     pub fn measure(index: &Index, names: bool) -> Result<Self, LinkError> {
         use column::*;
         let people = index.len().max(1) as f64;
         let p = index.coincidences()?;
-        let (p_dob, p_year, p_full, p_sector, p_district, p_area) =
-            (p.dob, p.year, p.postcode, p.sector, p.district, p.area);
         // Levels are exclusive ("sector" means sector but not full), so
         // each level's `u` is the difference of the nested coincidences,
         // floored so that a tiny index cannot make a level infinitely
         // telling.
         let floor = 1.0 / people;
-        let (forename_counts, surname_counts, forename_typical, surname_typical) = if names {
-            let f = index.value_counts(FORENAME_KEY)?;
-            let s = index.value_counts(SURNAME_KEY)?;
-            let typical = |c: &[(String, u32)]| {
-                let squares: f64 = c
-                    .iter()
-                    .map(|(_, n)| (f64::from(*n) / people).powi(2))
-                    .sum();
-                bits(m::NAME_EXACT, squares.max(floor))
-            };
-            let (ft, st) = (typical(&f), typical(&s));
-            (f.into_iter().collect(), s.into_iter().collect(), ft, st)
+        let (forename_counts, surname_counts) = if names {
+            (
+                index.value_counts(FORENAME_KEY)?.into_iter().collect(),
+                index.value_counts(SURNAME_KEY)?.into_iter().collect(),
+            )
         } else {
-            (PlHashMap::default(), PlHashMap::default(), 0.0, 0.0)
+            (PlHashMap::default(), PlHashMap::default())
         };
+        let typical = |c: &PlHashMap<String, u32>| {
+            let squares: f64 = c.values().map(|n| (f64::from(*n) / people).powi(2)).sum();
+            squares.max(floor)
+        };
+        let sample = sample_u(index, names);
+        let mut forename_u = sample.forename;
+        forename_u[0] = typical(&forename_counts);
+        let mut surname_u = sample.surname;
+        surname_u[0] = typical(&surname_counts);
         Ok(Self {
             people,
-            nhs: [bits(m::NHS_EXACT, 1.0 / people), bits(m::NHS_DISAGREE, 1.0)],
-            dob: [
-                bits(m::DOB_EXACT, p_dob.max(floor)),
-                bits(m::DOB_SWAPPED, p_dob.max(floor)),
-                // Six dates are one component or one day away.
-                bits(m::DOB_ONE_COMPONENT, (6.0 * p_dob).max(floor)),
-                bits(
-                    m::DOB_YEAR_ONLY,
-                    (p_year - 7.0 * p_dob).max(p_dob).max(floor),
-                ),
-                bits(m::DOB_DISAGREE, (1.0 - p_year).max(floor)),
+            m: prior::M.map(|m| m.to_vec()),
+            u: [
+                vec![1.0 / people, 1.0 / people, 1.0 / people, 1.0],
+                vec![
+                    p.dob.max(floor),
+                    p.dob.max(floor),
+                    // Six dates are one component or one day away.
+                    (6.0 * p.dob).max(floor),
+                    (p.year - 7.0 * p.dob).max(p.dob).max(floor),
+                    (1.0 - p.year).max(floor),
+                ],
+                sample.gender.to_vec(),
+                vec![
+                    p.postcode.max(floor),
+                    (p.sector - p.postcode).max(floor),
+                    (p.district - p.sector).max(floor),
+                    (p.area - p.district).max(floor),
+                    (1.0 - p.area).max(floor),
+                ],
+                forename_u.to_vec(),
+                surname_u.to_vec(),
             ],
-            gender: [bits(m::GENDER_AGREE, 0.5), bits(m::GENDER_DISAGREE, 0.5)],
-            postcode: [
-                bits(m::POSTCODE_FULL, p_full.max(floor)),
-                bits(m::POSTCODE_SECTOR, (p_sector - p_full).max(floor)),
-                bits(m::POSTCODE_DISTRICT, (p_district - p_sector).max(floor)),
-                bits(m::POSTCODE_AREA, (p_area - p_district).max(floor)),
-                bits(m::POSTCODE_DISAGREE, (1.0 - p_area).max(floor)),
-            ],
+            in_index: prior::IN_INDEX,
             forename_counts,
             surname_counts,
-            forename_typical,
-            surname_typical,
         })
     }
 
-    /// The weight of a number one edit or one transposition away from the
-    /// row's failed number, when `held` people of the index hold such a
-    /// number: `u` is their share of the index, measured per row like a
-    /// name's frequency (about nine valid numbers surround a failed one,
-    /// but in most indexes only the person meant holds one of them).
-    pub fn nhs_neighbour_weight(&self, level: Level, held: usize) -> f64 {
-        let m = if level == Level::Transposition {
-            m::NHS_TRANSPOSITION
-        } else {
-            m::NHS_ONE_EDIT
-        };
-        bits(m, held.max(1) as f64 / self.people)
-    }
-
-    /// The exact-agreement weight of a name value: `log2(m / u)` with `u`
-    /// the value's share of the index (a rare surname says more than Smith).
-    fn name_exact(&self, field: Field, key: Option<&str>) -> f64 {
-        let (counts, typical) = match field {
-            Field::Forename => (&self.forename_counts, self.forename_typical),
-            _ => (&self.surname_counts, self.surname_typical),
-        };
-        match key {
-            Some(k) => {
-                let n = counts.get(k).copied().unwrap_or(1).max(1);
-                bits(m::NAME_EXACT, f64::from(n) / self.people)
+    /// The `u` of one level for one row: the name's own frequency for an
+    /// exact or swapped name, the share of people holding a neighbour of
+    /// the row's failed NHS number (`held`) for one edit away, else the
+    /// measured value.
+    pub fn u_of(&self, field: usize, level: usize, name: Option<&str>, held: usize) -> f64 {
+        let lv = LEVELS[field][level];
+        match (Field::ALL[field], lv) {
+            (Field::NhsNumber, Level::OneEdit | Level::Transposition) => {
+                held.max(1) as f64 / self.people
             }
-            None => typical,
+            (Field::Forename | Field::Surname, Level::Exact | Level::Swapped) => {
+                let counts = if Field::ALL[field] == Field::Forename {
+                    &self.forename_counts
+                } else {
+                    &self.surname_counts
+                };
+                match name {
+                    Some(k) => f64::from(counts.get(k).copied().unwrap_or(1).max(1)) / self.people,
+                    None => self.u[field][level],
+                }
+            }
+            _ => self.u[field][level],
         }
     }
 
-    /// The weight of `level` for `field`; `name` is the agreeing value's key
-    /// (the cohort's) for name fields.
-    pub fn weight(&self, field: Field, level: Level, name: Option<&str>) -> f64 {
-        use Level as L;
-        match (field, level) {
-            (_, L::Missing | L::NotUsed | L::NotKnown) => 0.0,
-            (Field::NhsNumber, L::Exact) => self.nhs[0],
-            (Field::NhsNumber, L::OneEdit | L::Transposition) => {
-                self.nhs_neighbour_weight(level, 1)
-            }
-            (Field::NhsNumber, _) => self.nhs[1],
-            (Field::DateOfBirth, L::Exact) => self.dob[0],
-            (Field::DateOfBirth, L::DayMonthSwapped) => self.dob[1],
-            (Field::DateOfBirth, L::OneComponent) => self.dob[2],
-            (Field::DateOfBirth, L::YearOnly) => self.dob[3],
-            (Field::DateOfBirth, _) => self.dob[4],
-            (Field::Gender, L::Agree) => self.gender[0],
-            (Field::Gender, _) => self.gender[1],
-            (Field::Postcode, L::Full) => self.postcode[0],
-            (Field::Postcode, L::Sector) => self.postcode[1],
-            (Field::Postcode, L::District) => self.postcode[2],
-            (Field::Postcode, L::Area) => self.postcode[3],
-            (Field::Postcode, _) => self.postcode[4],
-            (Field::Forename | Field::Surname, L::Exact) => self.name_exact(field, name),
-            (Field::Forename | Field::Surname, L::Swapped) => {
-                self.name_exact(field, name) - SWAP_PENALTY_BITS
-            }
-            (Field::Forename | Field::Surname, L::Similar92) => {
-                bits(m::NAME_SIMILAR_92, u::NAME_SIMILAR_92)
-            }
-            (Field::Forename | Field::Surname, L::Similar88) => {
-                bits(m::NAME_SIMILAR_88, u::NAME_SIMILAR_88)
-            }
-            (Field::Forename | Field::Surname, L::Similar70) => {
-                bits(m::NAME_SIMILAR_70, u::NAME_SIMILAR_70)
-            }
-            (Field::Forename | Field::Surname, L::TokenOverlap) => {
-                bits(m::NAME_TOKEN_OVERLAP, u::NAME_TOKEN_OVERLAP)
-            }
-            (Field::Forename | Field::Surname, _) => bits(m::NAME_DISAGREE, u::NAME_DISAGREE),
+    /// The weight of `level` for field `field` (index in [`Field::ALL`]);
+    /// `name` is the cohort's name key for name fields, `held` the people
+    /// holding a neighbour of the row's failed NHS number.
+    pub fn weight(&self, field: usize, level: Level, name: Option<&str>, held: usize) -> f64 {
+        match level_index(field, level) {
+            Some(l) => bits(self.m[field][l], self.u_of(field, l, name, held)),
+            None => 0.0,
         }
     }
 
     /// The weight a perfect agreement on `field` would give this row.
-    pub fn full_weight(&self, field: Field, name: Option<&str>) -> f64 {
-        let best = match field {
-            Field::Gender => Level::Agree,
-            Field::Postcode => Level::Full,
-            _ => Level::Exact,
-        };
-        self.weight(field, best, name)
+    pub fn full_weight(&self, field: usize, name: Option<&str>) -> f64 {
+        self.weight(field, LEVELS[field][0], name, 1)
+    }
+
+    /// The prior odds multiplier of a single pair: the chance that a given
+    /// person of the index is the row's, before looking at the fields.
+    pub fn pair_prior(&self) -> f64 {
+        self.in_index / self.people
+    }
+}
+
+/// `u` of the name levels and of gender from random pairs of people.
+struct SampledU {
+    forename: [f64; MAX_LEVELS],
+    surname: [f64; MAX_LEVELS],
+    gender: [f64; 2],
+}
+
+fn sample_u(index: &Index, names: bool) -> SampledU {
+    let n = index.len();
+    let mut forename = [0u64; MAX_LEVELS];
+    let mut surname = [0u64; MAX_LEVELS];
+    let mut gender = [0u64; 2];
+    if n >= 2 {
+        // A fixed seed: the same index gives the same model.
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x6461_7273_0010);
+        for _ in 0..U_SAMPLE {
+            let a = rng.gen_range(0..n) as u32;
+            let mut b = rng.gen_range(0..n - 1) as u32;
+            if b >= a {
+                b += 1;
+            }
+            let (pa, pb) = (index.person(a), index.person(b));
+            let g = compare::compare_gender(pa.gender, pb.gender);
+            if let Some(l) = level_index(2, g) {
+                gender[l] += 1;
+            }
+            if names {
+                let (f, s) = compare::compare_names(
+                    (pa.forename_key, pa.surname_key),
+                    (pb.forename_key, pb.surname_key),
+                );
+                if let Some(l) = level_index(4, f) {
+                    forename[l] += 1;
+                }
+                if let Some(l) = level_index(5, s) {
+                    surname[l] += 1;
+                }
+            }
+        }
+    }
+    // Add-one smoothing: a level the sample never saw is rare, not
+    // impossible.
+    fn shares<const K: usize>(counts: [u64; K], levels: usize) -> [f64; K] {
+        let total: u64 = counts[..levels].iter().sum();
+        let mut out = [0.0; K];
+        for (o, c) in out.iter_mut().zip(counts).take(levels) {
+            *o = (c as f64 + 1.0) / (total as f64 + levels as f64);
+        }
+        out
+    }
+    SampledU {
+        forename: shares(forename, NAME_LEVELS.len()),
+        surname: shares(surname, NAME_LEVELS.len()),
+        gender: shares(gender, 2),
     }
 }

@@ -300,12 +300,11 @@ fn partial_match_puts_the_nhs_person_first_and_shows_the_field() {
     assert_eq!(e.candidates[0].values[3], "LS1 4AP");
 }
 
-/// Issue #3: the person holding the row's NHS number stays first even
-/// when someone else scores higher on the other fields.
+/// Issue #10 (was issue #3's "holder first whatever the scores"): a found
+/// NHS number is strong evidence, not a verdict. Someone who agrees on
+/// everything but the number outranks a holder who agrees on nothing else.
 #[test]
-fn the_nhs_number_holder_is_ranked_first_whatever_the_scores() {
-    // The holder disagrees on everything else; another person agrees on
-    // everything but the NHS number.
+fn issue_10_a_found_nhs_number_is_evidence_not_a_verdict() {
     let holder = p(1, "2011-01-30", "1", "LS1 4AP");
     let other = p(2, "2012-05-20", "2", "M14 5QT");
     let rows = vec![row(
@@ -316,19 +315,55 @@ fn the_nhs_number_holder_is_ranked_first_whatever_the_scores() {
         "M14 5QT",
     )];
     let cfg = LinkConfig {
-        review_threshold: 30.0,
+        review_threshold: 0.0,
         ..config()
     };
     let l = link(&cohort(rows, false), demographics(&[holder, other]), &cfg).unwrap();
+    assert_eq!(l.rows[0].outcome, Outcome::Queued);
     let e = entry(&l, "S1");
-    assert_eq!(e.candidates.len(), 2);
-    assert_eq!(e.candidates[0].person_id, 1);
-    assert_eq!(e.candidates[1].person_id, 2);
-    assert!(e.candidates[1].score > e.candidates[0].score);
-    assert!(
-        e.ambiguous,
-        "a holder outscored by someone else needs a careful look"
+    assert_eq!(e.candidates[0].person_id, 2);
+    let holder_rank = e.candidates.iter().position(|c| c.person_id == 1);
+    assert_eq!(holder_rank, Some(1), "the holder is still shown, second");
+    assert!(e.candidates[1].nhs_number_found);
+    assert!(e.candidates[0].weight > e.candidates[1].weight);
+}
+
+/// Issue #10: twins share date of birth, postcode, gender and surname; a
+/// cohort row carrying the other twin's NHS number is not validated when
+/// names are in use, and both twins are queued for a reviewer (the number
+/// and the forename point different ways).
+#[test]
+fn issue_10_a_twins_number_with_the_other_forename_is_not_validated() {
+    let mut t1 = p(1, "2015-03-09", "1", "B12 9ZZ");
+    t1.forename = "Oscar";
+    t1.surname = "Okonkwo";
+    let mut t2 = p(2, "2015-03-09", "1", "B12 9ZZ");
+    t2.forename = "Felix";
+    t2.surname = "Okonkwo";
+    let r = named(
+        row("S1", Some(t1.nhs), "2015-03-09", Gender::Male, "B12 9ZZ"),
+        "Felix",
+        "Okonkwo",
     );
+    let l = link(
+        &cohort(vec![r], true),
+        demographics(&[t1, t2]),
+        &with_names(),
+    )
+    .unwrap();
+    assert_eq!(l.rows[0].outcome, Outcome::Queued);
+    assert!(
+        l.rows[0].reason.contains("forename"),
+        "{}",
+        l.rows[0].reason
+    );
+    let mut queued: Vec<i64> = entry(&l, "S1")
+        .candidates
+        .iter()
+        .map(|c| c.person_id)
+        .collect();
+    queued.sort_unstable();
+    assert_eq!(queued, [1, 2]);
 }
 
 #[test]
@@ -414,13 +449,15 @@ fn a_rare_surname_says_more_than_smith() {
     rare.surname = "Quillfeather";
     let index = index::Index::load(demographics(&[rare]), true).unwrap();
     let model = model::Model::measure(&index, true).unwrap();
-    let smith = model.weight(Field::Surname, Level::Exact, Some("SMITH"));
-    let quill = model.weight(Field::Surname, Level::Exact, Some("QUILLFEATHER"));
+    let (surname, dob) = (5, 1);
+    assert_eq!(Field::ALL[surname], Field::Surname);
+    assert_eq!(Field::ALL[dob], Field::DateOfBirth);
+    let smith = model.weight(surname, Level::Exact, Some("SMITH"), 1);
+    let quill = model.weight(surname, Level::Exact, Some("QUILLFEATHER"), 1);
     assert!(quill > smith + 5.0, "{quill} vs {smith}");
-    assert!(model.weight(Field::Surname, Level::Disagree, Some("SMITH")) < 0.0);
+    assert!(model.weight(surname, Level::Disagree, Some("SMITH"), 1) < 0.0);
     assert!(
-        model.weight(Field::DateOfBirth, Level::Exact, None)
-            > model.weight(Field::DateOfBirth, Level::OneComponent, None)
+        model.weight(dob, Level::Exact, None, 1) > model.weight(dob, Level::OneComponent, None, 1)
     );
 }
 
@@ -434,7 +471,9 @@ fn oversized_blocks_are_capped_and_reported() {
             x
         })
         .collect();
-    let r = row("S1", None, "2016-01-01", Gender::Male, "LS1 1AA");
+    // A postcode none of them has, so that only dob+district finds them
+    // (postcode+year would find the ten at the same address).
+    let r = row("S1", None, "2016-01-01", Gender::Male, "LS1 9ZZ");
     let cfg = LinkConfig {
         max_block: 10,
         ..config()
@@ -452,6 +491,10 @@ fn oversized_blocks_are_capped_and_reported() {
     assert_eq!(key.capped_comparisons, 40);
     assert_eq!(l.rows[0].outcome, Outcome::Unmatched);
     assert!(l.rows[0].reason.contains("no candidate"));
+    // Counted in the run summary, not only in the log.
+    assert_eq!(l.counts.capped_keys.len(), 1);
+    assert_eq!(l.counts.capped_keys[0].key, "dob+district");
+    assert_eq!(l.counts.capped_keys[0].capped_comparisons, 40);
 
     // The budget drops the largest blocks first.
     let cfg = LinkConfig {
