@@ -216,6 +216,11 @@ destination = "file://{ddir}/outbox"
         with open(os.path.join(ddir, "dars.log")) as fh:
             tail = fh.read()[-3000:]
         raise SystemExit(f"dars link failed (exit {rc}); log {ddir}/dars.log:\n{tail}")
+    with open(os.path.join(ddir, "dars.log"), errors="replace") as fh:
+        for line in fh:
+            # dars's own summary and warnings carry counts and key names only
+            if line.startswith(("warning:", "review queue:")) or " rows: " in line[:20]:
+                print("  dars says: " + line.rstrip(), flush=True)
     return out, wall, peak
 
 
