@@ -216,6 +216,11 @@ destination = "file://{ddir}/outbox"
         with open(os.path.join(ddir, "dars.log")) as fh:
             tail = fh.read()[-3000:]
         raise SystemExit(f"dars link failed (exit {rc}); log {ddir}/dars.log:\n{tail}")
+    with open(os.path.join(ddir, "dars.log"), errors="replace") as fh:
+        for line in fh:
+            # dars's own summary and warnings carry counts and key names only
+            if line.startswith(("warning:", "review queue:")) or " rows: " in line[:20]:
+                print("  dars says: " + line.rstrip(), flush=True)
     return out, wall, peak
 
 
@@ -338,13 +343,29 @@ def true_pair_fields(ddir, truth, sids):
     want = {truth[s][0] for s in sids if truth[s][0]}
     t = pq.read_table(os.path.join(ddir, "data", "site", "demographics.parquet")).to_pylist()
     index = {str(r["person_id"]): r for r in t if str(r["person_id"]) in want}
+    look = None
+    if any(truth[s][0] is None for s in sids):
+        # What an absent person shares with someone in the index.
+        up = lambda v: (v or "").strip().upper()  # noqa: E731
+        look = {"surname+postcode": {(up(r["surname"]), _pc(r["postcode"])) for r in t},
+                "forename+surname": {(up(r["forename"]), up(r["surname"])) for r in t},
+                "surname+dob": {(up(r["surname"]), r["date_of_birth"]) for r in t}}
+    del t
     out = {}
     with open(os.path.join(ddir, "data", "cohort.csv"), newline="", encoding="utf-8-sig") as fh:
         rd = csv.reader(fh)
         next(rd)
         for row in rd:
             sid = row[0]
-            if sid not in sids or truth[sid][0] is None:
+            if sid not in sids:
+                continue
+            if truth[sid][0] is None:
+                fn, sn = row[5].strip().upper(), row[6].strip().upper()
+                keys = {"surname+postcode": (sn, _pc(row[4])), "forename+surname": (fn, sn),
+                        "surname+dob": (sn, _date(row[2]))}
+                shared = [k for k, v in keys.items() if v in look[k]]
+                nhs = "number" if _digits(row[1]) else "no number"
+                out[sid] = f"shares {' and '.join(shared) or 'nothing'} with someone; {nhs}"
                 continue
             p = index[truth[sid][0]]
             n = _digits(row[1])
@@ -552,7 +573,9 @@ def main():
             groups, patterns, lines = dars_misses(truth, outs["dars"], res["dars"][1],
                                                   os.path.join(ddir, "dars_misses.csv"))
             missed = {ln[0] for ln in lines}
-            agree = true_pair_fields(ddir, truth, missed) if missed else {}
+            absent_ids = {sid for sid, (p, _) in truth.items() if p is None}
+            agree = true_pair_fields(ddir, truth, missed | absent_ids) if missed or absent_ids \
+                else {}
             by_group = collections.defaultdict(collections.Counter)
             for ln in lines:
                 if ln[0] in agree:
@@ -562,8 +585,20 @@ def main():
                       "bench's own comparison of the row and its true person (commonest):")
                 for (kind, why), n in sorted(groups.items(), key=lambda x: (x[0][0], -x[1])):
                     print(f"    {kind:<24} {why:<50} {n:>6}")
+                    if all(truth[ln[0]][0] is None for ln in lines if ln[1] == kind):
+                        continue  # absent people: see the table below
                     for pat, m in by_group[(kind, why)].most_common(3):
                         print(f"        {m:>5}  {pat}")
+            if absent_ids:
+                queued = {ln[0] for ln in lines if ln[1] and ln[0] in absent_ids}
+                tot, q = collections.Counter(), collections.Counter()
+                for sid in absent_ids:
+                    tot[agree.get(sid, "?")] += 1
+                    q[agree.get(sid, "?")] += sid in queued
+                print("  dars on absent people, by what they share with someone in the index "
+                      "(queued or validated / rows):")
+                for pat, n in tot.most_common():
+                    print(f"    {q[pat]:>6} / {n:<6} {pat}")
             if patterns:
                 print("  field levels of the true pair where it was queued below someone else:")
                 for (kind, pat), n in patterns.most_common(15):

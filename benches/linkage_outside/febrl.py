@@ -18,7 +18,9 @@ over as typos):
   is not 10 (such a stem has no valid number) and the number is not already
   taken; so no person is dropped, and every index number is valid and
   unique. A `soc_sec_id` that is not 7 digits gives a number of the wrong
-  length (unreadable).
+  length (unreadable). As shipped, 10% of FEBRL duplicates carry a
+  different number: 97% of those fail modulus 11, the rest (FEBRL's
+  multi-digit edits; 13 rows in all) pass it and are held by nobody.
 - **date of birth**: FEBRL's `YYYYMMDD`; the index stores a Date (null when
   missing or not a real date), the cohort the string as FEBRL has it (an
   unreal date is then a value problem for the linker).

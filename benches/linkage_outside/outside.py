@@ -35,6 +35,7 @@ Layouts vary as applicants send them: dates `DD/MM/YYYY`, `YYYY-MM-DD` or
 postcodes with or without the space, now and then in lower case.
 """
 import datetime as dt
+import itertools
 import random
 
 from common import check_digit
@@ -164,13 +165,13 @@ class Names:
         self.male.sort(key=lambda n: 0 if n in NICKNAMES and rng.random() < 0.6 else 1)
         self.female.sort(key=lambda n: 0 if n in NICKNAMES and rng.random() < 0.6 else 1)
         self.surnames = list(dict.fromkeys(SURNAMES))
-        self.wm = zipf_weights(len(self.male), 0.9)
-        self.wf = zipf_weights(len(self.female), 0.9)
-        self.ws = zipf_weights(len(self.surnames), 1.0)
-        self.cum = {}
+        # Cumulative weights, computed once (the same draws as weights=).
+        self.wm = list(itertools.accumulate(zipf_weights(len(self.male), 0.9)))
+        self.wf = list(itertools.accumulate(zipf_weights(len(self.female), 0.9)))
+        self.ws = list(itertools.accumulate(zipf_weights(len(self.surnames), 1.0)))
 
-    def _pick(self, rng, items, weights):
-        return rng.choices(items, weights=weights, k=1)[0]
+    def _pick(self, rng, items, cum):
+        return rng.choices(items, cum_weights=cum, k=1)[0]
 
     def forename(self, rng, male):
         return self._pick(rng, self.male, self.wm) if male else self._pick(rng, self.female, self.wf)
@@ -420,15 +421,14 @@ def make(n_people, n_cohort, seed):
                     return people[pid - 1]
             if cursor["i"] >= len(order):
                 return None
-            # refill every pool from the next slice of people
-            for idx in order[cursor["i"]: cursor["i"] + 2000]:
+            # refill every pool from the next slice of the (shuffled)
+            # population, newest first
+            for idx in reversed(order[cursor["i"]: cursor["i"] + 2000]):
                 p = people[idx]
                 for k, _ in SHARES:
                     if k != "absent_lookalike" and fits(k, p):
                         pools.setdefault(k, []).append(p["person_id"])
             cursor["i"] += 2000
-            for k in pools:
-                rng.shuffle(pools[k])
 
     rows, truth = [], []
     for i, kind in enumerate(kinds):
