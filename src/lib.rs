@@ -16,6 +16,7 @@ pub mod ingest; // stage 1: the applicant's cohort CSV -> typed cohort rows
 pub mod ledger; // stage 6c: append-only, hash-chained record of releases
 pub mod link; // stage 2: cohort x master person index -> linkage table
 pub mod lock; // kernel locks: one run per agreement, one batch, one ledger append
+mod memory; // the process's peak resident memory (VmHWM), for stage and step metrics
 pub mod minimise; // stage 4: field specs and generalising transforms -> record frames
 pub mod objections; // stage 3: drop linked people who objected
 mod openssh_pattern; // OpenSSH pattern lists: known_hosts host names, allowed_signers namespaces

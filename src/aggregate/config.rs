@@ -47,7 +47,6 @@ impl OneOrMany {
 
 /// `[[outputs]] kind = "aggregate"`.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct AggregateOutput {
     pub name: String,
     pub dataset: String,

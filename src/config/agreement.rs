@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 use serde::{Deserialize, Deserializer};
 
-use super::problem::{read_toml, section, Problem, Severity};
+use super::problem::{read_toml, section, tagged, Problem, Severity};
 use super::{resolve, toml_date, ConfigError, Site};
 use crate::aggregate::AggregateOutput;
 use crate::ingest::CohortField;
@@ -102,7 +102,6 @@ impl ObjectionType {
 
 /// `[agreement]`.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct AgreementMeta {
     pub reference: AgreementRef,
     pub organisation: String,
@@ -119,7 +118,6 @@ pub struct AgreementMeta {
 
 /// `[cohort]`: the applicant's file and how its rows may be validated.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct CohortSection {
     pub path: PathBuf,
     pub validation_fields: Vec<String>,
@@ -159,7 +157,6 @@ impl ObjectionType {
 /// carry. The national data opt-out does not apply to consented data, so an
 /// agreement whose legal basis is consent need not exempt it.
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
 pub struct ObjectionsSection {
     #[serde(default)]
     pub apply: Vec<ObjectionType>,
@@ -266,6 +263,21 @@ impl OutputSpec {
             Self::Records(_) => "records",
             Self::Aggregate(_) => "aggregate",
         }
+    }
+}
+
+/// One `[[outputs]]` table, read as the struct its `kind` names (see
+/// [`tagged`]); a missing or unknown `kind` is serde's error for the enum.
+fn output(
+    file: &Path,
+    key: &str,
+    value: toml::Value,
+    problems: &mut Vec<Problem>,
+) -> Option<OutputSpec> {
+    match value.get("kind").and_then(|k| k.as_str()) {
+        Some("records") => tagged::<_, RecordsOutput>(file, key, "kind", value, problems),
+        Some("aggregate") => tagged::<_, AggregateOutput>(file, key, "kind", value, problems),
+        _ => section(file, key, value, problems),
     }
 }
 
@@ -377,12 +389,9 @@ impl Agreement {
         match table.get("outputs") {
             Some(toml::Value::Array(items)) if !items.is_empty() => {
                 for (i, v) in items.iter().enumerate() {
-                    if let Some(o) = section::<OutputSpec>(
-                        path,
-                        &format!("outputs[{i}]"),
-                        v.clone(),
-                        &mut problems,
-                    ) {
+                    if let Some(o) =
+                        output(path, &format!("outputs[{i}]"), v.clone(), &mut problems)
+                    {
                         outputs.push((i, o));
                     }
                 }

@@ -17,6 +17,7 @@ pub use agreement::{
     ObjectionType, ObjectionsSection, OutputSpec, Schedule,
 };
 pub use problem::{ConfigError, Problem, Severity};
+pub(crate) use problem::fields_of;
 pub use site::{DatasetSource, Site};
 
 use std::path::{Path, PathBuf};

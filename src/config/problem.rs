@@ -5,6 +5,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use serde::de::DeserializeOwned;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Severity {
     Error,
@@ -122,59 +124,146 @@ fn describe_span(text: &str, span: Option<std::ops::Range<usize>>) -> String {
 }
 
 /// Deserializes one table of a config file, collecting every unknown key
-/// (serde's `deny_unknown_fields` stops at the first, so each one found is
-/// recorded, removed, and the table tried again) and the first other error.
-pub(crate) fn section<T: serde::de::DeserializeOwned>(
+/// and the first other error. `serde_ignored` reports the keys that `T` has
+/// no field for (so the section types do not `deny_unknown_fields`); the
+/// table's keys are read in order, so those before an error are reported
+/// with it.
+pub(crate) fn section<T: DeserializeOwned>(
     file: &std::path::Path,
     key: &str,
-    mut value: toml::Value,
+    value: toml::Value,
     problems: &mut Vec<Problem>,
 ) -> Option<T> {
-    loop {
-        match serde_path_to_error::deserialize::<_, T>(value.clone()) {
-            Ok(v) => return Some(v),
-            Err(e) => {
-                let at = e.path().to_string();
-                let full_key = if at == "." || at.is_empty() {
-                    key.to_string()
-                } else {
-                    format!("{key}.{at}")
-                };
-                let msg = e.inner().message().to_string();
-                if let Some(unknown) = unknown_field(&msg) {
-                    let fix = match msg.split_once("expected ") {
-                        Some((_, rest)) => format!("remove it, or use one of {rest}"),
-                        None => "remove it".into(),
-                    };
-                    let parent = full_key.rsplit_once('.').map(|(p, _)| p.to_string());
-                    let unknown_key = match &parent {
-                        Some(p) if at != "." && !at.is_empty() && full_key.ends_with(&unknown) => {
-                            full_key.clone()
-                        }
-                        _ => format!("{full_key}.{unknown}"),
-                    };
-                    let _ = parent;
-                    problems.push(Problem::error(file, unknown_key, "unknown key", fix));
-                    // Only a top-level unknown key can be removed and retried.
-                    if at == "." || at.is_empty() || at == unknown {
-                        if let Some(t) = value.as_table_mut() {
-                            if t.remove(&unknown).is_some() {
-                                continue;
-                            }
-                        }
-                    }
-                    return None;
-                }
-                problems.push(Problem::error(file, &full_key, msg, fix_for(&full_key)));
-                return None;
-            }
+    let mut unknown = Vec::new();
+    let result = read::<T>(value, &mut unknown);
+    report(file, key, unknown, fields_of::<T>(), result, problems)
+}
+
+/// As [`section`], for an internally tagged enum `T` whose table chose the
+/// variant struct `V` by its `tag`. serde buffers the variant's keys before
+/// it reads them, which `serde_ignored` cannot see into, so the table less
+/// its tag is read once more as `V` for its unknown keys; `T` is read as
+/// before, for the value and its errors.
+pub(crate) fn tagged<T: DeserializeOwned, V: DeserializeOwned>(
+    file: &std::path::Path,
+    key: &str,
+    tag: &str,
+    value: toml::Value,
+    problems: &mut Vec<Problem>,
+) -> Option<T> {
+    let mut unknown = Vec::new();
+    let mut body = value.clone();
+    if let Some(t) = body.as_table_mut() {
+        t.remove(tag);
+    }
+    let _ = read::<V>(body, &mut unknown);
+    let result = read::<T>(value, &mut unknown);
+    report(file, key, unknown, fields_of::<V>(), result, problems)
+}
+
+/// Deserializes `value` as `T`, pushing onto `unknown` each key it has no
+/// field for.
+fn read<T: DeserializeOwned>(
+    value: toml::Value,
+    unknown: &mut Vec<String>,
+) -> Result<T, serde_path_to_error::Error<toml::de::Error>> {
+    let mut note = |p: serde_ignored::Path| unknown.push(p.to_string());
+    serde_path_to_error::deserialize(serde_ignored::Deserializer::new(value, &mut note))
+}
+
+/// The problems of one table: each unknown key (with the fields it could
+/// have been), then the error, if any.
+fn report<T>(
+    file: &std::path::Path,
+    key: &str,
+    unknown: Vec<String>,
+    fields: &[&str],
+    result: Result<T, serde_path_to_error::Error<toml::de::Error>>,
+    problems: &mut Vec<Problem>,
+) -> Option<T> {
+    let fix = match expected(fields) {
+        Some(fields) => format!("remove it, or use one of {fields}"),
+        None => "remove it".into(),
+    };
+    for u in unknown {
+        problems.push(Problem::error(
+            file,
+            format!("{key}.{u}"),
+            "unknown key",
+            &fix,
+        ));
+    }
+    match result {
+        Ok(v) => Some(v),
+        Err(e) => {
+            let at = e.path().to_string();
+            let full_key = if at == "." || at.is_empty() {
+                key.to_string()
+            } else {
+                format!("{key}.{at}")
+            };
+            let msg = e.inner().message().to_string();
+            problems.push(Problem::error(file, &full_key, msg, fix_for(&full_key)));
+            None
         }
     }
 }
 
-fn unknown_field(msg: &str) -> Option<String> {
-    let rest = msg.strip_prefix("unknown field `")?;
-    Some(rest.split('`').next()?.to_string())
+/// The field names serde's derive gives a struct `T` (what its
+/// `deserialize_struct` is told); none for any other type.
+pub(crate) fn fields_of<T: DeserializeOwned>() -> &'static [&'static str] {
+    use serde::de;
+
+    #[derive(Debug)]
+    struct Fields(&'static [&'static str]);
+    impl fmt::Display for Fields {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "fields {:?}", self.0)
+        }
+    }
+    impl std::error::Error for Fields {}
+    impl de::Error for Fields {
+        fn custom<M: fmt::Display>(_: M) -> Self {
+            Fields(&[])
+        }
+    }
+
+    struct Probe;
+    impl<'de> de::Deserializer<'de> for Probe {
+        type Error = Fields;
+        fn deserialize_any<V: de::Visitor<'de>>(self, _: V) -> Result<V::Value, Fields> {
+            Err(Fields(&[]))
+        }
+        fn deserialize_struct<V: de::Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Fields> {
+            Err(Fields(fields))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+            bytes byte_buf option unit unit_struct newtype_struct seq tuple
+            tuple_struct map enum identifier ignored_any
+        }
+    }
+    match T::deserialize(Probe) {
+        Err(Fields(fields)) => fields,
+        Ok(_) => &[],
+    }
+}
+
+/// The fields as serde's "unknown field" message lists them after
+/// "expected " (`` `a` ``, `` `a` or `b` ``, `` one of `a`, `b`, `c` ``).
+fn expected(fields: &[&str]) -> Option<String> {
+    let quoted: Vec<String> = fields.iter().map(|f| format!("`{f}`")).collect();
+    match quoted.as_slice() {
+        [] => None,
+        [one] => Some(one.clone()),
+        [a, b] => Some(format!("{a} or {b}")),
+        many => Some(format!("one of {}", many.join(", "))),
+    }
 }
 
 fn fix_for(key: &str) -> String {
@@ -184,5 +273,68 @@ fn fix_for(key: &str) -> String {
 impl From<Problem> for ConfigError {
     fn from(p: Problem) -> Self {
         Self { problems: vec![p] }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Two {
+        a: u8,
+        #[serde(default)]
+        b: Option<u8>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(tag = "kind", rename_all = "lowercase")]
+    #[allow(dead_code)]
+    enum Tagged {
+        Two(Two),
+    }
+
+    fn value(text: &str) -> toml::Value {
+        text.parse::<toml::Table>().unwrap().into()
+    }
+
+    fn keys(problems: &[Problem]) -> Vec<&str> {
+        problems.iter().map(|p| p.key.as_str()).collect()
+    }
+
+    #[test]
+    fn issue_16_every_unknown_key_is_named_and_the_table_still_read() {
+        let file = Path::new("x.toml");
+        let mut p = Vec::new();
+        let two: Option<Two> = section(file, "t", value("z = 1\na = 1\ny = 2"), &mut p);
+        assert!(two.is_some(), "{p:?}");
+        assert_eq!(keys(&p), ["t.y", "t.z"]);
+        assert!(p
+            .iter()
+            .all(|p| p.message == "unknown key" && p.fix == "remove it, or use one of `a` or `b`"));
+
+        // An unknown key before an error is named with it.
+        let mut p = Vec::new();
+        let two: Option<Two> = section(file, "t", value("a = \"x\"\n0 = 1"), &mut p);
+        assert!(two.is_none());
+        assert_eq!(keys(&p), ["t.0", "t.a"]);
+    }
+
+    #[test]
+    fn issue_16_unknown_keys_inside_an_internally_tagged_variant_are_named() {
+        let file = Path::new("x.toml");
+        let text = "kind = \"two\"\na = 1\nq = 1";
+        // serde reads the variant from a buffer: nothing is reported...
+        let mut p = Vec::new();
+        let plain: Option<Tagged> = section(file, "o", value(text), &mut p);
+        assert!(plain.is_some() && p.is_empty(), "{p:?}");
+        // ...so `tagged` reads the table as the variant's struct as well.
+        let t: Option<Tagged> = tagged::<_, Two>(file, "o", "kind", value(text), &mut p);
+        assert!(t.is_some());
+        assert_eq!(keys(&p), ["o.q"]);
+        assert_eq!(fields_of::<Two>(), ["a", "b"]);
+        assert!(fields_of::<Tagged>().is_empty());
     }
 }

@@ -11,14 +11,12 @@ use super::problem::{read_toml, section, Problem};
 use super::{resolve, ConfigError};
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct SourcesFile {
     demographics: PathBuf,
     objections: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct DatasetFile {
     path: PathBuf,
     key: String,
@@ -27,14 +25,12 @@ struct DatasetFile {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct KeysFile {
     signing_key: PathBuf,
     signer: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct WorkFile {
     dir: PathBuf,
 }

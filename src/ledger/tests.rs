@@ -295,10 +295,19 @@ fn a_held_lock_is_waited_for_then_reported_and_a_left_lock_file_is_no_lock() {
         "{err}"
     );
     assert_eq!(ledger.verify().unwrap().entries.len(), 1, "nothing written");
-    // An append waits for a holder that lets go.
+    // An append waits for a holder that lets go: while the lock is held it
+    // neither returns nor writes (a pause lets it start trying; these hold
+    // however soon it does, well inside its wait), and once the lock is
+    // let go it appends.
     thread::scope(|scope| {
         let waiting = scope.spawn(|| ledger.append(release(2), &key()).map(|e| e.seq));
         thread::sleep(Duration::from_millis(100));
+        assert!(!waiting.is_finished(), "returned while the lock was held");
+        assert_eq!(
+            ledger.verify().unwrap().entries.len(),
+            1,
+            "wrote while held"
+        );
         drop(held);
         assert_eq!(waiting.join().unwrap().unwrap(), 2);
     });

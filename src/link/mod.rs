@@ -108,6 +108,7 @@ use polars::prelude::*;
 use rayon::prelude::*;
 
 use crate::ingest::{Cohort, CohortField};
+use crate::memory::peak_rss_mib;
 use crate::objections::Linked;
 use block::{Key, Limits, Pair};
 use candidates::Scoring;
@@ -211,14 +212,6 @@ pub struct LinkTimings {
     pub index_peak_mib: Option<u64>,
     pub tier1_peak_mib: Option<u64>,
     pub tier2_peak_mib: Option<u64>,
-}
-
-/// The process's peak resident memory so far, MiB (None off Linux).
-fn peak_rss_mib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024)
 }
 
 /// The linkage stage's result.

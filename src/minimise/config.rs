@@ -138,7 +138,6 @@ impl fmt::Display for FieldSpec {
 
 /// `[[outputs]] kind = "records"`: minimised record-level rows.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RecordsOutput {
     pub name: String,
     pub dataset: String,

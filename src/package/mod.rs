@@ -46,6 +46,31 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes))
 }
 
+/// Lower-case hex SHA-256 and length of all that `reader` gives, read in
+/// 1 MiB pieces, so a file of any size hashes in bounded memory.
+pub fn sha256_reader(mut reader: impl std::io::Read) -> std::io::Result<(String, u64)> {
+    let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut buffer = vec![0u8; 1024 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = match reader.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let chunk = buffer.get(..n).unwrap_or_default();
+        hash.update(chunk);
+        total += n as u64;
+    }
+    Ok((hex::encode(hash.finish()), total))
+}
+
+/// Lower-case hex SHA-256 of the file at `path`, streamed.
+pub fn sha256_file(path: &std::path::Path) -> std::io::Result<String> {
+    Ok(sha256_reader(std::fs::File::open(path)?)?.0)
+}
+
 /// What went wrong while encrypting, describing or signing a release.
 ///
 /// No message ever contains key material: a bad recipient is named by its

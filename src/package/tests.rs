@@ -452,3 +452,26 @@ fn signed_manifest_writes_manifest_then_signature() {
         signed.signature
     );
 }
+
+#[test]
+fn issue_16_a_file_hashes_as_its_bytes_do_across_read_pieces() {
+    // The FIPS 180-2 example: SHA-256("abc").
+    assert_eq!(
+        super::sha256_hex(b"abc"),
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    // Larger than one 1 MiB read, and not a multiple of it.
+    let bytes: Vec<u8> = (0..(3 << 20) / 2 + 7)
+        .map(|i: u32| (i % 251) as u8)
+        .collect();
+    let path = dir.path().join("f.bin");
+    std::fs::write(&path, &bytes).unwrap();
+    assert_eq!(
+        super::sha256_file(&path).unwrap(),
+        super::sha256_hex(&bytes)
+    );
+    let (hex, len) = super::sha256_reader(bytes.as_slice()).unwrap();
+    assert_eq!((hex, len), (super::sha256_hex(&bytes), bytes.len() as u64));
+    assert!(super::sha256_file(&dir.path().join("missing")).is_err());
+}

@@ -4,6 +4,9 @@
 
 use std::time::Instant;
 
+use crate::memory::peak_rss_mib;
+pub(crate) use crate::memory::reset_peak;
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct StageMetrics {
     pub stage: &'static str,
@@ -18,18 +21,7 @@ impl StageMetrics {
         Self {
             stage,
             seconds: (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
-            peak_rss_mib: peak_rss_kib().map(|k| k / 1024),
+            peak_rss_mib: peak_rss_mib(),
         }
     }
-}
-
-fn peak_rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// Resets the peak to the current resident size (best effort).
-pub fn reset_peak() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
 }

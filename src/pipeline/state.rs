@@ -11,7 +11,6 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use ring::digest::{Context, SHA256};
@@ -21,6 +20,7 @@ use crate::config::{Agreement, Site};
 use crate::ledger::Anchor;
 use crate::link::LinkCounts;
 use crate::objections::ObjectionCounts;
+pub(crate) use crate::package::sha256_file;
 use crate::package::ManifestFile;
 use crate::pipeline::OutputSummary;
 
@@ -89,20 +89,6 @@ impl Checkpoint {
     pub fn valid(&self, run_dir: &Path) -> bool {
         sha256_file(&run_dir.join(&self.file)).is_ok_and(|h| h == self.sha256)
     }
-}
-
-pub fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut f = fs::File::open(path)?;
-    let mut ctx = Context::new(&SHA256);
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        ctx.update(&buf[..n]);
-    }
-    Ok(hex::encode(ctx.finish().as_ref()))
 }
 
 /// The fingerprint of everything a run reads. Small inputs (configs,

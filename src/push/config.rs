@@ -83,7 +83,6 @@ impl<'de> Deserialize<'de> for Destination {
 
 /// `[release]`.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ReleaseConfig {
     /// age X25519 (`age1…`) or `ssh-ed25519` public keys.
     pub recipients: Vec<String>,

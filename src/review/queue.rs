@@ -12,8 +12,6 @@ use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use ring::digest::{Context, SHA256};
-
 /// One candidate person of a study ID.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Candidate {
@@ -141,9 +139,7 @@ fn truthy(s: &str) -> bool {
 /// Reads `review_queue.csv`.
 pub fn read_queue(path: &Path) -> Result<Queue, QueueError> {
     let bytes = read_all(path)?;
-    let mut ctx = Context::new(&SHA256);
-    ctx.update(&bytes);
-    let sha256 = hex::encode(ctx.finish().as_ref());
+    let sha256 = crate::package::sha256_hex(&bytes);
     let malformed = |problems| QueueError::Malformed {
         path: path.to_path_buf(),
         problems,

@@ -22,7 +22,6 @@ pub enum Zeros {
 
 /// A custom `[suppression.NAME]` table, or the whole of a profile file.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
 pub struct ProfileSpec {
     /// Inclusive range of true counts that become `*`, e.g. [1, 7].
     pub mask: [u64; 2],
@@ -167,7 +166,21 @@ impl ProfileSpec {
                 "pass hes, csds or the path of a profile TOML file",
             )
         })?;
-        let spec: ProfileSpec = toml::from_str(&text).map_err(|e| {
+        // The first unknown key, or else the first error: the keys are read
+        // in order, so whichever comes first in the file.
+        let mut unknown = None;
+        let parsed: Result<ProfileSpec, toml::de::Error> =
+            serde_ignored::deserialize(toml::Deserializer::new(&text), |p| {
+                unknown.get_or_insert_with(|| p.to_string());
+            });
+        let parsed = match unknown {
+            Some(key) => Err(<toml::de::Error as serde::de::Error>::unknown_field(
+                &key,
+                crate::config::fields_of::<ProfileSpec>(),
+            )),
+            None => parsed,
+        };
+        let spec = parsed.map_err(|e| {
             err(
                 "-",
                 e.message().to_string(),

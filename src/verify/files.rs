@@ -6,16 +6,12 @@
 
 use std::collections::BTreeSet;
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io;
 use std::path::Path;
 
-use ring::digest::{Context, SHA256};
-
 use super::VerifyError;
-use crate::package::{Manifest, MANIFEST_FILE, SIGNATURE_FILE};
+use crate::package::{sha256_reader, Manifest, MANIFEST_FILE, SIGNATURE_FILE};
 
-/// Read size for hashing.
-const BUFFER_BYTES: usize = 1024 * 1024;
 /// Far above any real manifest; a bound so a hostile folder cannot exhaust memory.
 pub(super) const MAX_MANIFEST_BYTES: u64 = 64 * 1024 * 1024;
 /// An armored Ed25519 SSHSIG is about 300 bytes.
@@ -134,24 +130,10 @@ fn is_plain_name(name: &str) -> bool {
 /// file opened is not the one `listed` describes.
 fn sha256_file(path: &Path, listed: &fs::Metadata) -> io::Result<Option<(String, u64)>> {
     use std::os::unix::fs::MetadataExt;
-    let mut file = File::open(path)?;
+    let file = File::open(path)?;
     let opened = file.metadata()?;
     if (opened.dev(), opened.ino()) != (listed.dev(), listed.ino()) {
         return Ok(None);
     }
-    let mut hash = Context::new(&SHA256);
-    let mut buffer = vec![0u8; BUFFER_BYTES];
-    let mut total = 0u64;
-    loop {
-        let n = match file.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        let chunk = buffer.get(..n).unwrap_or_default();
-        hash.update(chunk);
-        total += n as u64;
-    }
-    Ok(Some((hex::encode(hash.finish()), total)))
+    sha256_reader(file).map(Some)
 }

@@ -4,9 +4,10 @@
 //! A push is one [`Job`] (what is fixed: where it goes, the pinned host
 //! keys, the client key, the staged files) tried over as many connections
 //! as the [`RetryPolicy`] allows, with exponential backoff and jitter; a
-//! [`State`] carries what each connection achieved to the next, so files
-//! already complete are not sent again, within a run or by a re-run after a
-//! crash. Each job has its own module:
+//! [`State`] carries what each connection achieved to the next, so a file
+//! completed before a lost connection is not sent again. A re-run after a
+//! crash starts with an empty [`State`] and finds at the destination what
+//! arrived before ([`resume`]). Each job has its own module:
 //!
 //! - [`session`]: TCP, the SSH handshake, the host key checked against the
 //!   pinned `known_hosts` before anything of the client's is sent, then
@@ -16,9 +17,10 @@
 //!   compression.
 //! - [`errors`]: which libssh2 and SFTP failures are a lost connection
 //!   (retried) and which are final, and the error each becomes.
-//! - [`upload`]: one file to `NAME.part` with 2 MiB of writes kept in
-//!   flight, fsynced (OpenSSH's `fsync@openssh.com`), closed, renamed and
-//!   its size checked.
+//! - [`upload`]: one file to `NAME.part`, each write handed all the bytes
+//!   not yet acknowledged, topped up by 1 MiB reads to at least 2 MiB;
+//!   fsynced (OpenSSH's `fsync@openssh.com`), closed, its size checked,
+//!   renamed and its size checked again.
 //! - [`resume`]: what is at the destination already: the same bytes under
 //!   a final name (done), other bytes (refused, never overwritten), a
 //!   `.part` whose tail matches the staged file (resumed from its size).

@@ -1,8 +1,9 @@
 //! One file's upload: found whole already, or written to `NAME.part`
 //! (resumed if one is there) through a window of writes kept in flight,
-//! fsynced (`fsync@openssh.com`), closed, renamed to `NAME` and its size
-//! checked. SFTP v3 rename never replaces a file, so a name taken in the
-//! meantime is compared instead of overwritten.
+//! fsynced (`fsync@openssh.com`), closed, its size checked, renamed to
+//! `NAME` and its size checked again. SFTP v3 rename never replaces a
+//! file, so a name taken in the meantime is compared instead of
+//! overwritten.
 
 use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
@@ -14,16 +15,17 @@ use super::{errors, Connection, State};
 use crate::push::staged::{read_full, StagedFile};
 use crate::push::PushError;
 
-/// Bytes kept in flight. libssh2 cuts what it has not seen before of each
-/// write into 30,000-byte packets, sends them, and returns as soon as the
-/// oldest outstanding one is acknowledged, expecting the rest of the same
-/// bytes again in the next call. So every write is handed the whole
-/// unacknowledged window, topped up first: the pipe never drains. (Writing
-/// a buffer to the end instead stalls on the last acknowledgements each
-/// time; at 8 KiB per write an upload runs about 4x slower.) 2 MiB is
-/// OpenSSH's channel window, so more than that waits in libssh2 unsent,
-/// gone cold in cache by the time it is encrypted: 1, 2, 4 and 8 MiB
-/// measured 1.94, 1.51, 1.79 and 1.97 client CPU s/GiB
+/// Bytes kept in flight, at the least. libssh2 cuts what it has not seen
+/// before of each write into 30,000-byte packets, sends them, and returns
+/// as soon as the oldest outstanding one is acknowledged, expecting the
+/// rest of the same bytes again in the next call. So every write is handed
+/// the whole unacknowledged window, first topped up by [`READ_BLOCK`] reads
+/// while it is under this (2 to 3 MiB, less at the file's end): the pipe
+/// never drains. (Writing a buffer to the end instead stalls on the last
+/// acknowledgements each time; at 8 KiB per write an upload runs about 4x
+/// slower.) 2 MiB is OpenSSH's channel window, so more than that waits in
+/// libssh2 unsent, gone cold in cache by the time it is encrypted: 1, 2, 4
+/// and 8 MiB measured 1.94, 1.51, 1.79 and 1.97 client CPU s/GiB
 /// (benches/sftp_upload.rs, sshd's files on tmpfs).
 const IN_FLIGHT: usize = 2 << 20;
 /// Bytes read from the staged file at a time.
