@@ -126,7 +126,11 @@ fn issue_12_a_release_delivered_by_a_run_killed_before_its_ledger_append_is_reco
     ok(&out);
     let releases = delivered(&w);
     assert_eq!(releases.len(), 2);
-    let second = releases.iter().map(|p| name(p)).find(|n| *n != first).unwrap();
+    let second = releases
+        .iter()
+        .map(|p| name(p))
+        .find(|n| *n != first)
+        .unwrap();
     assert_eq!(
         recorded_runs(&w),
         vec![first.clone(), second],
@@ -166,7 +170,11 @@ fn issue_12_a_ledger_rolled_back_is_found_after_the_run_folders_are_cleaned() {
     );
     let out = w.dars(&["run", &a]);
     assert_eq!(out.status.code(), Some(EXIT_VERIFY), "{}", stderr(&out));
-    assert!(stderr(&out).contains("nothing was sent"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("nothing was sent"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(delivered(&w).len(), 2, "a release left regardless");
 
     fs::remove_file(w.path("work/ledger.jsonl")).unwrap();
@@ -241,7 +249,9 @@ fn issue_12_the_signed_manifest_counts_no_people() {
     // The agreement's one aggregate output: its cells and how many were
     // suppressed are what a recipient checks the table against.
     assert!(
-        counts.keys().any(|k| k.starts_with("admissions_by_region.")),
+        counts
+            .keys()
+            .any(|k| k.starts_with("admissions_by_region.")),
         "{counts:?}"
     );
     for key in counts.keys() {
@@ -250,8 +260,19 @@ fn issue_12_the_signed_manifest_counts_no_people() {
             "`{key}` in the manifest is not a count of an output's cells"
         );
         for word in [
-            "person", "cohort", "released", "objector", "objection", "removed", "linked",
-            "validated", "unmatched", "invalid", "queued", "reviewed", "people",
+            "person",
+            "cohort",
+            "released",
+            "objector",
+            "objection",
+            "removed",
+            "linked",
+            "validated",
+            "unmatched",
+            "invalid",
+            "queued",
+            "reviewed",
+            "people",
         ] {
             assert!(
                 !key.to_lowercase().contains(word),
@@ -274,7 +295,10 @@ fn issue_12_verify_refuses_a_release_folder_that_is_a_link() {
     fs::rename(&release, &elsewhere).unwrap();
     std::os::unix::fs::symlink(&elsewhere, &release).unwrap();
     let signers = w.path("keys/allowed_signers");
-    for given in [release.clone(), PathBuf::from(format!("{}/", release.display()))] {
+    for given in [
+        release.clone(),
+        PathBuf::from(format!("{}/", release.display())),
+    ] {
         let out = w.dars(&[
             "verify",
             given.to_str().unwrap(),

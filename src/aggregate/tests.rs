@@ -260,7 +260,9 @@ fn issue_12_total_look_alikes_are_reserved() {
     ] {
         assert!(is_reserved_label(v), "{v:?} reads as the margin label");
     }
-    for v in ["Totals", "Totnes", "London", "Tota", "Unknown", "", "T0tal?"] {
+    for v in [
+        "Totals", "Totnes", "London", "Tota", "Unknown", "", "T0tal?",
+    ] {
         assert!(!is_reserved_label(v), "{v:?} is a real value");
     }
     let frame = df!("region" => ["A", "\u{0422}otal"], "sex" => ["1", "2"])
@@ -280,7 +282,10 @@ fn issue_12_total_look_alikes_are_reserved() {
 fn issue_12_a_margin_that_contradicts_its_cells_is_an_input_error() {
     let dims: Vec<String> = vec!["region".into(), "sex".into()];
     let key = |a: &str, b: &str| vec![a.to_string(), b.to_string()];
-    for (margin, problem) in [(20u64, "smaller than one of"), (50, "larger than the sum of")] {
+    for (margin, problem) in [
+        (20u64, "smaller than one of"),
+        (50, "larger than the sum of"),
+    ] {
         let mut rows = std::collections::HashMap::new();
         rows.insert(key("A", "1"), 12u64);
         rows.insert(key("A", "2"), 30);

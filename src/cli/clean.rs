@@ -47,7 +47,9 @@ pub fn run(args: &Args, cli: &Cli) -> Result<(), Failure> {
     let refuse = |e: crate::ledger::LedgerError| {
         Failure::new(
             exit::VERIFY,
-            format!("{e}\n  nothing was removed: the run folders are evidence of what was released"),
+            format!(
+                "{e}\n  nothing was removed: the run folders are evidence of what was released"
+            ),
         )
     };
     let verified = crate::pipeline::verify_ledger(&site, &ledger).map_err(refuse)?;
@@ -90,7 +92,11 @@ pub fn run(args: &Args, cli: &Cli) -> Result<(), Failure> {
             let dir = run.path();
             let state = RunState::load(&dir);
             let released = state.as_ref().is_some_and(|s| s.released);
-            if released && !state.as_ref().is_some_and(|s| in_ledger(&reference, &s.run_id)) {
+            if released
+                && !state
+                    .as_ref()
+                    .is_some_and(|s| in_ledger(&reference, &s.run_id))
+            {
                 // Not reached after the check above; kept so that a run
                 // folder is never removed on the state file's word alone.
                 println!(

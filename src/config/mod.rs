@@ -16,8 +16,8 @@ pub use agreement::{
     Agreement, AgreementMeta, AgreementRef, AgreementStatus, CohortSection, LegalBasis,
     ObjectionType, ObjectionsSection, OutputSpec, Schedule,
 };
-pub use problem::{ConfigError, Problem, Severity};
 pub(crate) use problem::fields_of;
+pub use problem::{ConfigError, Problem, Severity};
 pub use site::{DatasetSource, Site};
 
 use std::path::{Path, PathBuf};

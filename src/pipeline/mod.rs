@@ -152,7 +152,11 @@ pub enum PipelineError {
          folder of this user's, or run dars as the folder's owner",
         path.display()
     )]
-    WorkDirNotOwned { path: PathBuf, owner: u32, euid: u32 },
+    WorkDirNotOwned {
+        path: PathBuf,
+        owner: u32,
+        euid: u32,
+    },
     #[error("dataset `{dataset}` of output `{output}`: {source}\n  fix: check `datasets.{dataset}.path` in the site config")]
     Dataset {
         output: String,
@@ -605,8 +609,9 @@ pub fn run(
         // The record of the release, kept before the first file leaves: if
         // this process dies between the delivery and the ledger append,
         // the next run finds it and records the release.
-        let signature = std::fs::read(release_dir.join(package::SIGNATURE_FILE))
-            .map_err(PipelineError::work(&release_dir, "reading manifest.json.sig"))?;
+        let signature = std::fs::read(release_dir.join(package::SIGNATURE_FILE)).map_err(
+            PipelineError::work(&release_dir, "reading manifest.json.sig"),
+        )?;
         let delivery = record::Delivery {
             destination: format!("{}/{}", agreement.release.destination, staged.folder),
             forced: opts.forced,

@@ -130,7 +130,10 @@ impl ProfileSpec {
             } else {
                 "mask"
             };
-            if protection > high.saturating_sub(low) && !rule.secondary && self.mask[0] <= self.mask[1] {
+            if protection > high.saturating_sub(low)
+                && !rule.secondary
+                && self.mask[0] <= self.mask[1]
+            {
                 p.push(Problem::warning(
                     file,
                     at(key),

@@ -296,11 +296,13 @@ fn protect_tables_with(
     let audited: Vec<usize> = (0..model.nodes.len())
         .filter(|&n| model.nodes[n].status.suppressed() && model.required_width(n).is_some())
         .collect();
-    let mut intervals = audit_intervals(&model, &audited, warm_starts, false, whole_number).map_err(solver)?;
+    let mut intervals =
+        audit_intervals(&model, &audited, warm_starts, false, whole_number).map_err(solver)?;
     if tables.iter().any(|t| t.table.persons) {
         // What a reader deduces, who cannot know that margins of persons
         // add up; the safe test above stays the one that decides.
-        let reader = audit_intervals(&model, &audited, warm_starts, true, whole_number).map_err(solver)?;
+        let reader =
+            audit_intervals(&model, &audited, warm_starts, true, whole_number).map_err(solver)?;
         for (n, i) in intervals.iter_mut() {
             if let Some(r) = reader.get(n) {
                 if (r.low, r.high) != (i.low, i.high) {
@@ -351,7 +353,13 @@ fn audit_intervals(
         .iter()
         .filter_map(|&n| Some((lp.var(n)?, intervals.get(&n).map(|i| (i.low, i.high))?)))
         .collect();
-    let whole = lp.whole(&stars, &rounded.iter().filter_map(|&n| lp.var(n)).collect::<Vec<_>>());
+    let whole = lp.whole(
+        &stars,
+        &rounded
+            .iter()
+            .filter_map(|&n| lp.var(n))
+            .collect::<Vec<_>>(),
+    );
     for &n in audited {
         let Some(v) = lp.var(n) else { continue };
         if let (Some(&(low, high)), Some(i)) = (whole.intervals.get(&v), intervals.get_mut(&n)) {
@@ -506,13 +514,16 @@ fn render(
 /// The other percentages of a total with a `*` among its counts are
 /// released: they are computed from released counts only, so together
 /// they add up to nothing a reader could not add up from the counts.
-pub fn released_percent(numerator: Protected, denominator: Protected, decimals: u32) -> Option<String> {
+pub fn released_percent(
+    numerator: Protected,
+    denominator: Protected,
+    decimals: u32,
+) -> Option<String> {
     match (numerator, denominator) {
         (_, Protected::Count(0)) => None,
-        (Protected::Count(n), Protected::Count(d)) => Some(format_percent(
-            scaled_percent(n, d, decimals),
-            decimals,
-        )),
+        (Protected::Count(n), Protected::Count(d)) => {
+            Some(format_percent(scaled_percent(n, d, decimals), decimals))
+        }
         _ => Some("*".to_string()),
     }
 }

@@ -159,7 +159,10 @@ fn issue_4_the_audit_fails_a_table_built_to_be_unsafe() {
         "{err}"
     );
     // Issue #12 (07): a cell is named by its place, never by its labels.
-    assert!(!err.contains("r0"), "the error names a dimension value: {err}");
+    assert!(
+        !err.contains("r0"),
+        "the error names a dimension value: {err}"
+    );
     assert!(
         !err.contains(" 3 "),
         "the error must not state the true value: {err}"
@@ -283,7 +286,10 @@ fn issue_17_percentages_are_computed_from_released_counts_and_starred_on_a_star(
         Some("*".into()),
         "a total that is `*`"
     );
-    assert_eq!(released_percent(Protected::Count(0), Protected::Count(0), 1), None);
+    assert_eq!(
+        released_percent(Protected::Count(0), Protected::Count(0), 1),
+        None
+    );
 }
 
 #[test]
@@ -464,7 +470,10 @@ fn issue_17_the_4x4x2_table_microlp_failed_is_audited_on_the_merits() {
     let p = protect_tables(&[&release]).unwrap().remove(0);
     assert_every_star_audited(&p);
     assert!(p.counts.audited > 0);
-    assert_eq!(p.counts.whole_number, p.counts.audited, "a part of 75 cells is solved in whole numbers");
+    assert_eq!(
+        p.counts.whole_number, p.counts.audited,
+        "a part of 75 cells is solved in whole numbers"
+    );
 }
 
 /// Issue #17: counts of persons whose margins happen to add up. The audit
@@ -486,7 +495,11 @@ fn issue_17_persons_report_the_readers_interval_beside_the_safe_one() {
     let mut records = one_way(&[3, 20]);
     records.persons = false;
     let p = protect(&records, &Profile::hes()).unwrap();
-    assert_eq!(cell(&p, &["r0"]).interval.unwrap().reader, None, "records add up");
+    assert_eq!(
+        cell(&p, &["r0"]).interval.unwrap().reader,
+        None,
+        "records add up"
+    );
 }
 
 /// Issue #17: a rounded count below the national total that a reader can
@@ -638,11 +651,20 @@ fn issue_17_odd_rules_are_named_by_their_key() {
             .join("\n")
     };
     let text = problems("mask = [2, 7]\nround_to = 5");
-    assert!(text.contains("suppression.odd.mask") && text.contains("a true 1 as 10"), "{text}");
+    assert!(
+        text.contains("suppression.odd.mask") && text.contains("a true 1 as 10"),
+        "{text}"
+    );
     let text = problems("mask = [1, 3]\nround_to = 5\nprotection = 4");
-    assert!(text.contains("suppression.odd.protection") && text.contains("wider than the mask"), "{text}");
+    assert!(
+        text.contains("suppression.odd.protection") && text.contains("wider than the mask"),
+        "{text}"
+    );
     let text = problems("mask = [1, 3]\nround_to = 5\nprotection = 4\nsecondary = true");
-    assert!(!text.contains("wider than the mask"), "secondary widens: {text}");
+    assert!(
+        !text.contains("wider than the mask"),
+        "secondary widens: {text}"
+    );
     let text = problems("mask = [1, 7]\nround_to = 0");
     assert!(text.contains("suppression.odd.round_to"), "{text}");
     assert!(problems("mask = [1, 7]\nround_to = 5").is_empty());
