@@ -182,7 +182,7 @@ fn report<T>(
     problems: &mut Vec<Problem>,
 ) -> Option<T> {
     let fix = match expected(fields) {
-        Some(fields) => format!("remove it, or use one of {fields}"),
+        Some(fields) => format!("remove it, or use {fields}"),
         None => "remove it".into(),
     };
     for u in unknown {
@@ -313,13 +313,31 @@ mod tests {
         assert_eq!(keys(&p), ["t.y", "t.z"]);
         assert!(p
             .iter()
-            .all(|p| p.message == "unknown key" && p.fix == "remove it, or use one of `a` or `b`"));
+            .all(|p| p.message == "unknown key" && p.fix == "remove it, or use `a` or `b`"));
 
         // An unknown key before an error is named with it.
         let mut p = Vec::new();
         let two: Option<Two> = section(file, "t", value("a = \"x\"\n0 = 1"), &mut p);
         assert!(two.is_none());
         assert_eq!(keys(&p), ["t.0", "t.a"]);
+    }
+
+    #[test]
+    fn a_fix_lists_the_keys_in_plain_words() {
+        let file = Path::new("x.toml");
+        let mut p = Vec::new();
+        report::<()>(
+            file,
+            "t",
+            vec!["q".into()],
+            &["a", "b", "c"],
+            Ok(()),
+            &mut p,
+        );
+        assert_eq!(p[0].fix, "remove it, or use one of `a`, `b`, `c`");
+        let mut p = Vec::new();
+        report::<()>(file, "t", vec!["q".into()], &["a"], Ok(()), &mut p);
+        assert_eq!(p[0].fix, "remove it, or use `a`");
     }
 
     #[test]
