@@ -488,18 +488,7 @@ impl Ledger {
         anchors: &[Anchor],
     ) -> Result<(), LedgerError> {
         for anchor in anchors {
-            let missing = |detail: String| LedgerError::MissingRelease {
-                path: self.path.clone(),
-                source_path: anchor.source.clone(),
-                agreement: anchor.agreement.clone(),
-                run_id: anchor.run_id.clone(),
-                detail,
-                entries: match verified.entries.len() {
-                    0 => "empty or missing".to_string(),
-                    1 => "1 entry".to_string(),
-                    n => format!("{n} entries"),
-                },
-            };
+            let missing = |detail: String| self.missing_release(verified, anchor, detail);
             self.check_extends(verified, anchor)?;
             let recorded = verified.entries.iter().find(|e| {
                 matches!(&e.event, LedgerEvent::Release { agreement, run_id, .. }
@@ -535,13 +524,10 @@ impl Ledger {
         Ok(())
     }
 
-    /// Checks that the verified ledger still holds the entry the anchor's
-    /// manifest was made on top of, unchanged.
-    pub fn check_extends(&self, verified: &Verified, anchor: &Anchor) -> Result<(), LedgerError> {
-        let Some(extends) = &anchor.extends else {
-            return Ok(());
-        };
-        let missing = |detail: String| LedgerError::MissingRelease {
+    /// The error for an anchor's release the verified ledger does not hold
+    /// as its manifest says.
+    fn missing_release(&self, verified: &Verified, anchor: &Anchor, detail: String) -> LedgerError {
+        LedgerError::MissingRelease {
             path: self.path.clone(),
             source_path: anchor.source.clone(),
             agreement: anchor.agreement.clone(),
@@ -552,7 +538,16 @@ impl Ledger {
                 1 => "1 entry".to_string(),
                 n => format!("{n} entries"),
             },
+        }
+    }
+
+    /// Checks that the verified ledger still holds the entry the anchor's
+    /// manifest was made on top of, unchanged.
+    pub fn check_extends(&self, verified: &Verified, anchor: &Anchor) -> Result<(), LedgerError> {
+        let Some(extends) = &anchor.extends else {
+            return Ok(());
         };
+        let missing = |detail: String| self.missing_release(verified, anchor, detail);
         let at = usize::try_from(extends.seq).ok();
         let found = match at {
             Some(0) => Some(GENESIS_SHA256),

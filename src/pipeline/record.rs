@@ -184,7 +184,8 @@ fn file_name(p: &Path) -> String {
         .unwrap_or_default()
 }
 
-fn subdirs(p: &Path) -> Vec<PathBuf> {
+/// The folders directly under `p`, sorted; none when it cannot be read.
+pub(super) fn subdirs(p: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = fs::read_dir(p)
         .into_iter()
         .flatten()

@@ -194,17 +194,7 @@ pub fn work_records(work_dir: &Path) -> WorkRecords {
             records.pending.push(record);
         }
     }
-    let dirs = |p: &Path| -> Vec<PathBuf> {
-        let mut v: Vec<PathBuf> = fs::read_dir(p)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.is_dir())
-            .collect();
-        v.sort();
-        v
-    };
+    let dirs = super::record::subdirs;
     for agreement_dir in dirs(work_dir) {
         let agreement = agreement_dir
             .file_name()

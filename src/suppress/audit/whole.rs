@@ -149,24 +149,31 @@ impl Lp {
 }
 
 impl Part<'_> {
+    /// The part's programme, with `objective(v)` as each variable's cost
+    /// (minimised), and the handles of its variables in `local` order.
+    fn programme(&self, objective: impl Fn(usize) -> f64) -> (Problem, Vec<Variable>) {
+        let lp = self.lp;
+        let mut problem = Problem::new(OptimizationDirection::Minimize);
+        let handles: Vec<Variable> = lp.component_vars[self.c]
+            .iter()
+            .map(|&v| problem.add_var(objective(v), lp.bounds[v]))
+            .collect();
+        for &r in &lp.component_rows[self.c] {
+            let row = &lp.rows[r];
+            let terms: Vec<(Variable, f64)> = row
+                .terms
+                .iter()
+                .map(|&(v, coef)| (handles[self.local[&v]], coef))
+                .collect();
+            problem.add_constraint(terms.as_slice(), row.op, row.rhs);
+        }
+        (problem, handles)
+    }
+
     /// A dive from the base programme with local variable `t` at `goal`.
     fn dive_from_base(&mut self, t: usize, goal: f64) -> Option<Vec<i64>> {
         if self.base.is_none() {
-            let lp = self.lp;
-            let mut problem = Problem::new(OptimizationDirection::Minimize);
-            let handles: Vec<Variable> = lp.component_vars[self.c]
-                .iter()
-                .map(|&v| problem.add_var(0.0, lp.bounds[v]))
-                .collect();
-            for &r in &lp.component_rows[self.c] {
-                let row = &lp.rows[r];
-                let terms: Vec<(Variable, f64)> = row
-                    .terms
-                    .iter()
-                    .map(|&(v, coef)| (handles[self.local[&v]], coef))
-                    .collect();
-                problem.add_constraint(terms.as_slice(), row.op, row.rhs);
-            }
+            let (problem, handles) = self.programme(|_| 0.0);
             let solved = catch_unwind(AssertUnwindSafe(|| problem.solve()))
                 .ok()
                 .and_then(Result::ok)
@@ -230,21 +237,7 @@ impl Part<'_> {
                 }
             }
         }
-        let vars = &lp.component_vars[self.c];
-        let mut problem = Problem::new(OptimizationDirection::Minimize);
-        let handles: Vec<Variable> = vars
-            .iter()
-            .map(|&v| problem.add_var(if v == target { sign } else { 0.0 }, lp.bounds[v]))
-            .collect();
-        for &r in &lp.component_rows[self.c] {
-            let row = &lp.rows[r];
-            let terms: Vec<(Variable, f64)> = row
-                .terms
-                .iter()
-                .map(|&(v, coef)| (handles[self.local[&v]], coef))
-                .collect();
-            problem.add_constraint(terms.as_slice(), row.op, row.rhs);
-        }
+        let (problem, handles) = self.programme(|v| if v == target { sign } else { 0.0 });
         // The best (sign · value) of a whole-number table so far.
         let truth = sign * lp.truth[target];
         let mut best = if maximise {
