@@ -11,6 +11,8 @@
 pub mod aggregate; // stage 5a: counts by group_by with margins
 pub mod cli;
 pub mod config; // site and agreement TOML, newtypes, `dars check`
+pub mod config_file; // leaf: problems, TOML reading, path resolution, dates
+pub mod counts; // leaf: count tables and cells, shared by aggregate and suppress
 pub mod domain; // NHS numbers, postcodes, gender, dates: validated value types
 pub mod ingest; // stage 1: the applicant's cohort CSV -> typed cohort rows
 pub mod ledger; // stage 6c: append-only, hash-chained record of releases
@@ -24,6 +26,7 @@ pub mod package; // stage 6a: age encryption, manifest, SSHSIG signature
 pub mod pipeline; // the orchestrator behind `dars run`
 pub mod push; // stage 6b: deliver a sealed release to its destination
 pub mod review; // `dars review`: the clerical review page and its journal
+pub mod site; // the site config: where the custodian's data and keys live
 pub mod suppress; // stage 5b: disclosure control on counts
 pub mod synth; // deterministic synthetic site data, cohort and truth
 pub mod tables; // lazy scans of site tables and writing frames

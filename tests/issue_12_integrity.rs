@@ -7,51 +7,12 @@ mod common;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::release::*;
 use common::*;
-
-const REFERENCE: &str = "DARS-NIC-000001-DEMO1-01";
-/// `dars`'s exit codes, as the README documents them.
-const EXIT_CONFIG: i32 = 3;
-const EXIT_VERIFY: i32 = 6;
-const EXIT_BATCH: i32 = 8;
-const EXIT_LOCKED: i32 = 10;
-
-fn small() -> (Workdir, String) {
-    let w = Workdir::new(300, 60, 1500, 1212);
-    let a = w.agreement("agreement.toml", "2099-12-31", "");
-    let a = a.to_string_lossy().into_owned();
-    (w, a)
-}
-
-/// Every delivered release folder (one holding its signature).
-fn delivered(w: &Workdir) -> Vec<PathBuf> {
-    w.outbox_files()
-        .into_iter()
-        .filter(|p| p.ends_with("manifest.json.sig"))
-        .filter_map(|p| p.parent().map(Path::to_path_buf))
-        .collect()
-}
-
-fn verify(w: &Workdir, release: &Path) -> Output {
-    w.dars(&[
-        "verify",
-        release.to_str().unwrap(),
-        "--allowed-signers",
-        w.path("keys/allowed_signers").to_str().unwrap(),
-    ])
-}
-
-fn ledger_lines(w: &Workdir) -> Vec<String> {
-    fs::read_to_string(w.path("work/ledger.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| format!("{l}\n"))
-        .collect()
-}
 
 fn released_entries(w: &Workdir) -> usize {
     ledger_lines(w)
@@ -114,7 +75,7 @@ fn assert_consistent(w: &Workdir, context: &str) {
 
 #[test]
 fn issue_12_two_runs_started_together_never_share_a_run() {
-    let (w, a) = small();
+    let (w, a) = small(1212);
     let mut refused = 0;
     for attempt in 0..12 {
         let start = || {
@@ -179,7 +140,7 @@ fn wait_for(path: &Path, what: &str) {
 
 #[test]
 fn issue_12_a_second_run_or_batch_while_one_is_mid_release_stops_clearly() {
-    let (w, a) = small();
+    let (w, a) = small(1212);
     let hold = w.path("hold");
     let first = w
         .cmd()
@@ -268,7 +229,7 @@ fn issue_12_a_batch_lock_is_a_kernel_lock() {
 /// A work folder with one release and two destruction records: a ledger
 /// of three entries.
 fn ledger_of_three() -> (Workdir, String) {
-    let (w, a) = small();
+    let (w, a) = small(1212);
     let out = w.dars(&["run", &a]);
     assert!(out.status.success(), "{}", stderr(&out));
     w.write("certificate.pdf", "TEST-ONLY certificate of destruction");
@@ -415,7 +376,7 @@ fn issue_12_ledger_verify_finds_every_edit() {
 
 #[test]
 fn issue_12_a_ledger_rolled_back_is_found_against_the_releases() {
-    let (w, a) = small();
+    let (w, a) = small(1212);
     let out = w.dars(&["run", &a]);
     assert!(out.status.success(), "{}", stderr(&out));
     let release = delivered(&w).pop().unwrap();
@@ -562,7 +523,7 @@ fn issue_12_a_damaged_or_locked_ledger_is_found_before_anything_leaves() {
 
 #[test]
 fn issue_12_verify_refuses_a_release_in_another_runs_folder_or_a_linked_manifest() {
-    let (w, a) = small();
+    let (w, a) = small(1212);
     let out = w.dars(&["run", &a]);
     assert!(out.status.success(), "{}", stderr(&out));
     let release = delivered(&w).pop().unwrap();
@@ -598,7 +559,7 @@ fn issue_12_verify_refuses_a_release_in_another_runs_folder_or_a_linked_manifest
 
 #[test]
 fn issue_12_an_open_work_dir_is_tightened_and_a_writable_one_refused() {
-    let (w, a) = small();
+    let (w, a) = small(1212);
     let work = w.path("work");
     fs::create_dir_all(&work).unwrap();
     let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;

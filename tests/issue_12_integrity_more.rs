@@ -12,43 +12,9 @@ mod common;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
+use common::release::*;
 use common::*;
-
-const REFERENCE: &str = "DARS-NIC-000001-DEMO1-01";
-/// `dars`'s exit codes, as the README documents them.
-const EXIT_CONFIG: i32 = 3;
-const EXIT_VERIFY: i32 = 6;
-
-fn small() -> (Workdir, String) {
-    let w = Workdir::new(300, 60, 1500, 1213);
-    let a = w.agreement("agreement.toml", "2099-12-31", "");
-    let a = a.to_string_lossy().into_owned();
-    (w, a)
-}
-
-fn ok(out: &Output) {
-    assert!(
-        out.status.success(),
-        "exit {:?}\n{}{}",
-        out.status.code(),
-        stdout(out),
-        stderr(out)
-    );
-}
-
-/// Every delivered release folder (one holding its signature).
-fn delivered(w: &Workdir) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = w
-        .outbox_files()
-        .into_iter()
-        .filter(|p| p.ends_with("manifest.json.sig"))
-        .filter_map(|p| p.parent().map(Path::to_path_buf))
-        .collect();
-    v.sort();
-    v
-}
 
 fn name(p: &Path) -> String {
     p.file_name().unwrap().to_string_lossy().into_owned()
@@ -63,14 +29,6 @@ fn recorded_runs(w: &Workdir) -> Vec<String> {
         .filter(|v| v["event"] == "release")
         .map(|v| v["run_id"].as_str().unwrap().to_string())
         .collect()
-}
-
-fn run_folders(w: &Workdir) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = fs::read_dir(w.path(&format!("work/{REFERENCE}/runs")))
-        .map(|rd| rd.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    v.sort();
-    v
 }
 
 /// The ledger and its signed head, as they are now.
@@ -88,7 +46,7 @@ fn put_back(w: &Workdir, files: &(Vec<u8>, Vec<u8>)) {
 
 #[test]
 fn issue_12_a_release_delivered_by_a_run_killed_before_its_ledger_append_is_recorded_first() {
-    let (w, a) = small();
+    let (w, a) = small(1213);
     // Killed right after the last file (the signature) arrived, before
     // the ledger append: as a power cut there would.
     let killed = w
@@ -146,7 +104,7 @@ fn issue_12_a_release_delivered_by_a_run_killed_before_its_ledger_append_is_reco
 
 #[test]
 fn issue_12_a_ledger_rolled_back_is_found_after_the_run_folders_are_cleaned() {
-    let (w, a) = small();
+    let (w, a) = small(1213);
     ok(&w.dars(&["run", &a]));
     let after_first = ledger_files(&w);
     ok(&w.dars(&["run", &a]));
@@ -193,7 +151,7 @@ fn issue_12_a_ledger_rolled_back_is_found_after_the_run_folders_are_cleaned() {
 
 #[test]
 fn issue_12_clean_refuses_to_remove_a_release_the_ledger_does_not_hold() {
-    let (w, a) = small();
+    let (w, a) = small(1213);
     ok(&w.dars(&["run", &a]));
     let whole = ledger_files(&w);
     let runs = run_folders(&w);
@@ -233,14 +191,14 @@ fn issue_12_the_date_override_is_checked_absent_from_the_plain_binary() {
         );
     }
     // In the test build the override still works (the tests rely on it).
-    let (w, a) = small();
+    let (w, a) = small(1213);
     let out = w.dars_on("2100-01-01", &["run", &a, "--dry-run"]);
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
 }
 
 #[test]
 fn issue_12_the_signed_manifest_counts_no_people() {
-    let (w, a) = small();
+    let (w, a) = small(1213);
     ok(&w.dars(&["run", &a]));
     let release = delivered(&w).pop().unwrap();
     let manifest: serde_json::Value =
@@ -284,7 +242,7 @@ fn issue_12_the_signed_manifest_counts_no_people() {
 
 #[test]
 fn issue_12_verify_refuses_a_release_folder_that_is_a_link() {
-    let (w, a) = small();
+    let (w, a) = small(1213);
     ok(&w.dars(&["run", &a]));
     let release = delivered(&w).pop().unwrap();
     let run_id = name(&release);
@@ -333,7 +291,7 @@ fn euid() -> u32 {
 
 #[test]
 fn issue_12_a_work_dir_owned_by_another_user_is_refused() {
-    let (w, a) = small();
+    let (w, a) = small(1213);
     let work = if euid() == 0 {
         // Root can give the folder away (to `nobody`).
         let work = w.path("work");
@@ -370,7 +328,7 @@ fn issue_12_a_work_dir_owned_by_another_user_is_refused() {
 
 #[test]
 fn issue_12_the_run_resumed_is_the_one_started_last_not_the_larger_suffix() {
-    let (w, a) = small();
+    let (w, a) = small(1213);
     // A run killed after linkage leaves an unfinished run to resume.
     let killed = w
         .cmd()

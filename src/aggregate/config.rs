@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::config::Problem;
+use crate::config_file::Problem;
 use crate::minimise::FieldSpec;
 use crate::suppress::{Profile, ProfileSpec};
 use crate::tables::FileFormat;

@@ -12,9 +12,11 @@
 //! before any disclosure control; [`crate::suppress`] protects them.
 
 mod config;
+pub mod table_input;
 #[cfg(test)]
 mod tests;
 
+pub use crate::counts::{Cell, CellLevel, CountTable, MAX_COUNT, TOTAL, UNKNOWN};
 pub use config::{AggregateOutput, CountKind};
 
 use std::collections::{BTreeSet, HashMap};
@@ -24,21 +26,11 @@ use polars::prelude::*;
 use crate::minimise::{field_expr, FieldSpec, PseudonymKey};
 use crate::objections::Released;
 
-/// The label of a dimension summed over in a margin. A real value that a
-/// reader could take for it (`Total`, `TOTAL`, ` total `) is refused: see
-/// [`AggregateError::ReservedLabel`].
-pub const TOTAL: &str = "Total";
-/// The label of a missing (null) dimension value.
-pub const UNKNOWN: &str = "Unknown";
 /// Refuse grids larger than this: a group_by this fine is a re-identification
 /// risk and a memory hazard, not a table.
 pub const MAX_CELLS: usize = 2_000_000;
 /// Refuse more dimensions than this: 2^dims sub-tables are counted.
 pub const MAX_DIMS: usize = 8;
-/// The largest count a table may hold, cell or margin: 2^53, the largest
-/// whole number the audit's linear programmes (in f64) hold exactly. No
-/// real count of people or records comes near it.
-pub const MAX_COUNT: u64 = 1 << 53;
 
 /// Whether a dimension value could be read as the margin label: `Total`
 /// itself, or anything a reader would take for it once case, spaces,
@@ -89,107 +81,6 @@ fn invisible(c: char) -> bool {
                 | '\u{FEFF}'
                 | '\u{FFA0}'
         )
-}
-
-/// Where a cell sits in the table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CellLevel {
-    Interior,
-    /// Summed over at least one dimension, but not all.
-    Margin,
-    /// Summed over every dimension: the national total.
-    GrandTotal,
-}
-
-impl CellLevel {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Interior => "interior",
-            Self::Margin => "margin",
-            Self::GrandTotal => "grand_total",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cell {
-    /// One value per dimension; [`TOTAL`] where summed over.
-    pub key: Vec<String>,
-    pub count: u64,
-    pub level: CellLevel,
-}
-
-/// True (unprotected) counts. Internal: never released as is.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct CountTable {
-    pub dims: Vec<String>,
-    pub cells: Vec<Cell>,
-    /// What is counted, e.g. `hes_apc/persons`. Two tables of one release
-    /// with the same universe describe the same people, so a cell with the
-    /// same dimension values in both is the same cell and must be protected
-    /// the same way.
-    pub universe: String,
-    /// Dimensions summed over in the denominator of each cell's derived
-    /// percentage (`percent_of`); empty for no percentages.
-    pub percent_of: Vec<String>,
-    /// Whether the counts are of distinct people (one person can fall in
-    /// several cells, so a margin need not be the sum of its cells).
-    pub persons: bool,
-}
-
-impl CountTable {
-    /// Position of each cell by its key.
-    pub fn index_by_key(&self) -> HashMap<&[String], usize> {
-        self.cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.key.as_slice(), i))
-            .collect()
-    }
-
-    /// A table of `cells` in its own universe, without percentages.
-    pub fn new(dims: Vec<String>, cells: Vec<Cell>) -> Self {
-        Self {
-            dims,
-            cells,
-            universe: String::new(),
-            percent_of: Vec::new(),
-            persons: false,
-        }
-    }
-
-    /// For each cell, the position of the cell its percentage divides by
-    /// (`None` without percentages, or for a cell summed over them all).
-    pub fn denominators(&self) -> Vec<Option<usize>> {
-        let index = self.index_by_key();
-        self.cells
-            .iter()
-            .map(|c| {
-                self.denominator_key(&c.key)
-                    .and_then(|k| index.get(k.as_slice()).copied())
-            })
-            .collect()
-    }
-
-    /// The key of the denominator of `key`'s percentage: the dimensions of
-    /// `percent_of` replaced by [`TOTAL`]. `None` when the table has no
-    /// percentages or when `key` is already summed over all of them.
-    pub fn denominator_key(&self, key: &[String]) -> Option<Vec<String>> {
-        if self.percent_of.is_empty() {
-            return None;
-        }
-        let mut out = key.to_vec();
-        let mut changed = false;
-        for d in &self.percent_of {
-            let i = self.dims.iter().position(|x| x == d)?;
-            if out[i] != TOTAL {
-                out[i] = TOTAL.to_string();
-                changed = true;
-            }
-        }
-        changed.then_some(out)
-    }
 }
 
 /// What a count counts.

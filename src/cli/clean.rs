@@ -1,21 +1,11 @@
 //! `dars clean --older-than 30d`: removes the work folders of released runs
-//! older than the given age. Unreleased runs are kept: they may be resumed.
-//! An agreement with a run in progress (its run lock held) is skipped.
-//!
-//! A run folder is part of the evidence of its release, so the ledger is
-//! verified first (against every released run and release record, as
-//! `dars ledger verify` does) and nothing is removed if it fails; a run is
-//! removed only if the ledger holds its release. Release records
-//! (`REFERENCE/releases/`, a manifest and its signature each, no one's
-//! data) are never removed: they anchor the ledger once the run folders
-//! are gone.
+//! older than the given age; what may be removed, and why, is
+//! [`crate::pipeline::clean`]'s. This prints and maps errors to exit codes.
 
-use std::path::Path;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use super::{exit, load_site, Cli, Failure};
-use crate::ledger::LedgerEvent;
-use crate::pipeline::RunState;
+use crate::pipeline::clean::{clean, CleanError, Cleaned};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -43,96 +33,41 @@ fn parse_age(s: &str) -> Result<Duration, String> {
 
 pub fn run(args: &Args, cli: &Cli) -> Result<(), Failure> {
     let site = load_site(cli)?;
-    let ledger = crate::pipeline::open_ledger(&site).map_err(|e| Failure::new(exit::CONFIG, e))?;
-    let refuse = |e: crate::ledger::LedgerError| {
-        Failure::new(
-            exit::VERIFY,
-            format!(
-                "{e}\n  nothing was removed: the run folders are evidence of what was released"
-            ),
-        )
+    let verb = if args.dry_run {
+        "would remove"
+    } else {
+        "removed"
     };
-    let verified = crate::pipeline::verify_ledger(&site, &ledger).map_err(refuse)?;
-    let in_ledger = |agreement: &str, run: &str| {
-        verified.entries.iter().any(|e| {
-            matches!(&e.event, LedgerEvent::Release { agreement: a, run_id, .. }
-                if a == agreement && run_id == run)
-        })
-    };
-    let cutoff = SystemTime::now() - args.older_than;
-    let mut removed = 0;
-    let mut kept = 0;
-    let io =
-        |p: &Path, e: std::io::Error| Failure::new(exit::INTERNAL, format!("{}: {e}", p.display()));
-    let Ok(agreements) = std::fs::read_dir(&site.work_dir) else {
-        println!("nothing to clean in {}", site.work_dir.display());
-        return Ok(());
-    };
-    for agreement in agreements.flatten() {
-        let runs = agreement.path().join("runs");
-        let Ok(entries) = std::fs::read_dir(&runs) else {
-            continue;
-        };
-        // Held while this agreement's folders are removed, so that no run
-        // of it starts (or is going) meanwhile.
-        let _lock = match crate::lock::Lock::try_acquire(&agreement.path().join("run.lock")) {
-            Ok(lock) => lock,
-            Err(crate::lock::LockError::Held { holder, .. }) => {
-                println!(
-                    "skipped {}: a run of it is in progress ({holder})",
-                    agreement.path().display()
-                );
-                kept += entries.count();
-                continue;
-            }
-            Err(e) => return Err(Failure::new(exit::INTERNAL, e)),
-        };
-        let reference = agreement.file_name().to_string_lossy().into_owned();
-        for run in entries.flatten() {
-            let dir = run.path();
-            let state = RunState::load(&dir);
-            let released = state.as_ref().is_some_and(|s| s.released);
-            if released
-                && !state
-                    .as_ref()
-                    .is_some_and(|s| in_ledger(&reference, &s.run_id))
-            {
-                // Not reached after the check above; kept so that a run
-                // folder is never removed on the state file's word alone.
-                println!(
-                    "kept {}: the ledger does not hold its release",
-                    dir.display()
-                );
-                kept += 1;
-                continue;
-            }
-            let modified = std::fs::metadata(RunState::path(&dir))
-                .and_then(|m| m.modified())
-                .map_err(|e| io(&dir, e));
-            match modified {
-                Ok(m) if released && m < cutoff => {
-                    if !args.dry_run {
-                        std::fs::remove_dir_all(&dir).map_err(|e| io(&dir, e))?;
-                    }
-                    println!(
-                        "{} {}",
-                        if args.dry_run {
-                            "would remove"
-                        } else {
-                            "removed"
-                        },
-                        dir.display()
-                    );
-                    removed += 1;
-                }
-                _ => kept += 1,
-            }
+    let print = |c: &Cleaned| match c {
+        Cleaned::Removed(dir) => println!("{verb} {}", dir.display()),
+        Cleaned::NotInLedger(dir) => {
+            println!(
+                "kept {}: the ledger does not hold its release",
+                dir.display()
+            )
         }
+        Cleaned::InProgress { agreement, holder } => println!(
+            "skipped {}: a run of it is in progress ({holder})",
+            agreement.display()
+        ),
+    };
+    let counts = clean(&site, args.older_than, args.dry_run, print).map_err(|e| {
+        let code = match e {
+            CleanError::Ledger(_) => exit::CONFIG,
+            CleanError::Verify(_) => exit::VERIFY,
+            CleanError::Lock(_) | CleanError::Io { .. } => exit::INTERNAL,
+        };
+        Failure::new(code, e)
+    })?;
+    match counts {
+        None => println!("nothing to clean in {}", site.work_dir.display()),
+        Some(n) => println!(
+            "{} released run folder(s) {}, {} kept",
+            n.removed,
+            if args.dry_run { "to remove" } else { "removed" },
+            n.kept
+        ),
     }
-    println!(
-        "{removed} released run folder(s) {}, {kept} kept",
-        if args.dry_run { "to remove" } else { "removed" }
-    );
     Ok(())
 }
 

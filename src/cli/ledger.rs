@@ -84,7 +84,9 @@ pub fn run(command: &Command, cli: &Cli) -> Result<(), Failure> {
                 if in_ledger(&pending.agreement, &pending.run_id) {
                     continue;
                 }
-                let lock = site.work_dir.join(&pending.agreement).join("run.lock");
+                let lock = crate::pipeline::layout::run_lock(
+                    &crate::pipeline::layout::agreement_dir(&site.work_dir, &pending.agreement),
+                );
                 match crate::lock::Lock::try_acquire(&lock) {
                     Err(crate::lock::LockError::Held { .. }) => in_progress.push(pending),
                     _ => unrecorded.push(pending),

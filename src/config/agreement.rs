@@ -9,12 +9,16 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 use serde::{Deserialize, Deserializer};
 
-use super::problem::{read_toml, section, tagged, Problem, Severity};
-use super::{resolve, toml_date, ConfigError, Site};
 use crate::aggregate::AggregateOutput;
+use crate::config_file::{
+    read_toml, resolve, section, tagged, toml_date, ConfigError, Problem, Severity,
+};
 use crate::ingest::CohortField;
+use crate::link::CohortSection;
 use crate::minimise::RecordsOutput;
+use crate::objections::{ObjectionType, ObjectionsSection};
 use crate::push::ReleaseConfig;
+use crate::site::Site;
 use crate::suppress::ProfileSpec;
 
 /// A DARS agreement reference, `DARS-NIC-xxxxxx-xxxxx-xx`: six digits, five
@@ -82,24 +86,6 @@ pub enum Schedule {
     Monthly,
 }
 
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, serde::Serialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum ObjectionType {
-    Type1,
-    Ndoo,
-}
-
-impl ObjectionType {
-    pub fn code(self) -> &'static str {
-        match self {
-            Self::Type1 => "type1",
-            Self::Ndoo => "ndoo",
-        }
-    }
-}
-
 /// `[agreement]`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct AgreementMeta {
@@ -114,127 +100,6 @@ pub struct AgreementMeta {
     pub schedule: Schedule,
     #[serde(default)]
     pub identifiable: bool,
-}
-
-/// `[cohort]`: the applicant's file and how its rows may be validated.
-#[derive(Debug, Clone, Deserialize)]
-pub struct CohortSection {
-    pub path: PathBuf,
-    pub validation_fields: Vec<String>,
-    #[serde(default)]
-    pub manual_validation: bool,
-    #[serde(default)]
-    pub review_decisions: Option<PathBuf>,
-}
-
-impl CohortSection {
-    /// The validation fields as cohort columns (checked at load).
-    pub fn fields(&self) -> Vec<CohortField> {
-        self.validation_fields
-            .iter()
-            .filter_map(|f| CohortField::from_header(f))
-            .collect()
-    }
-}
-
-impl ObjectionType {
-    pub const ALL: [ObjectionType; 2] = [Self::Type1, Self::Ndoo];
-
-    /// "type 1 objections", for messages.
-    pub fn describe(self) -> &'static str {
-        match self {
-            Self::Type1 => "type 1 objections",
-            Self::Ndoo => "the national data opt-out",
-        }
-    }
-}
-
-/// `[objections]`: which objections the release applies. Type 1 objections
-/// and the national data opt-out apply to every release (issue #12): a type
-/// the agreement does not apply must be listed in `exempt`, with the legal
-/// basis of the exemption in `exemption` (section 251 support with its CAG
-/// reference, a COPI notice, …), which the manifest and the run summary
-/// carry. The national data opt-out does not apply to consented data, so an
-/// agreement whose legal basis is consent need not exempt it.
-#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
-pub struct ObjectionsSection {
-    #[serde(default)]
-    pub apply: Vec<ObjectionType>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub exempt: Vec<ObjectionType>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub exemption: Option<String>,
-}
-
-impl ObjectionsSection {
-    /// Every problem with what the section applies and exempts, under the
-    /// agreement's legal basis. `present` is whether the file has the
-    /// section at all.
-    pub fn problems(
-        &self,
-        file: &Path,
-        legal_basis: Option<LegalBasis>,
-        present: bool,
-    ) -> Vec<Problem> {
-        let mut problems = Vec::new();
-        let consent = legal_basis == Some(LegalBasis::Consent);
-        for t in ObjectionType::ALL {
-            let applied = self.apply.contains(&t);
-            let exempt = self.exempt.contains(&t);
-            if applied && exempt {
-                problems.push(Problem::error(
-                    file,
-                    "objections.exempt",
-                    format!("lists \"{}\", which `apply` lists too", t.code()),
-                    "list each objection type in `apply` or in `exempt`, not both",
-                ));
-            }
-            if applied || exempt || (t == ObjectionType::Ndoo && consent) {
-                continue;
-            }
-            let (key, what) = if present {
-                (
-                    "objections.apply",
-                    format!(
-                        "does not list \"{}\", and `exempt` does not either",
-                        t.code()
-                    ),
-                )
-            } else {
-                ("objections", "missing section".to_string())
-            };
-            problems.push(Problem::error(
-                file,
-                key,
-                format!(
-                    "{what}: {} apply to every release unless the agreement states an exemption",
-                    t.describe()
-                ),
-                format!(
-                    "add \"{}\" to [objections] apply; or, only where the DSA grants an exemption, add it to `exempt` and give its legal basis in `exemption` (e.g. \"section 251 support, CAG reference 21/CAG/0000\")",
-                    t.code()
-                ),
-            ));
-        }
-        let reason = self.exemption.as_deref().map(str::trim).unwrap_or("");
-        if !self.exempt.is_empty() && reason.is_empty() {
-            problems.push(Problem::error(
-                file,
-                "objections.exemption",
-                "is missing: `exempt` lists objection types without the legal basis of the exemption",
-                "state the legal basis, e.g. exemption = \"section 251 support, CAG reference 21/CAG/0000\"; it goes into the manifest",
-            ));
-        }
-        if self.exempt.is_empty() && !reason.is_empty() {
-            problems.push(Problem::error(
-                file,
-                "objections.exemption",
-                "states an exemption, but `exempt` lists no objection type",
-                "list the exempted types in `exempt`, or remove `exemption`",
-            ));
-        }
-        problems
-    }
 }
 
 /// One `[[outputs]]` entry.
@@ -474,11 +339,14 @@ impl Agreement {
             }
         }
         if let Some(o) = &objections {
-            problems.extend(o.problems(
-                path,
-                meta.as_ref().map(|m| m.legal_basis),
-                table.contains_key("objections"),
-            ));
+            problems.extend(
+                o.problems(
+                    path,
+                    meta.as_ref()
+                        .is_some_and(|m| m.legal_basis == LegalBasis::Consent),
+                    table.contains_key("objections"),
+                ),
+            );
         }
         if let (Some(m), Some(o)) = (&meta, &objections) {
             if m.legal_basis == LegalBasis::Consent && o.apply.contains(&ObjectionType::Ndoo) {

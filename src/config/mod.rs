@@ -9,80 +9,19 @@
 //! every problem at once for `dars check` instead of stopping at the first.
 
 mod agreement;
-mod problem;
-mod site;
 
+pub use crate::link::CohortSection;
+pub use crate::objections::{ObjectionType, ObjectionsSection};
 pub use agreement::{
-    Agreement, AgreementMeta, AgreementRef, AgreementStatus, CohortSection, LegalBasis,
-    ObjectionType, ObjectionsSection, OutputSpec, Schedule,
+    Agreement, AgreementMeta, AgreementRef, AgreementStatus, LegalBasis, OutputSpec, Schedule,
 };
-pub(crate) use problem::fields_of;
-pub use problem::{ConfigError, Problem, Severity};
-pub use site::{DatasetSource, Site};
-
-use std::path::{Path, PathBuf};
+// The shared parts live in leaf modules so that stages can use them without
+// importing `config` (which imports every stage's section): re-exported here
+// for the callers that read a whole file.
+pub use crate::config_file::{ConfigError, Problem, Severity};
+pub use crate::site::{DatasetSource, Site};
 
 use chrono::NaiveDate;
-use serde::{Deserialize, Deserializer};
-
-/// Resolves `p` against the folder of the config file it came from.
-/// `..` is folded lexically, so messages show `outbox/…`, not
-/// `config/agreements/../../outbox/…`.
-pub(crate) fn resolve(base: &Path, p: &Path) -> PathBuf {
-    use std::path::Component;
-    let joined = if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        base.join(p)
-    };
-    let mut out = PathBuf::new();
-    for c in joined.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                if matches!(out.components().next_back(), Some(Component::Normal(_))) {
-                    out.pop();
-                } else if !out.has_root() {
-                    out.push("..");
-                }
-            }
-            other => out.push(other),
-        }
-    }
-    if out.as_os_str().is_empty() {
-        out.push(".");
-    }
-    out
-}
-
-/// A TOML date (`2026-01-01`) as a calendar date; times are refused.
-/// (Through a `toml::Value` a date arrives as its text, so both forms are
-/// accepted.)
-pub(crate) fn toml_date<'de, D: Deserializer<'de>>(d: D) -> Result<NaiveDate, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Repr {
-        Datetime(toml::value::Datetime),
-        Text(String),
-    }
-    let dt = match Repr::deserialize(d)? {
-        Repr::Datetime(dt) => dt,
-        Repr::Text(s) => s.parse::<toml::value::Datetime>().map_err(|_| {
-            serde::de::Error::custom(format!("`{s}` is not a date like 2026-01-01"))
-        })?,
-    };
-    match (dt.date, dt.time, dt.offset) {
-        (Some(date), None, None) => NaiveDate::from_ymd_opt(
-            i32::from(date.year),
-            u32::from(date.month),
-            u32::from(date.day),
-        )
-        .ok_or_else(|| serde::de::Error::custom("not a day of the calendar")),
-        _ => Err(serde::de::Error::custom(
-            "expected a bare date like 2026-01-01, without a time",
-        )),
-    }
-}
 
 /// Today. Only a build with the test-only `fault-injection` feature reads
 /// `DARS_TODAY` (YYYY-MM-DD) instead, for reproducible tests: the binary
@@ -96,26 +35,4 @@ pub fn today() -> NaiveDate {
         return day;
     }
     chrono::Local::now().date_naive()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn paths_resolve_against_the_file_and_fold_dot_dot() {
-        let r = |b: &str, p: &str| resolve(Path::new(b), Path::new(p));
-        assert_eq!(
-            r("config/agreements", "../../outbox"),
-            PathBuf::from("outbox")
-        );
-        assert_eq!(
-            r("config", "../testdata/site/x.parquet"),
-            PathBuf::from("testdata/site/x.parquet")
-        );
-        assert_eq!(r("config", "/srv/outbox"), PathBuf::from("/srv/outbox"));
-        assert_eq!(r("", "../x"), PathBuf::from("../x"));
-        assert_eq!(r("/a", "../../x"), PathBuf::from("/x"));
-        assert_eq!(r("a", ".."), PathBuf::from("."));
-    }
 }

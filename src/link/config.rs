@@ -3,8 +3,30 @@
 
 use std::path::PathBuf;
 
-use crate::config::CohortSection;
+use serde::Deserialize;
+
 use crate::ingest::CohortField;
+
+/// `[cohort]`: the applicant's file and how its rows may be validated.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CohortSection {
+    pub path: PathBuf,
+    pub validation_fields: Vec<String>,
+    #[serde(default)]
+    pub manual_validation: bool,
+    #[serde(default)]
+    pub review_decisions: Option<PathBuf>,
+}
+
+impl CohortSection {
+    /// The validation fields as cohort columns (checked at load).
+    pub fn fields(&self) -> Vec<CohortField> {
+        self.validation_fields
+            .iter()
+            .filter_map(|f| CohortField::from_header(f))
+            .collect()
+    }
+}
 
 /// Candidates scoring at least this (0–100) are queued for review.
 pub const REVIEW_THRESHOLD: f64 = 50.0;

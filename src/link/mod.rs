@@ -96,10 +96,10 @@ mod tier3;
 pub use block::{BlockingReport, KeyReport};
 pub use candidates::{Candidate, QueueEntry};
 pub use compare::{Field, Level};
-pub use config::LinkConfig;
+pub use config::{CohortSection, LinkConfig};
 pub use decisions::{DecisionProblem, DecisionProblemKind, DecisionsError};
 pub use estimate::{ModelSummary, Parameter};
-pub use output::{write_linkage_csv, write_review_queue_csv, REVIEW_QUEUE_HEADER};
+pub use output::{write_linkage_csv, write_review_queue_csv, Linked, REVIEW_QUEUE_HEADER};
 
 use std::ops::Range;
 use std::time::Instant;
@@ -109,7 +109,6 @@ use rayon::prelude::*;
 
 use crate::ingest::{Cohort, CohortField};
 use crate::memory::peak_rss_mib;
-use crate::objections::Linked;
 use block::{Key, Limits, Pair};
 use candidates::Scoring;
 use index::Index;

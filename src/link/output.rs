@@ -1,4 +1,5 @@
-//! `linkage.csv` and `review_queue.csv` (DESIGN.md, "Outputs"): private
+//! The link stage's output: the linked cohort handed to the objections
+//! stage ([`Linked`]), and `linkage.csv` and `review_queue.csv` (DESIGN.md, "Outputs"): private
 //! files of the work directory (mode 0600), written atomically.
 //!
 //! The review queue has one row per candidate pair of every study ID still
@@ -9,9 +10,24 @@
 
 use std::path::Path;
 
+use polars::prelude::DataFrame;
+
 use super::compare::Field;
 use super::LinkageRow;
 use crate::workdir::AtomicFile;
+
+/// The linked cohort handed over by the link stage: one row per linked
+/// study ID with `study_id` (String), `person_id` (Int64) and the index's
+/// `nhs_number` (String). The link stage also adds the index's
+/// `date_of_birth` (Date), which minimisation compares dataset columns
+/// with, and the cohort's own `cohort_nhs_number` (String, null when the
+/// cohort row had none), for the count of objections the cohort alone would
+/// have missed. Both are optional here: a checkpoint from before they were
+/// added lacks them.
+#[derive(Debug, Clone)]
+pub struct Linked {
+    pub persons: DataFrame,
+}
 
 pub fn write_linkage_csv(path: &Path, rows: &[LinkageRow]) -> std::io::Result<()> {
     let file = AtomicFile::create(path, 0o600)?;

@@ -6,7 +6,8 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::identifiers::{is_declared, kind_by_name, IdentifierKind, Rule};
-use crate::config::{Problem, Site};
+use crate::config_file::Problem;
+use crate::site::Site;
 use crate::tables::FileFormat;
 
 /// A generalising transform applied to one column.

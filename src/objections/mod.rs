@@ -14,30 +14,19 @@
 //! value. A linked person whose index NHS number is missing or invalid
 //! cannot be checked against the register, so is withheld, not released.
 
+mod config;
 mod register;
 #[cfg(test)]
 mod tests;
 
+pub use config::{ObjectionType, ObjectionsSection};
 pub use register::{parse_objection_type, read_register, Register, RegisterProblem};
 
 use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 
-use crate::config::ObjectionType;
-
-/// The linked cohort handed over by the link stage: one row per linked
-/// study ID with `study_id` (String), `person_id` (Int64) and the index's
-/// `nhs_number` (String). The link stage also adds the index's
-/// `date_of_birth` (Date), which minimisation compares dataset columns
-/// with, and the cohort's own `cohort_nhs_number` (String, null when the
-/// cohort row had none), for the count of objections the cohort alone would
-/// have missed. Both are optional here: a checkpoint from before they were
-/// added lacks them.
-#[derive(Debug, Clone)]
-pub struct Linked {
-    pub persons: DataFrame,
-}
+pub use crate::link::Linked;
 
 /// The cohort that may be released: `study_id`, `person_id`, and the
 /// index's `date_of_birth` when the link stage gave it.

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 
+use super::ObjectionType;
 use super::{ObjectionsError, NHS, TYPE};
-use crate::config::ObjectionType;
 use crate::domain::nhs_number::digits_of;
 use crate::domain::NhsNumber;
 use crate::ingest::normalise_header;

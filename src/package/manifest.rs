@@ -38,7 +38,7 @@ pub struct Manifest {
     /// The objection types this release applied and those the agreement
     /// exempts, with the legal basis it states for the exemption.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub objections: Option<crate::config::ObjectionsSection>,
+    pub objections: Option<crate::objections::ObjectionsSection>,
     pub files: Vec<ManifestFile>,
     /// Release counts after suppression, by name.
     pub counts: BTreeMap<String, Value>,
@@ -83,6 +83,25 @@ impl ManifestFile {
 }
 
 impl Manifest {
+    /// The counts a manifest carries. It is signed, not encrypted, and
+    /// feeds the public register, so it counts each aggregate's cells and
+    /// those suppressed (what a recipient checks a table against), never
+    /// people: the cohort, linkage, objectors and persons released stay in
+    /// the work directory's summary.
+    pub fn table_counts<'a>(
+        tables: impl IntoIterator<Item = (&'a str, &'a crate::suppress::SuppressionCounts)>,
+    ) -> BTreeMap<String, Value> {
+        let mut counts = BTreeMap::new();
+        for (name, s) in tables {
+            counts.insert(format!("{name}.cells"), Value::from(s.cells));
+            counts.insert(
+                format!("{name}.cells_suppressed"),
+                Value::from(s.suppressed()),
+            );
+        }
+        counts
+    }
+
     /// Pretty JSON with a stable key order and a trailing newline.
     pub fn to_json(&self) -> Vec<u8> {
         let mut stable = self.clone();

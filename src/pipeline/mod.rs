@@ -18,35 +18,37 @@
 //! ```
 
 pub mod batch;
+pub mod clean;
 mod fault;
+pub mod layout;
 mod metrics;
 pub mod record;
 mod report;
 mod state;
+mod steps;
 
 pub use metrics::StageMetrics;
-pub use state::{work_records, Checkpoint, RunState, WorkRecords};
+pub use state::{work_records, Checkpoint, RunState, Step, WorkRecords};
 
 use polars::prelude::SerReader;
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use chrono::{NaiveDate, Utc};
 use serde::Serialize;
-use tracing::{info, warn};
+use tracing::warn;
 
-use crate::aggregate::{self, AggregateError};
-use crate::config::{Agreement, ConfigError, OutputSpec, Site};
-use crate::ingest::{self, IngestConfig, IngestError};
+use crate::aggregate::AggregateError;
+use crate::config::{Agreement, ConfigError, Site};
+use crate::ingest::IngestError;
 use crate::ledger::{Ledger, LedgerError, LedgerEvent, Verified};
-use crate::link::{self, LinkConfig, LinkCounts, LinkError};
+use crate::link::{LinkCounts, LinkError};
 use crate::lock::{Holder, Lock, LockError};
-use crate::minimise::{self, MinimiseError, PseudonymKey};
-use crate::objections::{self, Linked, ObjectionCounts, ObjectionsError, Released};
-use crate::package::{self, Manifest, ManifestFile, PackageError, Recipients, SigningKey};
-use crate::push::{self, PushError, PushReport, StagedRelease};
-use crate::suppress::{self, Profile, SuppressionCounts};
+use crate::minimise::MinimiseError;
+use crate::objections::{ObjectionCounts, ObjectionsError};
+use crate::package::{PackageError, SigningKey};
+use crate::push::{PushError, PushReport};
+use crate::suppress::{self, SuppressionCounts};
 use crate::tables::FileFormat;
 use crate::workdir::Secured;
 
@@ -185,500 +187,20 @@ impl PipelineError {
 }
 
 /// Runs every stage for one agreement, resuming an unfinished run of the
-/// same inputs from its valid checkpoints.
+/// same inputs from its valid checkpoints. Each step is a method of
+/// [`steps::Run`]; what a step invalidates is [`RunState::redone`]'s.
 pub fn run(
     site: &Site,
     agreement: &Agreement,
     opts: &RunOptions,
 ) -> Result<RunSummary, PipelineError> {
-    agreement
-        .ensure_active(opts.today)
-        .map_err(PipelineError::NotActive)?;
-    if let crate::config::AgreementStatus::Expiring { days_left } = agreement.status(opts.today) {
-        warn!(agreement = %agreement.meta.reference, days_left, "agreement ends soon");
-    }
-    let reference = agreement.meta.reference.as_str();
-    let agreement_dir = site.work_dir.join(reference);
-    secure_work_dir(&site.work_dir)?;
-    secure_work_dir(&agreement_dir)?;
-    // One run per agreement at a time, for the whole run: two would share
-    // a run id, a work folder and a destination folder.
-    let _run_lock = lock_agreement(&agreement_dir, reference)?;
-    fault::point("lock");
-    // Nothing is worth computing that the ledger could not record: check
-    // the signing key and the ledger now, and again before the push.
-    let signing = if opts.dry_run {
-        None
-    } else {
-        let key = SigningKey::load(&site.signing_key)?;
-        let ledger = Ledger::open(&ledger_path(site), key.verifying_key());
-        check_ledger(site, &ledger).map_err(PipelineError::LedgerNotReady)?;
-        // A release an earlier run delivered and did not record (it died
-        // between the two) is recorded before anything else leaves.
-        record_pending(site, &ledger, &key, reference).map_err(PipelineError::LedgerNotReady)?;
-        Some((key, ledger))
-    };
-    let runs_dir = agreement_dir.join("runs");
-    crate::workdir::create_private_dir(&runs_dir)
-        .map_err(PipelineError::work(&runs_dir, "creating the runs folder"))?;
-    let fingerprint = state::fingerprint(site, agreement).map_err(PipelineError::work(
-        &agreement.file,
-        "fingerprinting the inputs",
-    ))?;
-    let resumable = if opts.dry_run {
-        None
-    } else {
-        state::find_resumable(&runs_dir, &fingerprint)
-    };
-    let (run_dir, mut st) = match resumable {
-        Some(found) => found,
-        None => {
-            let run_id = new_run_id();
-            let dir = runs_dir.join(&run_id);
-            crate::workdir::create_private_dir(&dir)
-                .map_err(PipelineError::work(&dir, "creating the run folder"))?;
-            let st = RunState {
-                fingerprint,
-                run_id,
-                started_ns: state::now_ns(),
-                dry_run: opts.dry_run,
-                ..Default::default()
-            };
-            (dir, st)
-        }
-    };
-    let run_id = st.run_id.clone();
-    let save = |st: &RunState| {
-        st.save(&run_dir)
-            .map_err(PipelineError::work(&run_dir, "saving state.json"))
-    };
-    save(&st)?;
-    info!(agreement = reference, run_id = %run_id, dry_run = opts.dry_run, resumed = st.linkage.is_some(), "run started");
-    let mut stages = Vec::new();
-    let mut stage = |name: &'static str, started: Instant| {
-        let m = StageMetrics::finish(name, started);
-        info!(
-            stage = name,
-            seconds = m.seconds,
-            peak_rss_mib = m.peak_rss_mib,
-            "stage done"
-        );
-        stages.push(m);
-        metrics::reset_peak();
-    };
-    metrics::reset_peak();
-
-    // 1-2. ingest and link, checkpointed as linked.parquet.
-    let t = Instant::now();
-    let linked = match st.linkage.as_ref().filter(|(_, cp)| cp.valid(&run_dir)) {
-        Some(_) => {
-            info!("linkage checkpoint valid: reused");
-            let linked = Linked {
-                persons: read_parquet(&run_dir.join(LINKED))?,
-            };
-            stage("link", t);
-            linked
-        }
-        None => {
-            let link_config = LinkConfig::from_cohort(&agreement.cohort);
-            let cohort = ingest::read_cohort(&IngestConfig {
-                path: agreement.cohort.path.clone(),
-                required: link_config.required_columns(),
-            })?;
-            for d in &cohort.duplicate_nhs_numbers {
-                warn!(study_id = %d.study_id, first_study_id = %d.first_study_id, line = d.line, "same NHS number under two study IDs");
-            }
-            info!(
-                rows = cohort.rows.len(),
-                rows_with_value_problems = cohort.rows_with_value_problems(),
-                "cohort read"
-            );
-            stage("ingest", t);
-            let t_link = Instant::now();
-            let demographics = crate::tables::scan(&site.demographics)
-                .map_err(|source| LinkError::Demographics { source })?;
-            let linkage = link::link(&cohort, demographics, &link_config)?;
-            link::write_linkage_csv(&run_dir.join("linkage.csv"), &linkage.rows)
-                .map_err(PipelineError::work(&run_dir, "writing linkage.csv"))?;
-            link::write_review_queue_csv(&run_dir.join("review_queue.csv"), &linkage)
-                .map_err(PipelineError::work(&run_dir, "writing review_queue.csv"))?;
-            let mut persons = linkage.linked.persons.clone();
-            write_parquet(&run_dir.join(LINKED), &mut persons)?;
-            info!(
-                validated = linkage.counts.validated,
-                unmatched = linkage.counts.unmatched,
-                invalid = linkage.counts.invalid,
-                "cohort linked"
-            );
-            st.cohort_rows = cohort.rows.len();
-            st.rows_with_value_problems = cohort.rows_with_value_problems();
-            st.duplicate_nhs_numbers = cohort.duplicate_nhs_numbers.len();
-            st.linkage = Some((linkage.counts.clone(), checkpoint(&run_dir, LINKED)?));
-            // Everything after linkage depends on it.
-            st.objections = None;
-            st.outputs.clear();
-            st.package = None;
-            save(&st)?;
-            stage("link", t_link);
-            linkage.linked
-        }
-    };
-    fault::point("link");
-
-    // 3. objections, checkpointed as released.parquet.
-    let t = Instant::now();
-    let released = match st.objections.as_ref().filter(|(_, cp)| cp.valid(&run_dir)) {
-        Some((counts, _)) => Released {
-            persons: read_parquet(&run_dir.join(RELEASED))?,
-            counts: counts.clone(),
-        },
-        None => {
-            let register = crate::tables::scan(&site.objections).map_err(|source| {
-                ObjectionsError::Register {
-                    file: site.objections.clone(),
-                    source,
-                }
-            })?;
-            let released = objections::remove_objectors(
-                &linked,
-                register,
-                &site.objections,
-                &agreement.objections.apply,
-            )?;
-            let mut persons = released.persons.clone();
-            write_parquet(&run_dir.join(RELEASED), &mut persons)?;
-            info!(
-                removed = released.counts.removed,
-                released = released.counts.released,
-                "objections applied"
-            );
-            st.objections = Some((released.counts.clone(), checkpoint(&run_dir, RELEASED)?));
-            st.outputs.clear();
-            st.package = None;
-            save(&st)?;
-            released
-        }
-    };
-    stage("objections", t);
-    fault::point("objections");
-
-    // 4-5. outputs, each written straight into age. Records are sealed as
-    // soon as they are built; aggregates are counted first and protected
-    // together, so that a cell shared by two tables of one release gets the
-    // same treatment in both.
-    let pseudonym = PseudonymKey::load_or_create(&agreement_dir.join("pseudonym.key")).map_err(
-        PipelineError::work(&agreement_dir, "loading the pseudonym key"),
-    )?;
-    let release_dir = run_dir.join("release");
-    let recipients = if opts.dry_run {
-        None
-    } else {
-        Some(Recipients::parse(&agreement.release.recipients)?)
-    };
-    if !opts.dry_run {
-        crate::workdir::create_private_dir(&release_dir).map_err(PipelineError::work(
-            &release_dir,
-            "creating the release folder",
-        ))?;
-    }
-    let sealed_valid = |o: &state::SealedOutput| match &o.manifest {
-        Some(m) => state::sha256_file(&release_dir.join(&m.name)).is_ok_and(|h| h == m.sha256),
-        None => false,
-    };
-    let seal = |name: &str,
-                kind: &'static str,
-                format: FileFormat,
-                frame: &mut polars::prelude::DataFrame,
-                suppression: Option<SuppressionCounts>|
-     -> Result<state::SealedOutput, PipelineError> {
-        let rows = frame.height() as u64;
-        let file = format!("{name}.{}", format.extension());
-        let (manifest, plaintext_sha256) = match &recipients {
-            Some(recipients) => {
-                let sealed =
-                    package::seal(&release_dir.join(format!("{file}.age")), recipients, |w| {
-                        crate::tables::write_frame(frame, format, w).map_err(Into::into)
-                    })?;
-                let plaintext = sealed.plaintext_sha256.clone();
-                (
-                    Some(ManifestFile::from_sealed(&sealed, rows, kind)),
-                    Some(plaintext),
-                )
-            }
-            None => (None, None),
-        };
-        info!(output = name, kind, rows, "output built");
-        Ok(state::SealedOutput {
-            summary: OutputSummary {
-                name: name.to_string(),
-                kind: kind.to_string(),
-                file,
-                rows,
-                suppression,
-            },
-            manifest,
-            plaintext_sha256,
-        })
-    };
-    let mut tables = Vec::new();
-    for (i, spec) in agreement.outputs.iter().enumerate() {
-        if st.outputs.get(spec.name()).is_some_and(&sealed_valid) {
-            info!(
-                output = spec.name(),
-                "sealed output checkpoint valid: reused"
-            );
-            continue;
-        }
-        let t = Instant::now();
-        let dataset_name = spec.dataset();
-        let source = site.datasets.get(dataset_name).ok_or_else(|| {
-            ConfigError::from(crate::config::Problem::error(
-                &agreement.file,
-                format!("outputs[{i}].dataset"),
-                format!("`{dataset_name}` is not a dataset of the site"),
-                "add it under [datasets] in the site config or correct the name",
-            ))
-        })?;
-        let dataset = crate::tables::scan(&source.path).map_err(|e| PipelineError::Dataset {
-            output: spec.name().to_string(),
-            dataset: dataset_name.to_string(),
-            source: e,
-        })?;
-        match spec {
-            OutputSpec::Records(r) => {
-                let mut frame = minimise::records(r, &released, dataset, &source.key, &pseudonym)?;
-                let sealed = seal(&r.name, "records", r.format, &mut frame, None)?;
-                st.outputs.insert(r.name.clone(), sealed);
-                st.package = None;
-                save(&st)?;
-                stage("records", t);
-                fault::point(&format!("output:{}", r.name));
-            }
-            OutputSpec::Aggregate(a) => {
-                let table = aggregate::count(a, &released, dataset, &source.key, &pseudonym)?;
-                let profile =
-                    Profile::resolve(&a.suppression, &agreement.suppression).ok_or_else(|| {
-                        ConfigError::from(crate::config::Problem::error(
-                            &agreement.file,
-                            format!("outputs[{i}].suppression"),
-                            format!("unknown profile `{}`", a.suppression),
-                            "use hes, csds or a [suppression.NAME] table",
-                        ))
-                    })?;
-                tables.push((
-                    a,
-                    suppress::ReleaseTable {
-                        name: a.name.clone(),
-                        table,
-                        profile,
-                    },
-                ));
-                stage("aggregate", t);
-            }
-        }
-    }
-    if !tables.is_empty() {
-        let t = Instant::now();
-        let release_tables: Vec<&suppress::ReleaseTable> = tables.iter().map(|(_, r)| r).collect();
-        let protected = suppress::protect_release(&release_tables)?;
-        for ((a, r), protected) in tables.iter().zip(protected) {
-            report::write_suppression_report(
-                &run_dir.join("suppression"),
-                &a.name,
-                &protected,
-                &r.profile,
-            )
-            .map_err(PipelineError::work(
-                &run_dir,
-                "writing the suppression report",
-            ))?;
-            let count_name = match a.count {
-                aggregate::CountKind::Persons => "persons",
-                aggregate::CountKind::Records => "records",
-            };
-            let mut frame = protected
-                .to_frame(count_name)
-                .map_err(|e| AggregateError::Polars {
-                    output: a.name.clone(),
-                    source: e,
-                })?;
-            let sealed = seal(
-                &a.name,
-                "aggregate",
-                a.format,
-                &mut frame,
-                Some(protected.counts.clone()),
-            )?;
-            st.outputs.insert(a.name.clone(), sealed);
-            st.package = None;
-            save(&st)?;
-            fault::point(&format!("output:{}", a.name));
-        }
-        stage("suppress", t);
-    }
-    // Manifest order is agreement order.
-    let sealed: Vec<&state::SealedOutput> = agreement
-        .outputs
-        .iter()
-        .filter_map(|o| st.outputs.get(o.name()))
-        .collect();
-    let files: Vec<ManifestFile> = sealed.iter().filter_map(|o| o.manifest.clone()).collect();
-
-    let mut summary = RunSummary {
-        agreement: reference.to_string(),
-        run_id: run_id.clone(),
-        dry_run: opts.dry_run,
-        work_dir: run_dir.clone(),
-        cohort_rows: st.cohort_rows,
-        rows_with_value_problems: st.rows_with_value_problems,
-        duplicate_nhs_numbers: st.duplicate_nhs_numbers,
-        linkage: st
-            .linkage
-            .as_ref()
-            .map(|(c, _)| c.clone())
-            .unwrap_or_default(),
-        objections: released.counts.clone(),
-        objection_policy: agreement.objections.clone(),
-        outputs: sealed.iter().map(|o| o.summary.clone()).collect(),
-        stages: Vec::new(),
-        release: None,
-    };
-
-    if let Some((signing_key, ledger)) = &signing {
-        // 6. manifest and signature: the signature is the commit marker.
-        let t = Instant::now();
-        let manifest_path = release_dir.join("manifest.json");
-        let manifest_bytes = match st
-            .package
-            .as_ref()
-            .filter(|cp| cp.valid(&run_dir) && release_dir.join("manifest.json.sig").is_file())
-        {
-            Some(_) => std::fs::read(&manifest_path)
-                .map_err(PipelineError::work(&release_dir, "reading manifest.json"))?,
-            None => {
-                // The manifest is signed, not encrypted, and feeds the
-                // public register: it counts each aggregate's cells and
-                // those suppressed (what a recipient checks a table
-                // against), never people (cohort, linkage, objectors or
-                // persons released stay in the work directory's summary).
-                let mut counts = std::collections::BTreeMap::new();
-                for o in &summary.outputs {
-                    if let Some(s) = &o.suppression {
-                        counts.insert(format!("{}.cells", o.name), serde_json::json!(s.cells));
-                        counts.insert(
-                            format!("{}.cells_suppressed", o.name),
-                            serde_json::json!(s.suppressed()),
-                        );
-                    }
-                }
-                let manifest = Manifest {
-                    agreement: reference.to_string(),
-                    run_id: run_id.clone(),
-                    created_at: Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                    tool_version: format!("dars {}", env!("CARGO_PKG_VERSION")),
-                    // The entry this release is made on top of: recipients'
-                    // copies anchor the ledger from outside.
-                    ledger_head: Some(ledger.verify()?.head),
-                    objections: Some(agreement.objections.clone()),
-                    files: files.clone(),
-                    counts,
-                };
-                let signed = manifest.sign(signing_key);
-                signed.write_to(&release_dir)?;
-                let bytes = signed.json;
-                st.package = Some(checkpoint(&run_dir, "release/manifest.json")?);
-                save(&st)?;
-                bytes
-            }
-        };
-        stage("package", t);
-        fault::point("package");
-
-        // 7. push, signature last; files already whole at the destination
-        // (from a run that died during the push) are not sent again.
-        let t = Instant::now();
-        let mut order: Vec<String> = files.iter().map(|f| f.name.clone()).collect();
-        order.push("manifest.json".into());
-        order.push("manifest.json.sig".into());
-        let staged = StagedRelease {
-            dir: release_dir.clone(),
-            files: order,
-            folder: format!("{reference}/{run_id}"),
-        };
-        check_ledger(site, ledger).map_err(PipelineError::LedgerNotReady)?;
-        // The record of the release, kept before the first file leaves: if
-        // this process dies between the delivery and the ledger append,
-        // the next run finds it and records the release.
-        let signature = std::fs::read(release_dir.join(package::SIGNATURE_FILE)).map_err(
-            PipelineError::work(&release_dir, "reading manifest.json.sig"),
-        )?;
-        let delivery = record::Delivery {
-            destination: format!("{}/{}", agreement.release.destination, staged.folder),
-            forced: opts.forced,
-        };
-        record::keep(
-            &agreement_dir,
-            &run_id,
-            &manifest_bytes,
-            &signature,
-            &delivery,
-        )
-        .map_err(PipelineError::work(
-            &agreement_dir,
-            "keeping the release record",
-        ))?;
-        let report = match push::push(&agreement.release, &staged) {
-            Ok(report) => report,
-            Err(e) => {
-                record::discard(&agreement_dir, &run_id);
-                return Err(e.into());
-            }
-        };
-        fault::point("delivered");
-        info!(location = %report.location, files = report.files_sent, already_there = report.files_already_there, bytes = report.bytes_sent, "release delivered");
-        st.pushed = Some(report.clone());
-        save(&st)?;
-        stage("push", t);
-        fault::point("push");
-
-        // 8. ledger, once per run id.
-        let t = Instant::now();
-        let unrecorded = |source| PipelineError::Unrecorded {
-            location: report.location.clone(),
-            source,
-        };
-        let already = ledger.entries().map_err(unrecorded)?.into_iter().find(|e| matches!(&e.event, LedgerEvent::Release { agreement, run_id: r, .. } if agreement == reference && *r == run_id));
-        let entry = match already {
-            Some(entry) => entry,
-            None => ledger
-                .append(
-                    LedgerEvent::Release {
-                        agreement: reference.to_string(),
-                        run_id: run_id.clone(),
-                        destination: report.location.clone(),
-                        manifest_sha256: package::sha256_hex(&manifest_bytes),
-                        files,
-                        forced: opts.forced,
-                    },
-                    signing_key,
-                )
-                .map_err(unrecorded)?,
-        };
-        if let Err(e) = record::mark_recorded(&agreement_dir, &run_id, entry.seq) {
-            // Recorded all the same; the next run finds the entry and
-            // writes the receipt.
-            warn!(run_id = %run_id, seq = entry.seq, error = %e, "the release is in the ledger but its record's receipt could not be written");
-        }
-        st.released = true;
-        save(&st)?;
-        stage("ledger", t);
-        summary.release = Some(report);
-    }
-    summary.stages = stages;
-    let json = serde_json::to_vec_pretty(&summary).unwrap_or_default();
-    crate::workdir::write_private(&run_dir.join("summary.json"), &json)
-        .map_err(PipelineError::work(&run_dir, "writing summary.json"))?;
-    Ok(summary)
+    let mut run = steps::Run::start(site, agreement, opts)?;
+    let linked = run.link()?;
+    let released = run.objections(&linked)?;
+    let sealed = run.outputs(&released)?;
+    let mut summary = run.summary(&released, &sealed);
+    summary.release = run.release(&sealed, &summary)?;
+    run.finish(summary)
 }
 
 const LINKED: &str = "linked.parquet";
@@ -758,7 +280,7 @@ pub fn record_pending(
         let _other = if pending.agreement == reference {
             None
         } else {
-            let lock = site.work_dir.join(&pending.agreement).join("run.lock");
+            let lock = layout::run_lock(&layout::agreement_dir(&site.work_dir, &pending.agreement));
             match Lock::try_acquire(&lock) {
                 Ok(lock) => Some(lock),
                 // Its run is going: it records its own release.
@@ -820,7 +342,7 @@ pub fn record_pending(
 /// second run started while one is going is a mistake (two schedulers, a
 /// double start), and one that waited would then make a second release.
 fn lock_agreement(agreement_dir: &Path, reference: &str) -> Result<Lock, PipelineError> {
-    let path = agreement_dir.join("run.lock");
+    let path = layout::run_lock(&agreement_dir);
     Lock::try_acquire(&path).map_err(|e| match e {
         LockError::Held { path, holder } => PipelineError::Locked {
             reference: reference.to_string(),

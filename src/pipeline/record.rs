@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub(super) use super::layout::subdirs;
 use crate::ledger::Anchor;
 use crate::package::{
     sha256_hex, Manifest, VerifyingKey, MANIFEST_FILE, MANIFEST_NAMESPACE, SIGNATURE_FILE,
@@ -182,17 +183,4 @@ fn file_name(p: &Path) -> String {
     p.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
-}
-
-/// The folders directly under `p`, sorted; none when it cannot be read.
-pub(super) fn subdirs(p: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = fs::read_dir(p)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.is_dir())
-        .collect();
-    v.sort();
-    v
 }

@@ -61,7 +61,35 @@ pub struct RunState {
     pub released: bool,
 }
 
+/// A checkpointed step of a run, in order. What a step produces, every
+/// later step depends on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Step {
+    /// Ingest and link: `linked.parquet`.
+    Link,
+    /// Objections removed: `released.parquet`.
+    Objections,
+    /// One output sealed (others stay valid: outputs are independent).
+    Output,
+    /// The manifest and its signature.
+    Package,
+}
+
 impl RunState {
+    /// Forgets every checkpoint that depends on `step`, which was just
+    /// redone: the one place that knows what each step invalidates.
+    pub fn redone(&mut self, step: Step) {
+        if step < Step::Objections {
+            self.objections = None;
+        }
+        if step < Step::Output {
+            self.outputs.clear();
+        }
+        if step < Step::Package {
+            self.package = None;
+        }
+    }
+
     pub fn path(run_dir: &Path) -> PathBuf {
         run_dir.join("state.json")
     }
@@ -200,7 +228,7 @@ pub fn work_records(work_dir: &Path) -> WorkRecords {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        for run_dir in dirs(&agreement_dir.join("runs")) {
+        for run_dir in dirs(&super::layout::runs_dir(&agreement_dir)) {
             let Some(state) = RunState::load(&run_dir) else {
                 continue;
             };
@@ -228,4 +256,66 @@ pub fn work_records(work_dir: &Path) -> WorkRecords {
         }
     }
     records
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn full() -> RunState {
+        let cp = |f: &str| Checkpoint {
+            file: f.into(),
+            sha256: "0".repeat(64),
+        };
+        let mut st = RunState {
+            linkage: Some((LinkCounts::default(), cp("linked.parquet"))),
+            objections: Some((ObjectionCounts::default(), cp("released.parquet"))),
+            package: Some(cp("release/manifest.json")),
+            ..Default::default()
+        };
+        st.outputs.insert(
+            "episodes".into(),
+            SealedOutput {
+                summary: OutputSummary {
+                    name: "episodes".into(),
+                    kind: "records".into(),
+                    file: "episodes.parquet".into(),
+                    rows: 1,
+                    suppression: None,
+                },
+                manifest: None,
+                plaintext_sha256: None,
+            },
+        );
+        st
+    }
+
+    #[test]
+    fn a_step_redone_forgets_only_what_depends_on_it() {
+        let mut st = full();
+        st.redone(Step::Package);
+        assert!(st.package.is_some() && !st.outputs.is_empty());
+
+        let mut st = full();
+        st.redone(Step::Output);
+        assert!(st.package.is_none());
+        assert!(
+            !st.outputs.is_empty(),
+            "outputs are independent of each other"
+        );
+        assert!(st.objections.is_some());
+
+        let mut st = full();
+        st.redone(Step::Objections);
+        assert!(st.package.is_none() && st.outputs.is_empty());
+        assert!(st.objections.is_some() && st.linkage.is_some());
+
+        let mut st = full();
+        st.redone(Step::Link);
+        assert!(st.package.is_none() && st.outputs.is_empty() && st.objections.is_none());
+        assert!(
+            st.linkage.is_some(),
+            "the step redone keeps its own new checkpoint"
+        );
+    }
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer};
 
-use crate::config::Problem;
+use crate::config_file::Problem;
 
 /// `file:///path` or `sftp://user@host:port/path`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,7 +101,7 @@ impl ReleaseConfig {
         match &self.destination {
             Destination::Local(dir) => p.extend(local_destination_problem(
                 file,
-                &crate::config::resolve(base, dir),
+                &crate::config_file::resolve(base, dir),
             )),
             Destination::Sftp { .. } => p.extend(self.sftp_key_problems(file, base)),
         }
@@ -147,7 +147,7 @@ impl ReleaseConfig {
                 fix,
             )),
             Some(path) => {
-                let resolved = crate::config::resolve(base, path);
+                let resolved = crate::config_file::resolve(base, path);
                 (!resolved.is_file()).then(|| {
                     Problem::error(file, key, format!("no file at {}", resolved.display()), fix)
                 })
@@ -159,16 +159,16 @@ impl ReleaseConfig {
     /// Resolves the relative paths against the agreement's folder.
     pub fn resolve_paths(&mut self, base: &Path) {
         if let Destination::Local(p) = &self.destination {
-            self.destination = Destination::Local(crate::config::resolve(base, p));
+            self.destination = Destination::Local(crate::config_file::resolve(base, p));
         }
         self.known_hosts = self
             .known_hosts
             .as_ref()
-            .map(|p| crate::config::resolve(base, p));
+            .map(|p| crate::config_file::resolve(base, p));
         self.identity = self
             .identity
             .as_ref()
-            .map(|p| crate::config::resolve(base, p));
+            .map(|p| crate::config_file::resolve(base, p));
     }
 }
 

@@ -223,7 +223,7 @@ fn issue_12_a_file_destination_that_is_not_a_directory_is_a_problem_with_its_key
     assert_eq!(missing.len(), 1, "{missing:?}");
     let expected = base.path().join("no/such/outbox");
     let shown = missing[0].to_string();
-    assert_eq!(missing[0].severity, crate::config::Severity::Error);
+    assert_eq!(missing[0].severity, crate::config_file::Severity::Error);
     assert!(
         shown.contains(&format!("no directory at {}", expected.display())),
         "{shown}"

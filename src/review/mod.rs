@@ -236,7 +236,10 @@ fn matches_own_linkage(q: &Queue, linkage: &HashMap<String, queue::Linked>) -> u
 /// Opens the review of a run.
 pub fn open(site: &Site, agreement: &Agreement, opts: &Options) -> Result<Opened, ReviewError> {
     let reference = agreement.meta.reference.as_str().to_string();
-    let runs_dir = site.work_dir.join(&reference).join("runs");
+    let runs_dir = crate::pipeline::layout::runs_dir(&crate::pipeline::layout::agreement_dir(
+        &site.work_dir,
+        &reference,
+    ));
     let runs = runs_with_queue(&runs_dir);
     let Some(latest) = runs.last().cloned() else {
         return Err(ReviewError::NoRun {

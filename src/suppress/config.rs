@@ -7,8 +7,8 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::{Action, Protected};
-use crate::aggregate::CellLevel;
-use crate::config::{ConfigError, Problem};
+use crate::config_file::{ConfigError, Problem};
+use crate::counts::CellLevel;
 
 /// How a true zero is released.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -179,7 +179,7 @@ impl ProfileSpec {
         let parsed = match unknown {
             Some(key) => Err(<toml::de::Error as serde::de::Error>::unknown_field(
                 &key,
-                crate::config::fields_of::<ProfileSpec>(),
+                crate::config_file::fields_of::<ProfileSpec>(),
             )),
             None => parsed,
         };
@@ -193,7 +193,7 @@ impl ProfileSpec {
         let problems = spec.problems(path, "");
         if problems
             .iter()
-            .any(|p| p.severity == crate::config::Severity::Error)
+            .any(|p| p.severity == crate::config_file::Severity::Error)
         {
             return Err(ConfigError { problems });
         }

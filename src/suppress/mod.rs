@@ -41,7 +41,7 @@ use std::collections::HashMap;
 
 use polars::prelude::*;
 
-use crate::aggregate::{CellLevel, CountTable};
+use crate::counts::{CellLevel, CountTable};
 use model::{Model, Status};
 
 /// A released value: a number, or `*` for a suppressed cell.
@@ -226,7 +226,7 @@ pub fn describe_position(dims: &[String], key: &[String], row: usize) -> String 
     let summed: Vec<&str> = dims
         .iter()
         .zip(key)
-        .filter(|(_, v)| *v == crate::aggregate::TOTAL)
+        .filter(|(_, v)| *v == crate::counts::TOTAL)
         .map(|(d, _)| d.as_str())
         .collect();
     let what = if summed.is_empty() {

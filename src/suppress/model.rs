@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::{Profile, ReleaseTable};
-use crate::aggregate::{CellLevel, TOTAL};
+use crate::counts::{CellLevel, TOTAL};
 
 /// One distinct cell of the release.
 #[derive(Debug, Clone)]

@@ -11,7 +11,7 @@ use std::io::{self, Write};
 use std::path::Path;
 
 use super::{Action, Profile, Protected, ProtectedTable};
-use crate::aggregate::CellLevel;
+use crate::counts::CellLevel;
 
 /// The summary that ends a report.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]

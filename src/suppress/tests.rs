@@ -7,7 +7,8 @@ use std::collections::{BTreeMap, HashMap};
 use proptest::prelude::*;
 
 use super::*;
-use crate::aggregate::{self, Cell, CellLevel, CountTable, TOTAL};
+use crate::aggregate;
+use crate::counts::{Cell, CellLevel, CountTable, TOTAL};
 
 fn custom(mask: [u64; 2], round_to: u64, secondary: bool, exempt: bool) -> Profile {
     Profile::from_spec(
@@ -517,64 +518,109 @@ fn issue_17_a_rounded_count_pinned_by_the_national_total_fails() {
     assert_eq!(p.counts.audit_failures, 0);
 }
 
+/// What one case of the warm-start comparison came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Compared {
+    /// Both solved, and every cell came out the same.
+    Same,
+    /// The release path failed closed, warm and from scratch alike.
+    BothFailed,
+    /// The reference (from scratch) failed where the warm path solved:
+    /// nothing to compare with.
+    ReferenceFailed,
+}
+
+/// Warm-started programmes change nothing: every cell gets the same
+/// value, action and interval as when every programme is solved from
+/// scratch, so secondary suppression also picks the same cells. The cases
+/// where the reference itself fails are counted, not silently passed: more
+/// than one in 64 and the comparison has stopped testing anything.
+#[test]
+fn warm_starts_give_the_same_protection_as_solving_from_scratch() {
+    use proptest::test_runner::{Config, RngSeed, TestRunner};
+    use std::cell::RefCell;
+    // A fixed seed: the same cases on every run, so CI does not turn on a
+    // new random one; change the seed to explore further.
+    let config = Config {
+        cases: 64,
+        rng_seed: RngSeed::Fixed(20_261_122),
+        failure_persistence: None,
+        ..Config::default()
+    };
+    let outcomes = RefCell::new(Vec::new());
+    let mut runner = TestRunner::new(config);
+    let result = runner.run(
+        &(cubes(), 0usize..5, proptest::bool::ANY),
+        |(cube, rule, percent)| {
+            let profile = match rule {
+                0 => Profile::hes(),
+                1 => Profile::csds(),
+                2 => custom([1, 7], 1, true, true),
+                3 => custom([1, 4], 5, true, false),
+                _ => custom([1, 3], 1, false, true),
+            };
+            let mut table = three_way(&cube);
+            if percent {
+                aggregate::set_percent_of(&mut table, vec!["age".into()], "test").unwrap();
+            }
+            let release = ReleaseTable {
+                name: "t".into(),
+                table,
+                profile,
+            };
+            let warm = match protect_tables(&[&release]) {
+                Ok(mut w) => w.remove(0),
+                Err(SuppressError::Solver { .. }) => {
+                    prop_assert!(protect_tables_cold(&[&release]).is_err());
+                    outcomes.borrow_mut().push(Compared::BothFailed);
+                    return Ok(());
+                }
+                Err(e) => return Err(TestCaseError::fail(e.to_string())),
+            };
+            let Ok(mut cold) = protect_tables_cold(&[&release]) else {
+                outcomes.borrow_mut().push(Compared::ReferenceFailed);
+                return Ok(());
+            };
+            let cold = cold.remove(0);
+            for (a, b) in warm.cells.iter().zip(&cold.cells) {
+                prop_assert_eq!(&a.key, &b.key);
+                prop_assert_eq!(
+                    (a.value, a.action, a.interval),
+                    (b.value, b.action, b.interval),
+                    "cell {:?} of {:?}",
+                    &a.key,
+                    &cube
+                );
+            }
+            prop_assert_eq!(&warm.counts, &cold.counts);
+            outcomes.borrow_mut().push(Compared::Same);
+            Ok(())
+        },
+    );
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    let outcomes = outcomes.into_inner();
+    let count = |k| outcomes.iter().filter(|&&o| o == k).count();
+    let (same, both, reference) = (
+        count(Compared::Same),
+        count(Compared::BothFailed),
+        count(Compared::ReferenceFailed),
+    );
+    assert_eq!(outcomes.len(), 64);
+    assert!(
+        both + reference <= 1,
+        "{same} of 64 cases compared; {both} failed on both paths and the reference failed on \
+         {reference}: the comparison no longer tests warm starts"
+    );
+}
+
 proptest! {
-    // A fixed seed: the same cases on every run, so CI does not turn on
-    // a new random one; change the seed to explore further.
     #![proptest_config(ProptestConfig {
         cases: 64,
         rng_seed: proptest::test_runner::RngSeed::Fixed(20_261_122),
         ..ProptestConfig::default()
     })]
-
-    /// Warm-started programmes change nothing: every cell gets the same
-    /// value, action and interval as when every programme is solved from
-    /// scratch, so secondary suppression also picks the same cells.
-    #[test]
-    fn warm_starts_give_the_same_protection_as_solving_from_scratch(
-        cube in cubes(),
-        rule in 0usize..5,
-        percent: bool,
-    ) {
-        let profile = match rule {
-            0 => Profile::hes(),
-            1 => Profile::csds(),
-            2 => custom([1, 7], 1, true, true),
-            3 => custom([1, 4], 5, true, false),
-            _ => custom([1, 3], 1, false, true),
-        };
-        let mut table = three_way(&cube);
-        if percent {
-            aggregate::set_percent_of(&mut table, vec!["age".into()], "test").unwrap();
-        }
-        let release = ReleaseTable { name: "t".into(), table, profile };
-        // The release path can fail too, closed, when the solver fails both
-        // warm and from scratch.
-        let warm = match protect_tables(&[&release]) {
-            Ok(mut w) => w.remove(0),
-            Err(SuppressError::Solver { .. }) => {
-                prop_assert!(protect_tables_cold(&[&release]).is_err());
-                return Ok(());
-            }
-            Err(e) => return Err(TestCaseError::fail(e.to_string())),
-        };
-        // The reference itself can fail: microlp has called a feasible
-        // programme with percentage rows infeasible, solved from scratch
-        // (cube [[[7, 6], [3, 37], [28, 29]], [[4, 9], [4, 3], [6, 6]]],
-        // rule 3, with percentages). Nothing to compare with then.
-        let Ok(mut cold) = protect_tables_cold(&[&release]) else {
-            return Ok(());
-        };
-        let cold = cold.remove(0);
-        for (a, b) in warm.cells.iter().zip(&cold.cells) {
-            prop_assert_eq!(&a.key, &b.key);
-            prop_assert_eq!(
-                (a.value, a.action, a.interval),
-                (b.value, b.action, b.interval),
-                "cell {:?} of {:?}", &a.key, &cube
-            );
-        }
-        prop_assert_eq!(&warm.counts, &cold.counts);
-    }
 
     /// No released count lies in the mask range, and every released count is
     /// on the rounding base, except exempt national totals.

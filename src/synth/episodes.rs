@@ -18,6 +18,7 @@ use polars::prelude::*;
 use rand::distributions::{Distribution, WeightedIndex};
 use rand::Rng;
 
+pub use super::people::ADMIT_MIN;
 use super::people::{PeopleChunk, Person, FEMALE, MALE, PEOPLE_CHUNK};
 use super::places::{lsoa_code, Places};
 use super::{chunk_rng, Stream};
@@ -25,9 +26,6 @@ use crate::domain::date::from_epoch_days;
 
 /// Episodes per generation chunk (and per Parquet row group).
 pub const EPISODE_CHUNK: usize = 262_144;
-
-/// 2015-01-01, the first admission date.
-pub const ADMIT_MIN: i32 = 16_436;
 
 /// Episode identifiers start here, so that an episode_id can never be
 /// mistaken for a person_id in a join.

@@ -351,10 +351,13 @@ fn activity<R: Rng>(rng: &mut R, age: i32) -> f32 {
     (scale * pareto) as f32
 }
 
+/// 2015-01-01, the first admission date (episodes are generated from it on).
+pub const ADMIT_MIN: i32 = 16_436;
+
 /// The first and last possible admission day of a person (2015–2025 while
 /// alive), or `None` if there is none.
 pub fn admission_window(p: &Person) -> Option<(i32, i32)> {
-    let lo = super::episodes::ADMIT_MIN.max(p.dob);
+    let lo = ADMIT_MIN.max(p.dob);
     let hi = p.dod.unwrap_or(WORLD_END).min(WORLD_END);
     (lo <= hi).then_some((lo, hi))
 }

@@ -4,6 +4,7 @@
 //! runs the real binary in it.
 #![allow(dead_code)]
 
+pub mod release;
 pub mod sshd;
 
 use std::fs;

@@ -1,11 +1,16 @@
-//! One problem found in a config file: where (file and key), what, and how
-//! to fix it. `dars check` prints them all; a run refuses to start while any
-//! has `Severity::Error`.
+//! Reading a config file, shared by every part that owns a piece of one: a
+//! problem found in it (where, what, and how to fix it; `dars check` prints
+//! them all, and a run refuses to start while any has `Severity::Error`),
+//! reading TOML with every unknown key reported, paths resolved against the
+//! file's folder, and TOML dates. A leaf: it imports no other dars module, so
+//! every stage can use it without a cycle through `config`.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use chrono::NaiveDate;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Severity {
@@ -276,6 +281,65 @@ impl From<Problem> for ConfigError {
     }
 }
 
+/// Resolves `p` against the folder of the config file it came from.
+/// `..` is folded lexically, so messages show `outbox/…`, not
+/// `config/agreements/../../outbox/…`.
+pub(crate) fn resolve(base: &Path, p: &Path) -> PathBuf {
+    use std::path::Component;
+    let joined = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    };
+    let mut out = PathBuf::new();
+    for c in joined.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) {
+                    out.pop();
+                } else if !out.has_root() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    if out.as_os_str().is_empty() {
+        out.push(".");
+    }
+    out
+}
+
+/// A TOML date (`2026-01-01`) as a calendar date; times are refused.
+/// (Through a `toml::Value` a date arrives as its text, so both forms are
+/// accepted.)
+pub(crate) fn toml_date<'de, D: Deserializer<'de>>(d: D) -> Result<NaiveDate, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Repr {
+        Datetime(toml::value::Datetime),
+        Text(String),
+    }
+    let dt = match Repr::deserialize(d)? {
+        Repr::Datetime(dt) => dt,
+        Repr::Text(s) => s.parse::<toml::value::Datetime>().map_err(|_| {
+            serde::de::Error::custom(format!("`{s}` is not a date like 2026-01-01"))
+        })?,
+    };
+    match (dt.date, dt.time, dt.offset) {
+        (Some(date), None, None) => NaiveDate::from_ymd_opt(
+            i32::from(date.year),
+            u32::from(date.month),
+            u32::from(date.day),
+        )
+        .ok_or_else(|| serde::de::Error::custom("not a day of the calendar")),
+        _ => Err(serde::de::Error::custom(
+            "expected a bare date like 2026-01-01, without a time",
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -354,5 +418,22 @@ mod tests {
         assert_eq!(keys(&p), ["o.q"]);
         assert_eq!(fields_of::<Two>(), ["a", "b"]);
         assert!(fields_of::<Tagged>().is_empty());
+    }
+
+    #[test]
+    fn paths_resolve_against_the_file_and_fold_dot_dot() {
+        let r = |b: &str, p: &str| resolve(Path::new(b), Path::new(p));
+        assert_eq!(
+            r("config/agreements", "../../outbox"),
+            PathBuf::from("outbox")
+        );
+        assert_eq!(
+            r("config", "../testdata/site/x.parquet"),
+            PathBuf::from("testdata/site/x.parquet")
+        );
+        assert_eq!(r("config", "/srv/outbox"), PathBuf::from("/srv/outbox"));
+        assert_eq!(r("", "../x"), PathBuf::from("../x"));
+        assert_eq!(r("/a", "../../x"), PathBuf::from("/x"));
+        assert_eq!(r("a", ".."), PathBuf::from("."));
     }
 }

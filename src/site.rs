@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::problem::{read_toml, section, Problem};
-use super::{resolve, ConfigError};
+use crate::config_file::{read_toml, resolve, section, ConfigError, Problem, Severity};
 
 #[derive(Debug, Clone, Deserialize)]
 struct SourcesFile {
@@ -66,13 +65,7 @@ impl Site {
     pub fn load(path: &Path) -> Result<Site, ConfigError> {
         let (site, problems) = Self::check(path);
         match site {
-            Some(site)
-                if !problems
-                    .iter()
-                    .any(|p| p.severity == super::Severity::Error) =>
-            {
-                Ok(site)
-            }
+            Some(site) if !problems.iter().any(|p| p.severity == Severity::Error) => Ok(site),
             _ => Err(ConfigError { problems }),
         }
     }

@@ -1,0 +1,675 @@
+//! `dars run` as a sequence of steps over one [`Run`] value: each step reads
+//! what the steps before it left in the run, does its stage (or reuses its
+//! valid checkpoint), and records its checkpoint with [`Run::checkpointed`],
+//! which saves `state.json` after forgetting everything that depends on the
+//! step ([`RunState::redone`]). A new stage is a new method here, a
+//! [`Step`] variant if it is checkpointed, and a line in [`super::run`].
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use chrono::Utc;
+use tracing::{info, warn};
+
+use super::state::{self, Step};
+use super::{
+    check_ledger, checkpoint, fault, ledger_path, lock_agreement, metrics, new_run_id,
+    read_parquet, record, record_pending, report, secure_work_dir, write_parquet, OutputSummary,
+    PipelineError, RunOptions, RunState, RunSummary, StageMetrics, LINKED, RELEASED,
+};
+use crate::aggregate::{self, AggregateError};
+use crate::config::{Agreement, ConfigError, OutputSpec, Site};
+use crate::ingest::{self, IngestConfig};
+use crate::ledger::{Ledger, LedgerEvent};
+use crate::link::{self, LinkConfig, LinkError};
+use crate::lock::Lock;
+use crate::minimise::{self, PseudonymKey};
+use crate::objections::{self, Linked, ObjectionsError, Released};
+use crate::package::{self, Manifest, ManifestFile, Recipients, SigningKey};
+use crate::push::{self, PushReport, StagedRelease};
+use crate::suppress::{self, Profile, SuppressionCounts};
+use crate::tables::FileFormat;
+
+/// One run of one agreement: where it works, what it has done so far, and
+/// the timings of its stages.
+pub(super) struct Run<'a> {
+    site: &'a Site,
+    agreement: &'a Agreement,
+    opts: &'a RunOptions,
+    reference: &'a str,
+    agreement_dir: PathBuf,
+    run_dir: PathBuf,
+    release_dir: PathBuf,
+    st: RunState,
+    stages: Vec<StageMetrics>,
+    /// The release signing key and the ledger; `None` on a dry run.
+    signing: Option<(SigningKey, Ledger)>,
+    _run_lock: Lock,
+}
+
+impl<'a> Run<'a> {
+    /// Checks that the agreement is active and the work directory safe,
+    /// takes the agreement's run lock, checks the ledger can record a
+    /// release (recording one an earlier run delivered and did not), and
+    /// opens the run to resume or a new one.
+    pub(super) fn start(
+        site: &'a Site,
+        agreement: &'a Agreement,
+        opts: &'a RunOptions,
+    ) -> Result<Self, PipelineError> {
+        agreement
+            .ensure_active(opts.today)
+            .map_err(PipelineError::NotActive)?;
+        if let crate::config::AgreementStatus::Expiring { days_left } = agreement.status(opts.today)
+        {
+            warn!(agreement = %agreement.meta.reference, days_left, "agreement ends soon");
+        }
+        let reference = agreement.meta.reference.as_str();
+        let agreement_dir = super::layout::agreement_dir(&site.work_dir, reference);
+        secure_work_dir(&site.work_dir)?;
+        secure_work_dir(&agreement_dir)?;
+        // One run per agreement at a time, for the whole run: two would
+        // share a run id, a work folder and a destination folder.
+        let run_lock = lock_agreement(&agreement_dir, reference)?;
+        fault::point("lock");
+        // Nothing is worth computing that the ledger could not record:
+        // check the signing key and the ledger now, and again before the
+        // push.
+        let signing = if opts.dry_run {
+            None
+        } else {
+            let key = SigningKey::load(&site.signing_key)?;
+            let ledger = Ledger::open(&ledger_path(site), key.verifying_key());
+            check_ledger(site, &ledger).map_err(PipelineError::LedgerNotReady)?;
+            // A release an earlier run delivered and did not record (it
+            // died between the two) is recorded before anything else
+            // leaves.
+            record_pending(site, &ledger, &key, reference)
+                .map_err(PipelineError::LedgerNotReady)?;
+            Some((key, ledger))
+        };
+        let runs_dir = super::layout::runs_dir(&agreement_dir);
+        crate::workdir::create_private_dir(&runs_dir)
+            .map_err(PipelineError::work(&runs_dir, "creating the runs folder"))?;
+        let fingerprint = state::fingerprint(site, agreement).map_err(PipelineError::work(
+            &agreement.file,
+            "fingerprinting the inputs",
+        ))?;
+        let resumable = if opts.dry_run {
+            None
+        } else {
+            state::find_resumable(&runs_dir, &fingerprint)
+        };
+        let (run_dir, st) = match resumable {
+            Some(found) => found,
+            None => {
+                let run_id = new_run_id();
+                let dir = runs_dir.join(&run_id);
+                crate::workdir::create_private_dir(&dir)
+                    .map_err(PipelineError::work(&dir, "creating the run folder"))?;
+                let st = RunState {
+                    fingerprint,
+                    run_id,
+                    started_ns: state::now_ns(),
+                    dry_run: opts.dry_run,
+                    ..Default::default()
+                };
+                (dir, st)
+            }
+        };
+        let run = Self {
+            site,
+            agreement,
+            opts,
+            reference,
+            agreement_dir,
+            release_dir: run_dir.join("release"),
+            run_dir,
+            st,
+            stages: Vec::new(),
+            signing,
+            _run_lock: run_lock,
+        };
+        run.save()?;
+        info!(agreement = reference, run_id = %run.st.run_id, dry_run = opts.dry_run, resumed = run.st.linkage.is_some(), "run started");
+        metrics::reset_peak();
+        Ok(run)
+    }
+
+    fn save(&self) -> Result<(), PipelineError> {
+        self.st
+            .save(&self.run_dir)
+            .map_err(PipelineError::work(&self.run_dir, "saving state.json"))
+    }
+
+    /// Records that `step` was just done (its own checkpoint already set in
+    /// the state): forgets what depends on it, and saves the state.
+    fn checkpointed(&mut self, step: Step) -> Result<(), PipelineError> {
+        self.st.redone(step);
+        self.save()
+    }
+
+    /// Ends a stage's timing and peak memory.
+    fn stage(&mut self, name: &'static str, started: Instant) {
+        let m = StageMetrics::finish(name, started);
+        info!(
+            stage = name,
+            seconds = m.seconds,
+            peak_rss_mib = m.peak_rss_mib,
+            "stage done"
+        );
+        self.stages.push(m);
+        metrics::reset_peak();
+    }
+
+    /// 1-2. Ingest and link, checkpointed as `linked.parquet`.
+    pub(super) fn link(&mut self) -> Result<Linked, PipelineError> {
+        let t = Instant::now();
+        let run_dir = self.run_dir.clone();
+        if self
+            .st
+            .linkage
+            .as_ref()
+            .is_some_and(|(_, cp)| cp.valid(&run_dir))
+        {
+            info!("linkage checkpoint valid: reused");
+            let linked = Linked {
+                persons: read_parquet(&run_dir.join(LINKED))?,
+            };
+            self.stage("link", t);
+            fault::point("link");
+            return Ok(linked);
+        }
+        let link_config = LinkConfig::from_cohort(&self.agreement.cohort);
+        let cohort = ingest::read_cohort(&IngestConfig {
+            path: self.agreement.cohort.path.clone(),
+            required: link_config.required_columns(),
+        })?;
+        for d in &cohort.duplicate_nhs_numbers {
+            warn!(study_id = %d.study_id, first_study_id = %d.first_study_id, line = d.line, "same NHS number under two study IDs");
+        }
+        info!(
+            rows = cohort.rows.len(),
+            rows_with_value_problems = cohort.rows_with_value_problems(),
+            "cohort read"
+        );
+        self.stage("ingest", t);
+        let t_link = Instant::now();
+        let demographics = crate::tables::scan(&self.site.demographics)
+            .map_err(|source| LinkError::Demographics { source })?;
+        let linkage = link::link(&cohort, demographics, &link_config)?;
+        link::write_linkage_csv(&run_dir.join("linkage.csv"), &linkage.rows)
+            .map_err(PipelineError::work(&run_dir, "writing linkage.csv"))?;
+        link::write_review_queue_csv(&run_dir.join("review_queue.csv"), &linkage)
+            .map_err(PipelineError::work(&run_dir, "writing review_queue.csv"))?;
+        let mut persons = linkage.linked.persons.clone();
+        write_parquet(&run_dir.join(LINKED), &mut persons)?;
+        info!(
+            validated = linkage.counts.validated,
+            unmatched = linkage.counts.unmatched,
+            invalid = linkage.counts.invalid,
+            "cohort linked"
+        );
+        self.st.cohort_rows = cohort.rows.len();
+        self.st.rows_with_value_problems = cohort.rows_with_value_problems();
+        self.st.duplicate_nhs_numbers = cohort.duplicate_nhs_numbers.len();
+        self.st.linkage = Some((linkage.counts.clone(), checkpoint(&run_dir, LINKED)?));
+        self.checkpointed(Step::Link)?;
+        self.stage("link", t_link);
+        fault::point("link");
+        Ok(linkage.linked)
+    }
+
+    /// 3. Objections removed, checkpointed as `released.parquet`.
+    pub(super) fn objections(&mut self, linked: &Linked) -> Result<Released, PipelineError> {
+        let t = Instant::now();
+        let run_dir = self.run_dir.clone();
+        let reused = self
+            .st
+            .objections
+            .as_ref()
+            .filter(|(_, cp)| cp.valid(&run_dir))
+            .map(|(counts, _)| counts.clone());
+        let released = match reused {
+            Some(counts) => Released {
+                persons: read_parquet(&run_dir.join(RELEASED))?,
+                counts,
+            },
+            None => {
+                let site = self.site;
+                let register = crate::tables::scan(&site.objections).map_err(|source| {
+                    ObjectionsError::Register {
+                        file: site.objections.clone(),
+                        source,
+                    }
+                })?;
+                let released = objections::remove_objectors(
+                    linked,
+                    register,
+                    &site.objections,
+                    &self.agreement.objections.apply,
+                )?;
+                let mut persons = released.persons.clone();
+                write_parquet(&run_dir.join(RELEASED), &mut persons)?;
+                info!(
+                    removed = released.counts.removed,
+                    released = released.counts.released,
+                    "objections applied"
+                );
+                self.st.objections =
+                    Some((released.counts.clone(), checkpoint(&run_dir, RELEASED)?));
+                self.checkpointed(Step::Objections)?;
+                released
+            }
+        };
+        self.stage("objections", t);
+        fault::point("objections");
+        Ok(released)
+    }
+
+    /// 4-5. The outputs, each written straight into age. Records are sealed
+    /// as soon as they are built; aggregates are counted first and
+    /// protected together, so that a cell shared by two tables of one
+    /// release gets the same treatment in both. Returns the sealed outputs
+    /// in agreement order.
+    pub(super) fn outputs(
+        &mut self,
+        released: &Released,
+    ) -> Result<Vec<state::SealedOutput>, PipelineError> {
+        let agreement = self.agreement;
+        let pseudonym =
+            PseudonymKey::load_or_create(&self.agreement_dir.join("pseudonym.key")).map_err(
+                PipelineError::work(&self.agreement_dir, "loading the pseudonym key"),
+            )?;
+        let sealer = Sealer {
+            release_dir: self.release_dir.clone(),
+            recipients: if self.opts.dry_run {
+                None
+            } else {
+                Some(Recipients::parse(&agreement.release.recipients)?)
+            },
+        };
+        if !self.opts.dry_run {
+            crate::workdir::create_private_dir(&self.release_dir).map_err(PipelineError::work(
+                &self.release_dir,
+                "creating the release folder",
+            ))?;
+        }
+        let mut tables = Vec::new();
+        for (i, spec) in agreement.outputs.iter().enumerate() {
+            if self
+                .st
+                .outputs
+                .get(spec.name())
+                .is_some_and(|o| sealer.still_valid(o))
+            {
+                info!(
+                    output = spec.name(),
+                    "sealed output checkpoint valid: reused"
+                );
+                continue;
+            }
+            let t = Instant::now();
+            let dataset_name = spec.dataset();
+            let source = self.site.datasets.get(dataset_name).ok_or_else(|| {
+                ConfigError::from(crate::config::Problem::error(
+                    &agreement.file,
+                    format!("outputs[{i}].dataset"),
+                    format!("`{dataset_name}` is not a dataset of the site"),
+                    "add it under [datasets] in the site config or correct the name",
+                ))
+            })?;
+            let dataset =
+                crate::tables::scan(&source.path).map_err(|e| PipelineError::Dataset {
+                    output: spec.name().to_string(),
+                    dataset: dataset_name.to_string(),
+                    source: e,
+                })?;
+            match spec {
+                OutputSpec::Records(r) => {
+                    let mut frame =
+                        minimise::records(r, released, dataset, &source.key, &pseudonym)?;
+                    let sealed = sealer.seal(&r.name, "records", r.format, &mut frame, None)?;
+                    self.st.outputs.insert(r.name.clone(), sealed);
+                    self.checkpointed(Step::Output)?;
+                    self.stage("records", t);
+                    fault::point(&format!("output:{}", r.name));
+                }
+                OutputSpec::Aggregate(a) => {
+                    let table = aggregate::count(a, released, dataset, &source.key, &pseudonym)?;
+                    let profile = Profile::resolve(&a.suppression, &agreement.suppression)
+                        .ok_or_else(|| {
+                            ConfigError::from(crate::config::Problem::error(
+                                &agreement.file,
+                                format!("outputs[{i}].suppression"),
+                                format!("unknown profile `{}`", a.suppression),
+                                "use hes, csds or a [suppression.NAME] table",
+                            ))
+                        })?;
+                    tables.push((
+                        a,
+                        suppress::ReleaseTable {
+                            name: a.name.clone(),
+                            table,
+                            profile,
+                        },
+                    ));
+                    self.stage("aggregate", t);
+                }
+            }
+        }
+        if !tables.is_empty() {
+            let t = Instant::now();
+            let release_tables: Vec<&suppress::ReleaseTable> =
+                tables.iter().map(|(_, r)| r).collect();
+            let protected = suppress::protect_release(&release_tables)?;
+            for ((a, r), protected) in tables.iter().zip(protected) {
+                report::write_suppression_report(
+                    &self.run_dir.join("suppression"),
+                    &a.name,
+                    &protected,
+                    &r.profile,
+                )
+                .map_err(PipelineError::work(
+                    &self.run_dir,
+                    "writing the suppression report",
+                ))?;
+                let count_name = match a.count {
+                    aggregate::CountKind::Persons => "persons",
+                    aggregate::CountKind::Records => "records",
+                };
+                let mut frame =
+                    protected
+                        .to_frame(count_name)
+                        .map_err(|e| AggregateError::Polars {
+                            output: a.name.clone(),
+                            source: e,
+                        })?;
+                let sealed = sealer.seal(
+                    &a.name,
+                    "aggregate",
+                    a.format,
+                    &mut frame,
+                    Some(protected.counts.clone()),
+                )?;
+                self.st.outputs.insert(a.name.clone(), sealed);
+                self.checkpointed(Step::Output)?;
+                fault::point(&format!("output:{}", a.name));
+            }
+            self.stage("suppress", t);
+        }
+        // Manifest order is agreement order.
+        Ok(agreement
+            .outputs
+            .iter()
+            .filter_map(|o| self.st.outputs.get(o.name()).cloned())
+            .collect())
+    }
+
+    /// What the run did, so far: counts only.
+    pub(super) fn summary(
+        &self,
+        released: &Released,
+        sealed: &[state::SealedOutput],
+    ) -> RunSummary {
+        RunSummary {
+            agreement: self.reference.to_string(),
+            run_id: self.st.run_id.clone(),
+            dry_run: self.opts.dry_run,
+            work_dir: self.run_dir.clone(),
+            cohort_rows: self.st.cohort_rows,
+            rows_with_value_problems: self.st.rows_with_value_problems,
+            duplicate_nhs_numbers: self.st.duplicate_nhs_numbers,
+            linkage: self
+                .st
+                .linkage
+                .as_ref()
+                .map(|(c, _)| c.clone())
+                .unwrap_or_default(),
+            objections: released.counts.clone(),
+            objection_policy: self.agreement.objections.clone(),
+            outputs: sealed.iter().map(|o| o.summary.clone()).collect(),
+            stages: Vec::new(),
+            release: None,
+        }
+    }
+
+    /// 6-8. Package (manifest and signature), push, and the ledger entry.
+    /// Nothing on a dry run.
+    pub(super) fn release(
+        &mut self,
+        sealed: &[state::SealedOutput],
+        summary: &RunSummary,
+    ) -> Result<Option<PushReport>, PipelineError> {
+        if self.signing.is_none() {
+            return Ok(None);
+        }
+        let files: Vec<ManifestFile> = sealed.iter().filter_map(|o| o.manifest.clone()).collect();
+        let manifest_bytes = self.package(&files, summary)?;
+        let report = self.push(&files, &manifest_bytes)?;
+        self.record(files, &manifest_bytes, &report)?;
+        Ok(Some(report))
+    }
+
+    /// 6. The manifest and its signature: the signature is the commit
+    /// marker. Returns the manifest's bytes, as signed.
+    fn package(
+        &mut self,
+        files: &[ManifestFile],
+        summary: &RunSummary,
+    ) -> Result<Vec<u8>, PipelineError> {
+        let t = Instant::now();
+        let Some((signing_key, ledger)) = &self.signing else {
+            unreachable!("package is only called with a signing key")
+        };
+        let manifest_path = self.release_dir.join("manifest.json");
+        let reusable = self.st.package.as_ref().is_some_and(|cp| {
+            cp.valid(&self.run_dir) && self.release_dir.join("manifest.json.sig").is_file()
+        });
+        let bytes = if reusable {
+            std::fs::read(&manifest_path).map_err(PipelineError::work(
+                &self.release_dir,
+                "reading manifest.json",
+            ))?
+        } else {
+            let counts = Manifest::table_counts(
+                summary
+                    .outputs
+                    .iter()
+                    .filter_map(|o| Some((o.name.as_str(), o.suppression.as_ref()?))),
+            );
+            let manifest = Manifest {
+                agreement: self.reference.to_string(),
+                run_id: self.st.run_id.clone(),
+                created_at: Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                tool_version: format!("dars {}", env!("CARGO_PKG_VERSION")),
+                // The entry this release is made on top of: recipients'
+                // copies anchor the ledger from outside.
+                ledger_head: Some(ledger.verify()?.head),
+                objections: Some(self.agreement.objections.clone()),
+                files: files.to_vec(),
+                counts,
+            };
+            let signed = manifest.sign(signing_key);
+            signed.write_to(&self.release_dir)?;
+            self.st.package = Some(checkpoint(&self.run_dir, "release/manifest.json")?);
+            self.checkpointed(Step::Package)?;
+            signed.json
+        };
+        self.stage("package", t);
+        fault::point("package");
+        Ok(bytes)
+    }
+
+    /// 7. The push, signature last; files already whole at the destination
+    /// (from a run that died during the push) are not sent again.
+    fn push(
+        &mut self,
+        files: &[ManifestFile],
+        manifest_bytes: &[u8],
+    ) -> Result<PushReport, PipelineError> {
+        let t = Instant::now();
+        let Some((_, ledger)) = &self.signing else {
+            unreachable!("push is only called with a signing key")
+        };
+        let run_id = self.st.run_id.clone();
+        let mut order: Vec<String> = files.iter().map(|f| f.name.clone()).collect();
+        order.push("manifest.json".into());
+        order.push("manifest.json.sig".into());
+        let staged = StagedRelease {
+            dir: self.release_dir.clone(),
+            files: order,
+            folder: format!("{}/{run_id}", self.reference),
+        };
+        check_ledger(self.site, ledger).map_err(PipelineError::LedgerNotReady)?;
+        // The record of the release, kept before the first file leaves: if
+        // this process dies between the delivery and the ledger append,
+        // the next run finds it and records the release.
+        let signature = std::fs::read(self.release_dir.join(package::SIGNATURE_FILE)).map_err(
+            PipelineError::work(&self.release_dir, "reading manifest.json.sig"),
+        )?;
+        let delivery = record::Delivery {
+            destination: format!("{}/{}", self.agreement.release.destination, staged.folder),
+            forced: self.opts.forced,
+        };
+        record::keep(
+            &self.agreement_dir,
+            &run_id,
+            manifest_bytes,
+            &signature,
+            &delivery,
+        )
+        .map_err(PipelineError::work(
+            &self.agreement_dir,
+            "keeping the release record",
+        ))?;
+        let report = match push::push(&self.agreement.release, &staged) {
+            Ok(report) => report,
+            Err(e) => {
+                record::discard(&self.agreement_dir, &run_id);
+                return Err(e.into());
+            }
+        };
+        fault::point("delivered");
+        info!(location = %report.location, files = report.files_sent, already_there = report.files_already_there, bytes = report.bytes_sent, "release delivered");
+        self.st.pushed = Some(report.clone());
+        self.save()?;
+        self.stage("push", t);
+        fault::point("push");
+        Ok(report)
+    }
+
+    /// 8. The ledger entry, once per run id.
+    fn record(
+        &mut self,
+        files: Vec<ManifestFile>,
+        manifest_bytes: &[u8],
+        report: &PushReport,
+    ) -> Result<(), PipelineError> {
+        let t = Instant::now();
+        let Some((signing_key, ledger)) = &self.signing else {
+            unreachable!("record is only called with a signing key")
+        };
+        let (reference, run_id) = (self.reference, self.st.run_id.clone());
+        let unrecorded = |source| PipelineError::Unrecorded {
+            location: report.location.clone(),
+            source,
+        };
+        let already = ledger.entries().map_err(unrecorded)?.into_iter().find(|e| matches!(&e.event, LedgerEvent::Release { agreement, run_id: r, .. } if agreement == reference && *r == run_id));
+        let entry = match already {
+            Some(entry) => entry,
+            None => ledger
+                .append(
+                    LedgerEvent::Release {
+                        agreement: reference.to_string(),
+                        run_id: run_id.clone(),
+                        destination: report.location.clone(),
+                        manifest_sha256: package::sha256_hex(manifest_bytes),
+                        files,
+                        forced: self.opts.forced,
+                    },
+                    signing_key,
+                )
+                .map_err(unrecorded)?,
+        };
+        if let Err(e) = record::mark_recorded(&self.agreement_dir, &run_id, entry.seq) {
+            // Recorded all the same; the next run finds the entry and
+            // writes the receipt.
+            warn!(run_id = %run_id, seq = entry.seq, error = %e, "the release is in the ledger but its record's receipt could not be written");
+        }
+        self.st.released = true;
+        self.save()?;
+        self.stage("ledger", t);
+        Ok(())
+    }
+
+    /// Writes `summary.json` with the stages' timings, and returns it.
+    pub(super) fn finish(self, mut summary: RunSummary) -> Result<RunSummary, PipelineError> {
+        summary.stages = self.stages;
+        let json = serde_json::to_vec_pretty(&summary).map_err(|e| {
+            PipelineError::work(&self.run_dir, "writing summary.json")(std::io::Error::other(e))
+        })?;
+        crate::workdir::write_private(&self.run_dir.join("summary.json"), &json)
+            .map_err(PipelineError::work(&self.run_dir, "writing summary.json"))?;
+        Ok(summary)
+    }
+}
+
+/// Seals one output into the release folder (age-encrypted, hashed in the
+/// same pass); on a dry run it only counts.
+struct Sealer {
+    release_dir: PathBuf,
+    recipients: Option<Recipients>,
+}
+
+impl Sealer {
+    /// Whether a sealed output's file is still the one its checkpoint
+    /// hashed.
+    fn still_valid(&self, o: &state::SealedOutput) -> bool {
+        match &o.manifest {
+            Some(m) => {
+                state::sha256_file(&self.release_dir.join(&m.name)).is_ok_and(|h| h == m.sha256)
+            }
+            None => false,
+        }
+    }
+
+    fn seal(
+        &self,
+        name: &str,
+        kind: &'static str,
+        format: FileFormat,
+        frame: &mut polars::prelude::DataFrame,
+        suppression: Option<SuppressionCounts>,
+    ) -> Result<state::SealedOutput, PipelineError> {
+        let rows = frame.height() as u64;
+        let file = format!("{name}.{}", format.extension());
+        let (manifest, plaintext_sha256) = match &self.recipients {
+            Some(recipients) => {
+                let sealed = package::seal(
+                    &self.release_dir.join(format!("{file}.age")),
+                    recipients,
+                    |w| crate::tables::write_frame(frame, format, w).map_err(Into::into),
+                )?;
+                let plaintext = sealed.plaintext_sha256.clone();
+                (
+                    Some(ManifestFile::from_sealed(&sealed, rows, kind)),
+                    Some(plaintext),
+                )
+            }
+            None => (None, None),
+        };
+        info!(output = name, kind, rows, "output built");
+        Ok(state::SealedOutput {
+            summary: OutputSummary {
+                name: name.to_string(),
+                kind: kind.to_string(),
+                file,
+                rows,
+                suppression,
+            },
+            manifest,
+            plaintext_sha256,
+        })
+    }
+}
