@@ -23,6 +23,7 @@ mod openssh_pattern; // OpenSSH pattern lists: known_hosts host names, allowed_s
 pub mod package; // stage 6a: age encryption, manifest, SSHSIG signature
 pub mod pipeline; // the orchestrator behind `dars run`
 pub mod push; // stage 6b: deliver a sealed release to its destination
+pub mod register; // `dars register`: the public register of releases, from the ledger
 pub mod review; // `dars review`: the clerical review page and its journal
 pub mod suppress; // stage 5b: disclosure control on counts
 pub mod synth; // deterministic synthetic site data, cohort and truth

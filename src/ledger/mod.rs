@@ -78,6 +78,10 @@ pub enum LedgerEvent {
         files: Vec<ManifestFile>,
         /// Released despite a failed pre-release check, by an operator's choice.
         forced: bool,
+        /// What the public register says of this release (absent from
+        /// entries written before the register existed).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        register: Option<crate::register::RegisterFacts>,
     },
     /// The recipient certified that released data was destroyed.
     Destruction {

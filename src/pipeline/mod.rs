@@ -615,6 +615,10 @@ pub fn run(
         let delivery = record::Delivery {
             destination: format!("{}/{}", agreement.release.destination, staged.folder),
             forced: opts.forced,
+            register: Some(crate::register::RegisterFacts::of(
+                agreement,
+                released.counts.released,
+            )),
         };
         record::keep(
             &agreement_dir,
@@ -659,6 +663,7 @@ pub fn run(
                         manifest_sha256: package::sha256_hex(&manifest_bytes),
                         files,
                         forced: opts.forced,
+                        register: delivery.register.clone(),
                     },
                     signing_key,
                 )
@@ -798,6 +803,7 @@ pub fn record_pending(
                         manifest_sha256,
                         files: manifest.files.clone(),
                         forced: pending.delivery.forced,
+                        register: pending.delivery.register.clone(),
                     },
                     key,
                 )?;
