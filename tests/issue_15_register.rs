@@ -49,7 +49,7 @@ fn three_releases() -> Workdir {
     let other = w
         .agreement_text("2030-12-31", "")
         .replace("DARS-NIC-000001-DEMO1-01", OTHER)
-        .replace("Example University", "Other & <Trust> \"NHS\"")
+        .replace("Example University", r#"Other & <Trust> \"NHS\""#)
         .replace("section-251", "consent")
         .replace("apply = [\"type1\", \"ndoo\"]", "apply = [\"type1\"]");
     w.write("b.toml", &other);
