@@ -25,6 +25,7 @@ mod openssh_pattern; // OpenSSH pattern lists: known_hosts host names, allowed_s
 pub mod package; // stage 6a: age encryption, manifest, SSHSIG signature
 pub mod pipeline; // the orchestrator behind `dars run`
 pub mod push; // stage 6b: deliver a sealed release to its destination
+pub mod register; // `dars register`: the public register of releases, from the ledger
 pub mod review; // `dars review`: the clerical review page and its journal
 pub mod site; // the site config: where the custodian's data and keys live
 pub mod suppress; // stage 5b: disclosure control on counts

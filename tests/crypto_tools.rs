@@ -451,6 +451,7 @@ fn ledger_of(n: usize) -> (tempfile::TempDir, Ledger) {
                     manifest_sha256: "0f".repeat(32),
                     files: vec![],
                     forced: false,
+                    register: None,
                 },
                 &key,
             )

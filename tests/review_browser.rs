@@ -8,42 +8,19 @@
 //! `DARS_REVIEW_SCREENSHOT=docs/review.png cargo test --test review_browser`
 //! also saves the README's screenshot (synthetic data only).
 
+mod browser_support;
 mod common;
 mod review_support;
 
-use std::ffi::OsStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use headless_chrome::protocol::cdp::Page::CaptureScreenshotFormatOption;
-use headless_chrome::{Browser, LaunchOptions, Tab};
+use headless_chrome::Tab;
 use serde_json::{json, Value};
 
+use browser_support::chromium;
 use review_support::*;
-
-/// Debian's Chromium, headless, set up as on a closed network as root:
-/// no sandbox, no GPU, no QUIC, no background or component traffic, and
-/// a new empty profile.
-fn chromium(profile: &std::path::Path) -> Browser {
-    let options = LaunchOptions::default_builder()
-        .path(Some("/usr/bin/chromium".into()))
-        .headless(true)
-        .sandbox(false)
-        .window_size(Some((1440, 960)))
-        .user_data_dir(Some(profile.to_path_buf()))
-        .idle_browser_timeout(Duration::from_secs(300))
-        .args(vec![
-            OsStr::new("--disable-gpu"),
-            OsStr::new("--disable-quic"),
-            OsStr::new("--no-first-run"),
-            OsStr::new("--disable-background-networking"),
-            OsStr::new("--disable-component-update"),
-            OsStr::new("--disable-sync"),
-        ])
-        .build()
-        .unwrap();
-    Browser::new(options).expect("Debian chromium (.ci/run installs it)")
-}
 
 fn js(tab: &Tab, body: &str) -> Value {
     tab.evaluate(&format!("(() => {{ {body} }})()"), false)

@@ -8,6 +8,7 @@ mod check;
 mod clean;
 mod ledger;
 mod link;
+mod register;
 mod review;
 mod run;
 mod suppress;
@@ -95,6 +96,8 @@ pub enum Command {
     Clean(clean::Args),
     /// The clerical review page for a run's review queue, on 127.0.0.1.
     Review(review::Args),
+    /// The public register of releases, from the ledger alone.
+    Register(register::Args),
 }
 
 /// A failed command: the message (already free of identifiers) and its code.
@@ -177,6 +180,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Ledger(c) => ledger::run(c, &cli),
         Command::Agreements(a) => agreements::run(a, &cli),
         Command::Review(a) => review::run(a, &cli),
+        Command::Register(a) => register::run(a, &cli),
     };
     match result {
         Ok(()) => ExitCode::from(exit::OK),

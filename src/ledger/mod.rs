@@ -31,6 +31,7 @@
 //! is returned; a line torn by a crash (no newline, not covered by the
 //! head) is moved aside by the next append, which records that it did.
 
+pub mod register_facts;
 #[cfg(test)]
 mod tests;
 
@@ -78,6 +79,10 @@ pub enum LedgerEvent {
         files: Vec<ManifestFile>,
         /// Released despite a failed pre-release check, by an operator's choice.
         forced: bool,
+        /// What the public register says of this release (absent from
+        /// entries written before the register existed).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        register: Option<register_facts::RegisterFacts>,
     },
     /// The recipient certified that released data was destroyed.
     Destruction {

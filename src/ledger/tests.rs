@@ -33,6 +33,7 @@ fn release(n: u32) -> LedgerEvent {
             kind: "records".to_string(),
         }],
         forced: false,
+        register: None,
     }
 }
 

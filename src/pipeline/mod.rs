@@ -320,6 +320,7 @@ pub fn record_pending(
                         manifest_sha256,
                         files: manifest.files.clone(),
                         forced: pending.delivery.forced,
+                        register: pending.delivery.register.clone(),
                     },
                     key,
                 )?;

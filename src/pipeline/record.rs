@@ -19,7 +19,9 @@
 //!   the run folders, since `dars clean` never removes a record.
 //!
 //! Records hold no one's data: the manifest names files, their hashes and
-//! the cells of each aggregate, never a count of people.
+//! the cells of each aggregate, never a count of people; `delivery.json`
+//! adds the public register's facts for the ledger entry, whose persons
+//! count is already protected as the register publishes it.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -44,6 +46,10 @@ const RECEIPT_FILE: &str = "recorded.json";
 pub struct Delivery {
     pub destination: String,
     pub forced: bool,
+    /// What the ledger entry's register facts will say (persons already
+    /// protected), for a release recorded by a later run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub register: Option<crate::register::RegisterFacts>,
 }
 
 /// The ledger entry that records the release.
@@ -126,6 +132,7 @@ pub fn list(work_dir: &Path) -> Vec<ReleaseRecord> {
             let delivery = serde_json::from_slice(&delivery).unwrap_or(Delivery {
                 destination: String::new(),
                 forced: false,
+                register: None,
             });
             let receipt = fs::read(dir.join(RECEIPT_FILE))
                 .ok()

@@ -446,8 +446,8 @@ impl<'a> Run<'a> {
         }
         let files: Vec<ManifestFile> = sealed.iter().filter_map(|o| o.manifest.clone()).collect();
         let manifest_bytes = self.package(&files, summary)?;
-        let report = self.push(&files, &manifest_bytes)?;
-        self.record(files, &manifest_bytes, &report)?;
+        let (report, delivery) = self.push(&files, &manifest_bytes, summary)?;
+        self.record(files, &manifest_bytes, &report, delivery)?;
         Ok(Some(report))
     }
 
@@ -507,7 +507,8 @@ impl<'a> Run<'a> {
         &mut self,
         files: &[ManifestFile],
         manifest_bytes: &[u8],
-    ) -> Result<PushReport, PipelineError> {
+        summary: &RunSummary,
+    ) -> Result<(PushReport, record::Delivery), PipelineError> {
         let t = Instant::now();
         let Some((_, ledger)) = &self.signing else {
             unreachable!("push is only called with a signing key")
@@ -531,6 +532,10 @@ impl<'a> Run<'a> {
         let delivery = record::Delivery {
             destination: format!("{}/{}", self.agreement.release.destination, staged.folder),
             forced: self.opts.forced,
+            register: Some(crate::register::RegisterFacts::of(
+                self.agreement,
+                summary.objections.released,
+            )),
         };
         record::keep(
             &self.agreement_dir,
@@ -556,7 +561,7 @@ impl<'a> Run<'a> {
         self.save()?;
         self.stage("push", t);
         fault::point("push");
-        Ok(report)
+        Ok((report, delivery))
     }
 
     /// 8. The ledger entry, once per run id.
@@ -565,6 +570,7 @@ impl<'a> Run<'a> {
         files: Vec<ManifestFile>,
         manifest_bytes: &[u8],
         report: &PushReport,
+        delivery: record::Delivery,
     ) -> Result<(), PipelineError> {
         let t = Instant::now();
         let Some((signing_key, ledger)) = &self.signing else {
@@ -587,6 +593,7 @@ impl<'a> Run<'a> {
                         manifest_sha256: package::sha256_hex(manifest_bytes),
                         files,
                         forced: self.opts.forced,
+                        register: delivery.register,
                     },
                     signing_key,
                 )
