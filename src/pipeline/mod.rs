@@ -343,7 +343,7 @@ pub fn record_pending(
 /// second run started while one is going is a mistake (two schedulers, a
 /// double start), and one that waited would then make a second release.
 fn lock_agreement(agreement_dir: &Path, reference: &str) -> Result<Lock, PipelineError> {
-    let path = layout::run_lock(&agreement_dir);
+    let path = layout::run_lock(agreement_dir);
     Lock::try_acquire(&path).map_err(|e| match e {
         LockError::Held { path, holder } => PipelineError::Locked {
             reference: reference.to_string(),

@@ -162,7 +162,7 @@ impl<'a> Run<'a> {
         metrics::reset_peak();
     }
 
-    /// 1-2. Ingest and link, checkpointed as `linked.parquet`.
+    /// Steps 1-2: ingest and link, checkpointed as `linked.parquet`.
     pub(super) fn link(&mut self) -> Result<Linked, PipelineError> {
         let t = Instant::now();
         let run_dir = self.run_dir.clone();
@@ -220,7 +220,7 @@ impl<'a> Run<'a> {
         Ok(linkage.linked)
     }
 
-    /// 3. Objections removed, checkpointed as `released.parquet`.
+    /// Step 3: objections removed, checkpointed as `released.parquet`.
     pub(super) fn objections(&mut self, linked: &Linked) -> Result<Released, PipelineError> {
         let t = Instant::now();
         let run_dir = self.run_dir.clone();
@@ -267,7 +267,7 @@ impl<'a> Run<'a> {
         Ok(released)
     }
 
-    /// 4-5. The outputs, each written straight into age. Records are sealed
+    /// Steps 4-5: the outputs, each written straight into age. Records are sealed
     /// as soon as they are built; aggregates are counted first and
     /// protected together, so that a cell shared by two tables of one
     /// release gets the same treatment in both. Returns the sealed outputs
@@ -434,7 +434,7 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// 6-8. Package (manifest and signature), push, and the ledger entry.
+    /// Steps 6-8: package (manifest and signature), push, and the ledger entry.
     /// Nothing on a dry run.
     pub(super) fn release(
         &mut self,
@@ -451,8 +451,8 @@ impl<'a> Run<'a> {
         Ok(Some(report))
     }
 
-    /// 6. The manifest and its signature: the signature is the commit
-    /// marker. Returns the manifest's bytes, as signed.
+    /// Step 6, the manifest and its signature: the signature is the
+    /// commit marker. Returns the manifest's bytes, as signed.
     fn package(
         &mut self,
         files: &[ManifestFile],
@@ -501,8 +501,8 @@ impl<'a> Run<'a> {
         Ok(bytes)
     }
 
-    /// 7. The push, signature last; files already whole at the destination
-    /// (from a run that died during the push) are not sent again.
+    /// Step 7, the push, signature last; files already whole at the
+    /// destination (from a run that died during the push) are not sent again.
     fn push(
         &mut self,
         files: &[ManifestFile],
@@ -564,7 +564,7 @@ impl<'a> Run<'a> {
         Ok((report, delivery))
     }
 
-    /// 8. The ledger entry, once per run id.
+    /// Step 8, the ledger entry, once per run id.
     fn record(
         &mut self,
         files: Vec<ManifestFile>,
