@@ -9,6 +9,7 @@
 //! every problem at once for `dars check` instead of stopping at the first.
 
 mod agreement;
+mod period;
 mod problem;
 mod site;
 
@@ -16,6 +17,7 @@ pub use agreement::{
     Agreement, AgreementMeta, AgreementRef, AgreementStatus, CohortSection, LegalBasis,
     ObjectionType, ObjectionsSection, OutputSpec, Schedule,
 };
+pub use period::{schema_problem, Period, Window};
 pub(crate) use problem::fields_of;
 pub use problem::{ConfigError, Problem, Severity};
 pub use site::{DatasetSource, Site};

@@ -23,6 +23,7 @@ mod metrics;
 pub mod record;
 mod report;
 mod state;
+mod window;
 
 pub use metrics::StageMetrics;
 pub use state::{work_records, Checkpoint, RunState, WorkRecords};
@@ -164,6 +165,14 @@ pub enum PipelineError {
         #[source]
         source: polars::error::PolarsError,
     },
+    #[error(
+        "output `{output}` is incremental and its rows up to {through} have been released: \
+         nothing is new until another month ends\n  fix: run it after the month ends, or \
+         re-release the last window with `dars batch --force` (the ledger records it as a repeat)"
+    )]
+    NothingNew { output: String, through: NaiveDate },
+    #[error("adding the cohort's recruited_on to the linked persons: {0}")]
+    Recruitment(#[source] polars::error::PolarsError),
     #[error("work directory {path}: {action}: {source}\n  fix: check `work.dir` in the site config is writable by this user")]
     WorkDir {
         path: PathBuf,
@@ -281,10 +290,18 @@ pub fn run(
         }
         None => {
             let link_config = LinkConfig::from_cohort(&agreement.cohort);
-            let cohort = ingest::read_cohort(&IngestConfig {
+            let backdate = agreement.cohort.backdate;
+            let mut required = link_config.required_columns();
+            if !backdate {
+                required.push((ingest::CohortField::RecruitedOn, "cohort.backdate".into()));
+            }
+            let mut cohort = ingest::read_cohort(&IngestConfig {
                 path: agreement.cohort.path.clone(),
-                required: link_config.required_columns(),
+                required,
             })?;
+            if !backdate {
+                require_recruitment_dates(&mut cohort);
+            }
             for d in &cohort.duplicate_nhs_numbers {
                 warn!(study_id = %d.study_id, first_study_id = %d.first_study_id, line = d.line, "same NHS number under two study IDs");
             }
@@ -302,6 +319,10 @@ pub fn run(
                 .map_err(PipelineError::work(&run_dir, "writing linkage.csv"))?;
             link::write_review_queue_csv(&run_dir.join("review_queue.csv"), &linkage)
                 .map_err(PipelineError::work(&run_dir, "writing review_queue.csv"))?;
+            let mut linkage = linkage;
+            if !backdate {
+                linkage.linked.persons = with_recruitment(&linkage.linked.persons, &cohort)?;
+            }
             let mut persons = linkage.linked.persons.clone();
             write_parquet(&run_dir.join(LINKED), &mut persons)?;
             info!(
@@ -389,7 +410,9 @@ pub fn run(
                 kind: &'static str,
                 format: FileFormat,
                 frame: &mut polars::prelude::DataFrame,
-                suppression: Option<SuppressionCounts>|
+                suppression: Option<SuppressionCounts>,
+                period: Option<&crate::config::Period>,
+                window: Option<&crate::config::Window>|
      -> Result<state::SealedOutput, PipelineError> {
         let rows = frame.height() as u64;
         let file = format!("{name}.{}", format.extension());
@@ -401,7 +424,11 @@ pub fn run(
                     })?;
                 let plaintext = sealed.plaintext_sha256.clone();
                 (
-                    Some(ManifestFile::from_sealed(&sealed, rows, kind)),
+                    Some(ManifestFile {
+                        period: period.cloned(),
+                        window: window.cloned(),
+                        ..ManifestFile::from_sealed(&sealed, rows, kind)
+                    }),
                     Some(plaintext),
                 )
             }
@@ -420,6 +447,32 @@ pub fn run(
             plaintext_sha256,
         })
     };
+    // Incremental outputs take their window from the ledger.
+    let entries = if agreement.outputs.iter().any(OutputSpec::incremental) {
+        open_ledger(site)?.entries()?
+    } else {
+        Vec::new()
+    };
+    let mut windows = std::collections::BTreeMap::new();
+    for spec in agreement.outputs.iter().filter(|o| o.incremental()) {
+        let Some(period) = spec.period() else {
+            continue;
+        };
+        let format = match spec {
+            OutputSpec::Records(r) => r.format,
+            OutputSpec::Aggregate(a) => a.format,
+        };
+        let file = format!("{}.{}.age", spec.name(), format.extension());
+        let last = window::last_window(&entries, reference, &file);
+        let w = window::next_window(period, last.as_ref(), opts.today, opts.forced).map_err(
+            |through| PipelineError::NothingNew {
+                output: spec.name().to_string(),
+                through,
+            },
+        )?;
+        info!(output = spec.name(), from = %w.from, to = %w.to, repeats = w.repeats_last_window, "incremental window");
+        windows.insert(spec.name().to_string(), w);
+    }
     let mut tables = Vec::new();
     for (i, spec) in agreement.outputs.iter().enumerate() {
         if st.outputs.get(spec.name()).is_some_and(&sealed_valid) {
@@ -439,15 +492,41 @@ pub fn run(
                 "add it under [datasets] in the site config or correct the name",
             ))
         })?;
-        let dataset = crate::tables::scan(&source.path).map_err(|e| PipelineError::Dataset {
+        let window = windows.get(spec.name());
+        let scope = window.map(crate::config::Window::as_period);
+        let period = scope.as_ref().or(spec.period());
+        let dataset = match period {
+            Some(p) => crate::tables::scan_pruned(&source.path, &|k, v| p.keeps_partition(k, v)),
+            None => crate::tables::scan(&source.path),
+        }
+        .map_err(|e| PipelineError::Dataset {
             output: spec.name().to_string(),
             dataset: dataset_name.to_string(),
             source: e,
         })?;
+        let dataset = match period {
+            Some(p) => within_period(dataset, p, &agreement.file, i).map_err(|e| match e {
+                Ok(problem) => PipelineError::from(ConfigError::from(problem)),
+                Err(source) => PipelineError::Dataset {
+                    output: spec.name().to_string(),
+                    dataset: dataset_name.to_string(),
+                    source,
+                },
+            })?,
+            None => dataset,
+        };
         match spec {
             OutputSpec::Records(r) => {
                 let mut frame = minimise::records(r, &released, dataset, &source.key, &pseudonym)?;
-                let sealed = seal(&r.name, "records", r.format, &mut frame, None)?;
+                let sealed = seal(
+                    &r.name,
+                    "records",
+                    r.format,
+                    &mut frame,
+                    None,
+                    r.period.as_ref(),
+                    window,
+                )?;
                 st.outputs.insert(r.name.clone(), sealed);
                 st.package = None;
                 save(&st)?;
@@ -508,6 +587,8 @@ pub fn run(
                 a.format,
                 &mut frame,
                 Some(protected.counts.clone()),
+                a.period.as_ref(),
+                windows.get(&a.name),
             )?;
             st.outputs.insert(a.name.clone(), sealed);
             st.package = None;
@@ -679,6 +760,89 @@ pub fn run(
     crate::workdir::write_private(&run_dir.join("summary.json"), &json)
         .map_err(PipelineError::work(&run_dir, "writing summary.json"))?;
     Ok(summary)
+}
+
+/// With `cohort.backdate = false`, a row without a usable `recruited_on`
+/// is a value problem with its reason (an unreadable date already is): the
+/// linkage table says why, and no row of that person leaves.
+fn require_recruitment_dates(cohort: &mut ingest::Cohort) {
+    for row in &mut cohort.rows {
+        let said = row
+            .problems
+            .iter()
+            .any(|p| p.field == ingest::CohortField::RecruitedOn);
+        if row.recruited_on.is_none() && !said {
+            row.problems.push(ingest::ValueProblem {
+                field: ingest::CohortField::RecruitedOn,
+                reason: "is missing, and `cohort.backdate = false` releases only rows on or \
+                         after it: nothing is released for this row"
+                    .into(),
+            });
+        }
+    }
+}
+
+/// The linked persons with each study ID's `recruited_on` (null where the
+/// cohort row has none), for `cohort.backdate = false`.
+fn with_recruitment(
+    persons: &polars::prelude::DataFrame,
+    cohort: &ingest::Cohort,
+) -> Result<polars::prelude::DataFrame, PipelineError> {
+    use polars::prelude::*;
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("a day");
+    let ids: Vec<&str> = cohort.rows.iter().map(|r| r.study_id.as_str()).collect();
+    let days: Vec<Option<i32>> = cohort
+        .rows
+        .iter()
+        .map(|r| r.recruited_on.map(|d| (d - epoch).num_days() as i32))
+        .collect();
+    let wrap = |source: PolarsError| PipelineError::Recruitment(crate::tables::redact(source));
+    let dates = DataFrame::new_infer_height(vec![
+        Column::new("study_id".into(), ids),
+        Int32Chunked::from_iter_options("recruited_on".into(), days.into_iter())
+            .into_date()
+            .into_column(),
+    ])
+    .map_err(wrap)?;
+    let joined = persons
+        .clone()
+        .lazy()
+        .join(
+            dates.lazy(),
+            [col("study_id")],
+            [col("study_id")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .collect()
+        .map_err(wrap)?;
+    Ok(joined)
+}
+
+/// Only the dataset's rows whose period column falls inside the period
+/// (both ends included; a row without a date is outside). A column that is
+/// missing or not a date is the agreement's problem, naming the key.
+fn within_period(
+    mut dataset: polars::prelude::LazyFrame,
+    period: &crate::config::Period,
+    file: &Path,
+    i: usize,
+) -> Result<polars::prelude::LazyFrame, Result<crate::config::Problem, polars::prelude::PolarsError>>
+{
+    use polars::prelude::*;
+    let schema = dataset
+        .collect_schema()
+        .map_err(|e| Err(crate::tables::redact(e)))?;
+    if let Some(problem) =
+        crate::config::schema_problem(period, file, &format!("outputs[{i}]"), &schema)
+    {
+        return Err(Ok(problem));
+    }
+    let day = col(period.column.as_str()).cast(DataType::Date);
+    Ok(dataset.filter(
+        day.clone()
+            .gt_eq(lit(period.from))
+            .and(day.lt_eq(lit(period.to))),
+    ))
 }
 
 const LINKED: &str = "linked.parquet";
