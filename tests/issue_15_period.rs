@@ -319,7 +319,16 @@ type Recruitment = std::collections::BTreeMap<String, Option<String>>;
 fn add_recruitment_dates(w: &Workdir) -> Recruitment {
     let path = w.path("data/cohort.csv");
     let (header, rows) = read_csv(&path);
-    let at = header.iter().position(|h| h == "study_id").unwrap();
+    // The synth cohort writes `Study ID` after a BOM, as applicants do.
+    let at = header
+        .iter()
+        .position(|h| {
+            h.trim_start_matches('\u{feff}')
+                .to_lowercase()
+                .replace(' ', "_")
+                == "study_id"
+        })
+        .unwrap();
     let mut out = csv::Writer::from_path(&path).unwrap();
     let mut h = header.clone();
     h.push("Recruitment Date".into());
@@ -490,10 +499,18 @@ fn monthly_extracts_cover_consecutive_windows_once_each() {
     let period = r#"period = { column = "admission_date", from = 2024-12-01, to = 2025-12-31 }
 incremental = true"#;
     let a = agreement(&w, monthly, "hes_apc", period);
-    let text = fs::read_to_string(w.path(&a)).unwrap().replace(
-        "legal_basis = \"section-251\"",
-        "legal_basis = \"section-251\"\nschedule = \"monthly\"",
-    );
+    // The aggregate counts the whole dataset each time (a month's counts
+    // by year would be suppressed to nothing).
+    let text = fs::read_to_string(w.path(&a))
+        .unwrap()
+        .replace(
+            &format!("count = \"records\"\n{period}"),
+            "count = \"records\"",
+        )
+        .replace(
+            "legal_basis = \"section-251\"",
+            "legal_basis = \"section-251\"\nschedule = \"monthly\"",
+        );
     w.write(&a, &text);
     // What the three windows should add up to, released once.
     let whole = r#"period = { column = "admission_date", from = 2024-12-01, to = 2025-04-30 }"#;
