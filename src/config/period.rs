@@ -126,45 +126,6 @@ fn partition_range(value: &str) -> Option<(NaiveDate, NaiveDate)> {
     .filter(|(first, _)| first.year() == year)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn period() -> Period {
-        Period {
-            column: "admission_date".into(),
-            from: NaiveDate::from_ymd_opt(2019, 4, 1).unwrap(),
-            to: NaiveDate::from_ymd_opt(2022, 3, 31).unwrap(),
-        }
-    }
-
-    #[test]
-    fn partitions_wholly_outside_are_pruned() {
-        let p = period();
-        assert!(!p.keeps_partition("admission_date_year", "2018"));
-        assert!(p.keeps_partition("admission_date_year", "2019"));
-        assert!(p.keeps_partition("admission_date_year", "2022"));
-        assert!(!p.keeps_partition("admission_date_year", "2023"));
-        assert!(!p.keeps_partition("admission_date_month", "2019-03"));
-        assert!(p.keeps_partition("admission_date_month", "2019-04"));
-        assert!(!p.keeps_partition("admission_date_month", "2022-04"));
-        assert!(!p.keeps_partition("admission_date", "2019-03-31"));
-        assert!(p.keeps_partition("admission_date", "2022-03-31"));
-        // Other keys, and values that are not dates, are read.
-        assert!(p.keeps_partition("region", "2018"));
-        assert!(p.keeps_partition("admission_date_year", "unknown"));
-    }
-
-    #[test]
-    fn from_after_to_is_an_error_naming_the_key() {
-        let mut p = period();
-        std::mem::swap(&mut p.from, &mut p.to);
-        let problems = p.problems(Path::new("a.toml"), "outputs[0]");
-        assert_eq!(problems.len(), 1);
-        assert!(format!("{:?}", problems[0]).contains("outputs[0].period.from"));
-    }
-}
-
 /// What is wrong with the period column in a dataset's schema: missing,
 /// or of a type that holds no dates. Said with the key `KEY.period.column`.
 pub fn schema_problem(
@@ -215,5 +176,44 @@ pub(crate) fn column_problems(
             .into_iter()
             .collect(),
         Err(_) => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn period() -> Period {
+        Period {
+            column: "admission_date".into(),
+            from: NaiveDate::from_ymd_opt(2019, 4, 1).unwrap(),
+            to: NaiveDate::from_ymd_opt(2022, 3, 31).unwrap(),
+        }
+    }
+
+    #[test]
+    fn partitions_wholly_outside_are_pruned() {
+        let p = period();
+        assert!(!p.keeps_partition("admission_date_year", "2018"));
+        assert!(p.keeps_partition("admission_date_year", "2019"));
+        assert!(p.keeps_partition("admission_date_year", "2022"));
+        assert!(!p.keeps_partition("admission_date_year", "2023"));
+        assert!(!p.keeps_partition("admission_date_month", "2019-03"));
+        assert!(p.keeps_partition("admission_date_month", "2019-04"));
+        assert!(!p.keeps_partition("admission_date_month", "2022-04"));
+        assert!(!p.keeps_partition("admission_date", "2019-03-31"));
+        assert!(p.keeps_partition("admission_date", "2022-03-31"));
+        // Other keys, and values that are not dates, are read.
+        assert!(p.keeps_partition("region", "2018"));
+        assert!(p.keeps_partition("admission_date_year", "unknown"));
+    }
+
+    #[test]
+    fn from_after_to_is_an_error_naming_the_key() {
+        let mut p = period();
+        std::mem::swap(&mut p.from, &mut p.to);
+        let problems = p.problems(Path::new("a.toml"), "outputs[0]");
+        assert_eq!(problems.len(), 1);
+        assert!(format!("{:?}", problems[0]).contains("outputs[0].period.from"));
     }
 }
