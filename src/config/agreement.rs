@@ -129,6 +129,27 @@ impl OutputSpec {
             Self::Aggregate(_) => "aggregate",
         }
     }
+    /// Whether the output says `incremental = true`.
+    pub fn incremental(&self) -> bool {
+        match self {
+            Self::Records(r) => r.incremental,
+            Self::Aggregate(a) => a.incremental,
+        }
+    }
+    /// The output's `period`, if it has one.
+    pub fn period(&self) -> Option<&crate::period::Period> {
+        match self {
+            Self::Records(r) => r.period.as_ref(),
+            Self::Aggregate(a) => a.period.as_ref(),
+        }
+    }
+    /// The format its file is written in.
+    pub fn format(&self) -> crate::tables::FileFormat {
+        match self {
+            Self::Records(r) => r.format,
+            Self::Aggregate(a) => a.format,
+        }
+    }
 }
 
 /// One `[[outputs]]` table, read as the struct its `kind` names (see
@@ -394,6 +415,44 @@ impl Agreement {
                         ),
                     ));
                 }
+            }
+            if o.incremental() && o.period().is_none() {
+                problems.push(Problem::error(
+                    path,
+                    format!("{key}.incremental"),
+                    "has no period column to tell which rows are new since the last release",
+                    "give the output a period, e.g. period = { column = \"admission_date\", from = 2019-04-01, to = 2022-03-31 }, or remove `incremental`",
+                ));
+            }
+            if o.incremental()
+                && meta
+                    .as_ref()
+                    .is_some_and(|m| m.schedule != Schedule::Monthly)
+            {
+                problems.push(Problem::error(
+                    path,
+                    format!("{key}.incremental"),
+                    "is set, but the agreement's schedule is not monthly: windows are whole months",
+                    "set `agreement.schedule = \"monthly\"`, or remove `incremental`",
+                ));
+            }
+            let no_backdate = cohort.as_ref().is_some_and(|c| !c.backdate);
+            if no_backdate && o.period().is_none() {
+                problems.push(Problem::error(
+                    path,
+                    format!("{key}.period"),
+                    "is missing, and `cohort.backdate = false` compares each person's recruited_on with the output's period column",
+                    "give the output a period, e.g. period = { column = \"admission_date\", from = 2019-04-01, to = 2022-03-31 }",
+                ));
+            }
+            if let Some(period) = o.period() {
+                problems.extend(period.problems(path, &key));
+                problems.extend(crate::period::column_problems(
+                    period,
+                    path,
+                    &key,
+                    site.and_then(|s| s.datasets.get(o.dataset())),
+                ));
             }
             match o {
                 OutputSpec::Records(r) => {

@@ -16,6 +16,14 @@ pub struct CohortSection {
     pub manual_validation: bool,
     #[serde(default)]
     pub review_decisions: Option<PathBuf>,
+    /// `false`: release for each person only rows on or after their
+    /// `recruited_on`, on each output's period column.
+    #[serde(default = "backdated")]
+    pub backdate: bool,
+}
+
+fn backdated() -> bool {
+    true
 }
 
 impl CohortSection {

@@ -133,12 +133,19 @@ pub fn records(
         person_columns.push(col("date_of_birth").alias(DOB));
         exprs.push(col(DOB));
     }
+    let recruited = recruitment_filter(released, spec.period.as_ref());
+    if recruited.is_some() {
+        person_columns.push(col(crate::objections::RECRUITED_ON));
+    }
     let persons = released.persons.clone().lazy().select(person_columns);
     let key_alias = "__dars_key";
-    let lf = dataset
+    let mut lf = dataset
         .with_column(col(key).cast(DataType::Int64).alias(key_alias))
-        .inner_join(persons, col(key_alias), col("person_id"))
-        .select(exprs);
+        .inner_join(persons, col(key_alias), col("person_id"));
+    if let Some(recruited) = recruited {
+        lf = lf.filter(recruited);
+    }
+    let lf = lf.select(exprs);
     let mut out = crate::tables::collect(lf).map_err(wrap)?;
     if !policy.identifiable {
         check_content(spec, &fields, &out).map_err(|e| match e {
@@ -160,6 +167,30 @@ pub fn records(
         .sort(names, SortMultipleOptions::default().with_nulls_last(true))
         .map_err(wrap)?;
     Ok(out)
+}
+
+/// With `cohort.backdate = false` (the released persons carry
+/// `recruited_on`): only rows whose period column is on or after the
+/// person's date. A person without a date gets no row; so does an output
+/// without a period (which `dars check` refuses).
+pub fn recruitment_filter(
+    released: &Released,
+    period: Option<&crate::period::Period>,
+) -> Option<Expr> {
+    let carried = released
+        .persons
+        .get_column_names()
+        .iter()
+        .any(|c| c.as_str() == crate::objections::RECRUITED_ON);
+    if !carried {
+        return None;
+    }
+    Some(match period {
+        Some(p) => col(p.column.as_str())
+            .cast(DataType::Date)
+            .gt_eq(col(crate::objections::RECRUITED_ON)),
+        None => lit(false),
+    })
 }
 
 enum Checked {

@@ -67,6 +67,14 @@ pub struct ManifestFile {
     pub rows: u64,
     /// `records` or `aggregate`.
     pub kind: String,
+    /// The output's period: only rows whose `column` falls in
+    /// `from..=to` (both included) are in the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<crate::period::Period>,
+    /// An incremental output's window: the rows of the period new since
+    /// the agreement's last release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<crate::period::Window>,
 }
 
 impl ManifestFile {
@@ -78,6 +86,8 @@ impl ManifestFile {
             sha256: sealed.sha256.clone(),
             rows,
             kind: kind.to_string(),
+            period: None,
+            window: None,
         }
     }
 }

@@ -268,6 +268,8 @@ fn sample_manifest() -> Manifest {
             sha256: "ab".repeat(32),
             rows: 99,
             kind: "records".to_string(),
+            period: None,
+            window: None,
         }],
         counts,
     }

@@ -26,6 +26,7 @@ pub mod record;
 mod report;
 mod state;
 mod steps;
+mod window;
 
 pub use metrics::StageMetrics;
 pub use state::{work_records, Checkpoint, RunState, Step, WorkRecords};
@@ -166,6 +167,14 @@ pub enum PipelineError {
         #[source]
         source: polars::error::PolarsError,
     },
+    #[error(
+        "output `{output}` is incremental and its rows up to {through} have been released: \
+         nothing is new until another month ends\n  fix: run it after the month ends, or \
+         re-release the last window with `dars batch --force` (the ledger records it as a repeat)"
+    )]
+    NothingNew { output: String, through: NaiveDate },
+    #[error("adding the cohort's recruited_on to the linked persons: {0}")]
+    Recruitment(#[source] polars::error::PolarsError),
     #[error("work directory {path}: {action}: {source}\n  fix: check `work.dir` in the site config is writable by this user")]
     WorkDir {
         path: PathBuf,

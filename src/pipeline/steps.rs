@@ -5,6 +5,7 @@
 //! step ([`RunState::redone`]). A new stage is a new method here, a
 //! [`Step`] variant if it is checkpointed, and a line in [`super::run`].
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -14,8 +15,8 @@ use tracing::{info, warn};
 use super::state::{self, Step};
 use super::{
     check_ledger, checkpoint, fault, ledger_path, lock_agreement, metrics, new_run_id,
-    read_parquet, record, record_pending, report, secure_work_dir, write_parquet, OutputSummary,
-    PipelineError, RunOptions, RunState, RunSummary, StageMetrics, LINKED, RELEASED,
+    read_parquet, record, record_pending, report, secure_work_dir, window, write_parquet,
+    OutputSummary, PipelineError, RunOptions, RunState, RunSummary, StageMetrics, LINKED, RELEASED,
 };
 use crate::aggregate::{self, AggregateError};
 use crate::config::{Agreement, ConfigError, OutputSpec, Site};
@@ -26,6 +27,7 @@ use crate::lock::Lock;
 use crate::minimise::{self, PseudonymKey};
 use crate::objections::{self, Linked, ObjectionsError, Released};
 use crate::package::{self, Manifest, ManifestFile, Recipients, SigningKey};
+use crate::period::{Period, Window};
 use crate::push::{self, PushReport, StagedRelease};
 use crate::suppress::{self, Profile, SuppressionCounts};
 use crate::tables::FileFormat;
@@ -181,10 +183,18 @@ impl<'a> Run<'a> {
             return Ok(linked);
         }
         let link_config = LinkConfig::from_cohort(&self.agreement.cohort);
-        let cohort = ingest::read_cohort(&IngestConfig {
+        let backdate = self.agreement.cohort.backdate;
+        let mut required = link_config.required_columns();
+        if !backdate {
+            required.push((ingest::CohortField::RecruitedOn, "cohort.backdate".into()));
+        }
+        let mut cohort = ingest::read_cohort(&IngestConfig {
             path: self.agreement.cohort.path.clone(),
-            required: link_config.required_columns(),
+            required,
         })?;
+        if !backdate {
+            window::require_recruitment_dates(&mut cohort);
+        }
         for d in &cohort.duplicate_nhs_numbers {
             warn!(study_id = %d.study_id, first_study_id = %d.first_study_id, line = d.line, "same NHS number under two study IDs");
         }
@@ -197,11 +207,14 @@ impl<'a> Run<'a> {
         let t_link = Instant::now();
         let demographics = crate::tables::scan(&self.site.demographics)
             .map_err(|source| LinkError::Demographics { source })?;
-        let linkage = link::link(&cohort, demographics, &link_config)?;
+        let mut linkage = link::link(&cohort, demographics, &link_config)?;
         link::write_linkage_csv(&run_dir.join("linkage.csv"), &linkage.rows)
             .map_err(PipelineError::work(&run_dir, "writing linkage.csv"))?;
         link::write_review_queue_csv(&run_dir.join("review_queue.csv"), &linkage)
             .map_err(PipelineError::work(&run_dir, "writing review_queue.csv"))?;
+        if !backdate {
+            linkage.linked.persons = window::with_recruitment(&linkage.linked.persons, &cohort)?;
+        }
         let mut persons = linkage.linked.persons.clone();
         write_parquet(&run_dir.join(LINKED), &mut persons)?;
         info!(
@@ -295,6 +308,7 @@ impl<'a> Run<'a> {
                 "creating the release folder",
             ))?;
         }
+        let windows = self.windows()?;
         let mut tables = Vec::new();
         for (i, spec) in agreement.outputs.iter().enumerate() {
             if self
@@ -319,17 +333,41 @@ impl<'a> Run<'a> {
                     "add it under [datasets] in the site config or correct the name",
                 ))
             })?;
-            let dataset =
-                crate::tables::scan(&source.path).map_err(|e| PipelineError::Dataset {
-                    output: spec.name().to_string(),
-                    dataset: dataset_name.to_string(),
-                    source: e,
-                })?;
+            // An incremental output reads its window; any other its period.
+            let window = windows.get(spec.name());
+            let scope = window.map(Window::as_period);
+            let period = scope.as_ref().or(spec.period());
+            let dataset_error = |source| PipelineError::Dataset {
+                output: spec.name().to_string(),
+                dataset: dataset_name.to_string(),
+                source,
+            };
+            let dataset = match period {
+                Some(p) => {
+                    crate::tables::scan_pruned(&source.path, &|k, v| p.keeps_partition(k, v))
+                }
+                None => crate::tables::scan(&source.path),
+            }
+            .map_err(dataset_error)?;
+            let dataset = match period {
+                Some(p) => {
+                    window::within_period(dataset, p, &agreement.file, i).map_err(|e| match e {
+                        Ok(problem) => PipelineError::from(ConfigError::from(problem)),
+                        Err(source) => dataset_error(source),
+                    })?
+                }
+                None => dataset,
+            };
+            let scoped = Scope {
+                period: spec.period(),
+                window,
+            };
             match spec {
                 OutputSpec::Records(r) => {
                     let mut frame =
                         minimise::records(r, released, dataset, &source.key, &pseudonym)?;
-                    let sealed = sealer.seal(&r.name, "records", r.format, &mut frame, None)?;
+                    let sealed =
+                        sealer.seal(&r.name, "records", r.format, &mut frame, None, scoped)?;
                     self.st.outputs.insert(r.name.clone(), sealed);
                     self.checkpointed(Step::Output)?;
                     self.stage("records", t);
@@ -391,6 +429,10 @@ impl<'a> Run<'a> {
                     a.format,
                     &mut frame,
                     Some(protected.counts.clone()),
+                    Scope {
+                        period: a.period.as_ref(),
+                        window: windows.get(&a.name),
+                    },
                 )?;
                 self.st.outputs.insert(a.name.clone(), sealed);
                 self.checkpointed(Step::Output)?;
@@ -404,6 +446,33 @@ impl<'a> Run<'a> {
             .iter()
             .filter_map(|o| self.st.outputs.get(o.name()).cloned())
             .collect())
+    }
+
+    /// The window of each incremental output, from the ledger: the rows of
+    /// its period new since the agreement's last release of it (see
+    /// [`window::next_window`]). Refused when nothing is new, unless forced.
+    fn windows(&self) -> Result<BTreeMap<String, Window>, PipelineError> {
+        let agreement = self.agreement;
+        let mut windows = BTreeMap::new();
+        if !agreement.outputs.iter().any(OutputSpec::incremental) {
+            return Ok(windows);
+        }
+        let entries = super::open_ledger(self.site)?.entries()?;
+        for spec in agreement.outputs.iter().filter(|o| o.incremental()) {
+            let Some(period) = spec.period() else {
+                continue;
+            };
+            let file = format!("{}.{}.age", spec.name(), spec.format().extension());
+            let last = window::last_window(&entries, self.reference, &file);
+            let w = window::next_window(period, last.as_ref(), self.opts.today, self.opts.forced)
+                .map_err(|through| PipelineError::NothingNew {
+                output: spec.name().to_string(),
+                through,
+            })?;
+            info!(output = spec.name(), from = %w.from, to = %w.to, repeats = w.repeats_last_window, "incremental window");
+            windows.insert(spec.name().to_string(), w);
+        }
+        Ok(windows)
     }
 
     /// What the run did, so far: counts only.
@@ -535,6 +604,7 @@ impl<'a> Run<'a> {
             register: Some(crate::register::RegisterFacts::of(
                 self.agreement,
                 summary.objections.released,
+                files,
             )),
         };
         record::keep(
@@ -622,6 +692,14 @@ impl<'a> Run<'a> {
     }
 }
 
+/// What an output's file is said to cover, in its manifest entry: the
+/// output's period and, if incremental, this release's window of it.
+#[derive(Clone, Copy)]
+struct Scope<'s> {
+    period: Option<&'s Period>,
+    window: Option<&'s Window>,
+}
+
 /// Seals one output into the release folder (age-encrypted, hashed in the
 /// same pass); on a dry run it only counts.
 struct Sealer {
@@ -648,6 +726,7 @@ impl Sealer {
         format: FileFormat,
         frame: &mut polars::prelude::DataFrame,
         suppression: Option<SuppressionCounts>,
+        scope: Scope,
     ) -> Result<state::SealedOutput, PipelineError> {
         let rows = frame.height() as u64;
         let file = format!("{name}.{}", format.extension());
@@ -660,7 +739,11 @@ impl Sealer {
                 )?;
                 let plaintext = sealed.plaintext_sha256.clone();
                 (
-                    Some(ManifestFile::from_sealed(&sealed, rows, kind)),
+                    Some(ManifestFile {
+                        period: scope.period.cloned(),
+                        window: scope.window.cloned(),
+                        ..ManifestFile::from_sealed(&sealed, rows, kind)
+                    }),
                     Some(plaintext),
                 )
             }

@@ -17,6 +17,8 @@ fn release(seq: u64, at: &str, rows: u64, register: Option<RegisterFacts>) -> Le
                 sha256: "cd".repeat(32),
                 rows,
                 kind: "records".to_string(),
+                period: None,
+                window: None,
             }],
             forced: false,
             register,
