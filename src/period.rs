@@ -157,28 +157,6 @@ pub fn schema_problem(
     }
 }
 
-/// With the site, the period column's presence and type in the dataset's
-/// schema (a Parquet footer; a CSV file's header and inferred types).
-/// Nothing is said when the dataset cannot be opened: the run reports that.
-pub(crate) fn column_problems(
-    period: &Period,
-    file: &Path,
-    key: &str,
-    dataset: Option<&crate::site::DatasetSource>,
-) -> Vec<Problem> {
-    let Some(dataset) = dataset else {
-        return Vec::new();
-    };
-    let schema = crate::tables::scan_pruned(&dataset.path, &|k, v| period.keeps_partition(k, v))
-        .and_then(|mut lf| lf.collect_schema());
-    match schema {
-        Ok(schema) => schema_problem(period, file, key, &schema)
-            .into_iter()
-            .collect(),
-        Err(_) => Vec::new(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

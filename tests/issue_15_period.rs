@@ -593,6 +593,30 @@ incremental = true"#;
         (&last["from"], &last["to"]),
         (&windows[2].1["from"], &windows[2].1["to"])
     );
+
+    // The public register gives each release the period its files cover:
+    // an incremental output's window, another output's period.
+    let out = w.dars(&["register", "--out", "register.csv"]);
+    assert!(out.status.success(), "register: {}", stderr(&out));
+    let (header, rows) = read_csv(&w.path("register.csv"));
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let said: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| (r[col("agreement")].clone(), r[col("period")].clone()))
+        .collect();
+    let whole = "2024-12-01..2025-04-30";
+    let mut expected = vec![(
+        once.to_string(),
+        format!("episodes: {whole}; admissions_by_region: {whole}"),
+    )];
+    for (_, window) in &windows {
+        let (from, to) = (
+            window["from"].as_str().unwrap(),
+            window["to"].as_str().unwrap(),
+        );
+        expected.push((monthly.to_string(), format!("episodes: {from}..{to}")));
+    }
+    assert_eq!(said, expected, "the register's periods, in ledger order");
 }
 
 #[test]

@@ -447,7 +447,7 @@ impl Agreement {
             }
             if let Some(period) = o.period() {
                 problems.extend(period.problems(path, &key));
-                problems.extend(crate::period::column_problems(
+                problems.extend(period_column_problems(
                     period,
                     path,
                     &key,
@@ -562,6 +562,28 @@ impl AgreementStatus {
                 Self::Active
             }
         }
+    }
+}
+
+/// With the site, the period column's presence and type in the dataset's
+/// schema (a Parquet footer; a CSV file's header and inferred types).
+/// Nothing is said when the dataset cannot be opened: the run reports that.
+fn period_column_problems(
+    period: &crate::period::Period,
+    file: &Path,
+    key: &str,
+    dataset: Option<&crate::site::DatasetSource>,
+) -> Vec<Problem> {
+    let Some(dataset) = dataset else {
+        return Vec::new();
+    };
+    let schema = crate::tables::scan_pruned(&dataset.path, &|k, v| period.keeps_partition(k, v))
+        .and_then(|mut lf| lf.collect_schema());
+    match schema {
+        Ok(schema) => crate::period::schema_problem(period, file, key, &schema)
+            .into_iter()
+            .collect(),
+        Err(_) => Vec::new(),
     }
 }
 
