@@ -308,15 +308,28 @@ impl Agreement {
                 ));
             }
         }
-        if let Some(c) = &cohort {
-            let cohort_path = resolve(&base, &c.path);
-            if !cohort_path.is_file() {
-                problems.push(Problem::error(
+        if let Some(c) = cohort.as_ref().filter(|c| c.reuse.is_some()) {
+            problems.extend(reuse_problems(c, meta.as_ref(), path));
+        }
+        if let Some(c) = cohort.as_ref().filter(|c| c.reuse.is_none()) {
+            match &c.path {
+                None => problems.push(Problem::error(
                     path,
                     "cohort.path",
-                    format!("no cohort file at {}", cohort_path.display()),
-                    "point it at the applicant's cohort CSV (relative to this file)",
-                ));
+                    "is missing",
+                    "name the applicant's cohort CSV (relative to this file), or set reuse = \"DARS-NIC-…\" to take another agreement's released linkage of the same cohort",
+                )),
+                Some(p) => {
+                    let cohort_path = resolve(&base, p);
+                    if !cohort_path.is_file() {
+                        problems.push(Problem::error(
+                            path,
+                            "cohort.path",
+                            format!("no cohort file at {}", cohort_path.display()),
+                            "point it at the applicant's cohort CSV (relative to this file)",
+                        ));
+                    }
+                }
             }
             if let Some(d) = &c.review_decisions {
                 let p = resolve(&base, d);
@@ -476,7 +489,7 @@ impl Agreement {
 
         let agreement = match (meta, cohort, objections, release) {
             (Some(meta), Some(mut cohort), Some(objections), Some(mut release)) => {
-                cohort.path = resolve(&base, &cohort.path);
+                cohort.path = cohort.path.map(|p| resolve(&base, &p));
                 cohort.review_decisions = cohort.review_decisions.map(|d| resolve(&base, &d));
                 release.resolve_paths(&base);
                 Some(Agreement {
@@ -563,6 +576,49 @@ impl AgreementStatus {
             }
         }
     }
+}
+
+/// What is wrong with a `[cohort]` that says `reuse`, as written (whether
+/// the agreement it names was released, and by whom, is the ledger's: see
+/// `pipeline::reuse`). A reused linkage is not linked again, so the keys
+/// that say how to link are refused beside it.
+fn reuse_problems(c: &CohortSection, meta: Option<&AgreementMeta>, file: &Path) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let Some(reuse) = c.reuse.as_deref() else {
+        return problems;
+    };
+    match AgreementRef::parse(reuse) {
+        Err(e) => problems.push(Problem::error(
+            file,
+            "cohort.reuse",
+            e,
+            "name the agreement whose released linkage to reuse, e.g. reuse = \"DARS-NIC-000001-DEMO1-01\"",
+        )),
+        Ok(r) if meta.is_some_and(|m| m.reference == r) => problems.push(Problem::error(
+            file,
+            "cohort.reuse",
+            format!("names this agreement itself (`{reuse}`)"),
+            "name the other agreement whose released linkage of the same cohort to reuse, or remove `reuse` and give the cohort's `path`",
+        )),
+        Ok(_) => {}
+    }
+    let linking = [
+        ("path", c.path.is_some()),
+        ("validation_fields", !c.validation_fields.is_empty()),
+        ("manual_validation", c.manual_validation),
+        ("review_decisions", c.review_decisions.is_some()),
+    ];
+    for (key, given) in linking {
+        if given {
+            problems.push(Problem::error(
+                file,
+                format!("cohort.{key}"),
+                format!("is given with `cohort.reuse = \"{reuse}\"`, which takes that agreement's linkage instead of linking this cohort"),
+                format!("remove `{key}`, or remove `reuse` to link this cohort"),
+            ));
+        }
+    }
+    problems
 }
 
 /// With the site, the period column's presence and type in the dataset's

@@ -36,6 +36,7 @@ fn release(n: u32) -> LedgerEvent {
         }],
         forced: false,
         register: None,
+        linkage: None,
     }
 }
 

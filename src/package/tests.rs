@@ -262,6 +262,7 @@ fn sample_manifest() -> Manifest {
             sha256: "cd".repeat(32),
         }),
         objections: None,
+        reused_linkage: None,
         files: vec![ManifestFile {
             name: "episodes.parquet.age".to_string(),
             bytes: 1234,

@@ -24,6 +24,7 @@ pub mod layout;
 mod metrics;
 pub mod record;
 mod report;
+pub mod reuse;
 mod state;
 mod steps;
 mod window;
@@ -84,6 +85,9 @@ pub struct RunSummary {
     pub rows_with_value_problems: usize,
     pub duplicate_nhs_numbers: usize,
     pub linkage: LinkCounts,
+    /// The released linkage taken instead of linking (`[cohort] reuse`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reused_linkage: Option<crate::package::ReusedLinkage>,
     pub objections: ObjectionCounts,
     /// What the agreement applies and exempts (issue #12).
     pub objection_policy: crate::config::ObjectionsSection,
@@ -330,6 +334,7 @@ pub fn record_pending(
                         files: manifest.files.clone(),
                         forced: pending.delivery.forced,
                         register: pending.delivery.register.clone(),
+                        linkage: pending.delivery.linkage.clone(),
                     },
                     key,
                 )?;

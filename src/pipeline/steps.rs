@@ -15,7 +15,7 @@ use tracing::{info, warn};
 use super::state::{self, Step};
 use super::{
     check_ledger, checkpoint, fault, ledger_path, lock_agreement, metrics, new_run_id,
-    read_parquet, record, record_pending, report, secure_work_dir, window, write_parquet,
+    read_parquet, record, record_pending, report, reuse, secure_work_dir, window, write_parquet,
     OutputSummary, PipelineError, RunOptions, RunState, RunSummary, StageMetrics, LINKED, RELEASED,
 };
 use crate::aggregate::{self, AggregateError};
@@ -164,8 +164,12 @@ impl<'a> Run<'a> {
         metrics::reset_peak();
     }
 
-    /// Steps 1-2: ingest and link, checkpointed as `linked.parquet`.
+    /// Steps 1-2: ingest and link, checkpointed as `linked.parquet`; or,
+    /// with `[cohort] reuse`, another agreement's released linkage.
     pub(super) fn link(&mut self) -> Result<Linked, PipelineError> {
+        if self.agreement.cohort.reuse.is_some() {
+            return self.reuse();
+        }
         let t = Instant::now();
         let run_dir = self.run_dir.clone();
         if self
@@ -188,8 +192,11 @@ impl<'a> Run<'a> {
         if !backdate {
             required.push((ingest::CohortField::RecruitedOn, "cohort.backdate".into()));
         }
+        let Some(cohort_path) = self.agreement.cohort.path.clone() else {
+            unreachable!("an agreement loads with a cohort path or reuse")
+        };
         let mut cohort = ingest::read_cohort(&IngestConfig {
-            path: self.agreement.cohort.path.clone(),
+            path: cohort_path,
             required,
         })?;
         if !backdate {
@@ -231,6 +238,56 @@ impl<'a> Run<'a> {
         self.stage("link", t_link);
         fault::point("link");
         Ok(linkage.linked)
+    }
+
+    /// Step 2 with `[cohort] reuse`: the latest released linkage of the
+    /// named agreement, checked against the verified ledger (see
+    /// [`reuse`]), joined to the current index, checkpointed as
+    /// `linked.parquet`. The checkpoint is reused only while it is of the
+    /// same released linkage.
+    fn reuse(&mut self) -> Result<Linked, PipelineError> {
+        let t = Instant::now();
+        let ledger = super::open_ledger(self.site)?;
+        let verified =
+            super::verify_ledger(self.site, &ledger).map_err(PipelineError::LedgerNotReady)?;
+        let file = self.agreement.file.as_path();
+        let source = reuse::find(self.site, &verified.entries, self.agreement)
+            .map_err(|e| PipelineError::from((e, file)))?
+            .expect("the agreement reuses a linkage");
+        let run_dir = self.run_dir.clone();
+        let valid = self
+            .st
+            .linkage
+            .as_ref()
+            .is_some_and(|(_, cp)| cp.valid(&run_dir))
+            && self.st.reused.as_ref() == Some(&source.reused);
+        let linked = if valid {
+            info!("linkage checkpoint valid: reused");
+            Linked {
+                persons: read_parquet(&run_dir.join(LINKED))?,
+            }
+        } else {
+            let linked = reuse::linked(self.site, &source, self.agreement.cohort.backdate)?;
+            let mut persons = linked.persons.clone();
+            write_parquet(&run_dir.join(LINKED), &mut persons)?;
+            info!(
+                from = %source.reused.agreement,
+                run_id = %source.reused.run_id,
+                seq = source.reused.ledger_seq,
+                persons = linked.persons.height(),
+                "released linkage reused"
+            );
+            self.st.cohort_rows = 0;
+            self.st.rows_with_value_problems = 0;
+            self.st.duplicate_nhs_numbers = 0;
+            self.st.linkage = Some((Default::default(), checkpoint(&run_dir, LINKED)?));
+            self.st.reused = Some(source.reused);
+            self.checkpointed(Step::Link)?;
+            linked
+        };
+        self.stage("link", t);
+        fault::point("link");
+        Ok(linked)
     }
 
     /// Step 3: objections removed, checkpointed as `released.parquet`.
@@ -495,6 +552,7 @@ impl<'a> Run<'a> {
                 .as_ref()
                 .map(|(c, _)| c.clone())
                 .unwrap_or_default(),
+            reused_linkage: self.st.reused.clone(),
             objections: released.counts.clone(),
             objection_policy: self.agreement.objections.clone(),
             outputs: sealed.iter().map(|o| o.summary.clone()).collect(),
@@ -556,6 +614,7 @@ impl<'a> Run<'a> {
                 // copies anchor the ledger from outside.
                 ledger_head: Some(ledger.verify()?.head),
                 objections: Some(self.agreement.objections.clone()),
+                reused_linkage: self.st.reused.clone(),
                 files: files.to_vec(),
                 counts,
             };
@@ -606,6 +665,12 @@ impl<'a> Run<'a> {
                 summary.objections.released,
                 files,
             )),
+            linkage: Some(reuse::keep(
+                &self.agreement_dir,
+                &run_id,
+                &self.run_dir.join(LINKED),
+                self.st.reused.clone(),
+            )?),
         };
         record::keep(
             &self.agreement_dir,
@@ -664,6 +729,7 @@ impl<'a> Run<'a> {
                         files,
                         forced: self.opts.forced,
                         register: delivery.register,
+                        linkage: delivery.linkage,
                     },
                     signing_key,
                 )

@@ -22,6 +22,7 @@ fn release(seq: u64, at: &str, rows: u64, register: Option<RegisterFacts>) -> Le
             }],
             forced: false,
             register,
+            linkage: None,
         },
     }
 }
