@@ -218,9 +218,9 @@ fn a_reused_cohort_releases_the_same_persons_as_the_original_agreement() {
     let col = |name: &str| header.iter().position(|h| h == name).unwrap();
     let persons_of = |reference: &str| {
         rows.iter()
-            .filter(|r| r[col("agreement")] == reference)
+            .rev()
+            .find(|r| r[col("agreement")] == reference)
             .map(|r| r[col("persons")].clone())
-            .last()
             .unwrap()
     };
     assert_eq!(persons_of(REUSER), persons_of(SOURCE));

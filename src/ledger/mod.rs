@@ -67,6 +67,9 @@ const LOCK_WAIT: Duration = Duration::from_secs(10);
 const SIG_FIELD: &[u8] = b",\"sig\":\"";
 
 /// What happened.
+// Nearly every entry is a release, so boxing that variant would save no
+// memory; entries are read a ledger at a time, never kept by the million.
+#[allow(clippy::large_enum_variant)]
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum LedgerEvent {

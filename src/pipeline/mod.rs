@@ -15,6 +15,7 @@
 //! WORK/REFERENCE/runs/RUN_ID/summary.json
 //! WORK/REFERENCE/releases/RUN_ID/          the release record: manifest, signature,
 //!                                           delivery.json, recorded.json (see [`record`])
+//! WORK/REFERENCE/linkage/RUN_ID.parquet     the linkage a release used (see [`reuse`])
 //! ```
 
 pub mod batch;

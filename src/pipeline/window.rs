@@ -3,6 +3,11 @@
 //! release. The watermark is the ledger itself: the last release's file for
 //! the output carries its window, and the next window starts the day after
 //! it ended, so no file beside the ledger can drift from it.
+//!
+//! Also the other limits on the rows an output lets out by date: an
+//! output's period ([`within_period`]) and, with `[cohort] backdate =
+//! false`, each person's `recruited_on` carried with the linked persons
+//! ([`with_recruitment`], [`require_recruitment_dates`]).
 
 use std::path::Path;
 
