@@ -22,6 +22,7 @@ pub mod clean;
 mod fault;
 pub mod layout;
 mod metrics;
+mod plan;
 pub mod record;
 mod report;
 mod state;

@@ -6,11 +6,13 @@
 //! [`Step`] variant if it is checkpointed, and a line in [`super::run`].
 
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::time::Instant;
 
 use chrono::Utc;
 use tracing::{info, warn};
 
+use super::plan::{Plan, Planned};
 use super::state::{self, Step};
 use super::{
     check_ledger, checkpoint, fault, ledger_path, lock_agreement, metrics, new_run_id,
@@ -18,7 +20,7 @@ use super::{
     PipelineError, RunOptions, RunState, RunSummary, StageMetrics, LINKED, RELEASED,
 };
 use crate::aggregate::{self, AggregateError};
-use crate::config::{Agreement, ConfigError, OutputSpec, Site};
+use crate::config::{Agreement, Site};
 use crate::ingest::{self, IngestConfig};
 use crate::ledger::{Ledger, LedgerEvent};
 use crate::link::{self, LinkConfig, LinkError};
@@ -27,7 +29,7 @@ use crate::minimise::{self, PseudonymKey};
 use crate::objections::{self, Linked, ObjectionsError, Released};
 use crate::package::{self, Manifest, ManifestFile, Recipients, SigningKey};
 use crate::push::{self, PushReport, StagedRelease};
-use crate::suppress::{self, Profile, SuppressionCounts};
+use crate::suppress::{self, SuppressionCounts};
 use crate::tables::FileFormat;
 
 /// One run of one agreement: where it works, what it has done so far, and
@@ -36,6 +38,9 @@ pub(super) struct Run<'a> {
     site: &'a Site,
     agreement: &'a Agreement,
     opts: &'a RunOptions,
+    /// The agreement resolved against the site, once, at the start
+    /// (shared, so that a step can read it while it updates the run).
+    plan: Rc<Plan<'a>>,
     reference: &'a str,
     agreement_dir: PathBuf,
     run_dir: PathBuf,
@@ -64,6 +69,7 @@ impl<'a> Run<'a> {
         {
             warn!(agreement = %agreement.meta.reference, days_left, "agreement ends soon");
         }
+        let plan = Rc::new(Plan::resolve(site, agreement)?);
         let reference = agreement.meta.reference.as_str();
         let agreement_dir = super::layout::agreement_dir(&site.work_dir, reference);
         secure_work_dir(&site.work_dir)?;
@@ -121,6 +127,7 @@ impl<'a> Run<'a> {
             site,
             agreement,
             opts,
+            plan,
             reference,
             agreement_dir,
             release_dir: run_dir.join("release"),
@@ -281,13 +288,10 @@ impl<'a> Run<'a> {
             PseudonymKey::load_or_create(&self.agreement_dir.join("pseudonym.key")).map_err(
                 PipelineError::work(&self.agreement_dir, "loading the pseudonym key"),
             )?;
+        let plan = Rc::clone(&self.plan);
         let sealer = Sealer {
             release_dir: self.release_dir.clone(),
-            recipients: if self.opts.dry_run {
-                None
-            } else {
-                Some(Recipients::parse(&agreement.release.recipients)?)
-            },
+            recipients: (!self.opts.dry_run).then_some(&plan.recipients),
         };
         if !self.opts.dry_run {
             crate::workdir::create_private_dir(&self.release_dir).map_err(PipelineError::work(
@@ -296,37 +300,29 @@ impl<'a> Run<'a> {
             ))?;
         }
         let mut tables = Vec::new();
-        for (i, spec) in agreement.outputs.iter().enumerate() {
+        for planned in &plan.outputs {
             if self
                 .st
                 .outputs
-                .get(spec.name())
+                .get(planned.name())
                 .is_some_and(|o| sealer.still_valid(o))
             {
                 info!(
-                    output = spec.name(),
+                    output = planned.name(),
                     "sealed output checkpoint valid: reused"
                 );
                 continue;
             }
             let t = Instant::now();
-            let dataset_name = spec.dataset();
-            let source = self.site.datasets.get(dataset_name).ok_or_else(|| {
-                ConfigError::from(crate::config::Problem::error(
-                    &agreement.file,
-                    format!("outputs[{i}].dataset"),
-                    format!("`{dataset_name}` is not a dataset of the site"),
-                    "add it under [datasets] in the site config or correct the name",
-                ))
-            })?;
+            let (dataset_name, source) = planned.dataset();
             let dataset =
                 crate::tables::scan(&source.path).map_err(|e| PipelineError::Dataset {
-                    output: spec.name().to_string(),
+                    output: planned.name().to_string(),
                     dataset: dataset_name.to_string(),
                     source: e,
                 })?;
-            match spec {
-                OutputSpec::Records(r) => {
+            match planned {
+                Planned::Records { spec: r, .. } => {
                     let mut frame =
                         minimise::records(r, released, dataset, &source.key, &pseudonym)?;
                     let sealed = sealer.seal(&r.name, "records", r.format, &mut frame, None)?;
@@ -335,23 +331,16 @@ impl<'a> Run<'a> {
                     self.stage("records", t);
                     fault::point(&format!("output:{}", r.name));
                 }
-                OutputSpec::Aggregate(a) => {
+                Planned::Aggregate {
+                    spec: a, profile, ..
+                } => {
                     let table = aggregate::count(a, released, dataset, &source.key, &pseudonym)?;
-                    let profile = Profile::resolve(&a.suppression, &agreement.suppression)
-                        .ok_or_else(|| {
-                            ConfigError::from(crate::config::Problem::error(
-                                &agreement.file,
-                                format!("outputs[{i}].suppression"),
-                                format!("unknown profile `{}`", a.suppression),
-                                "use hes, csds or a [suppression.NAME] table",
-                            ))
-                        })?;
                     tables.push((
-                        a,
+                        *a,
                         suppress::ReleaseTable {
                             name: a.name.clone(),
                             table,
-                            profile,
+                            profile: profile.clone(),
                         },
                     ));
                     self.stage("aggregate", t);
@@ -441,13 +430,15 @@ impl<'a> Run<'a> {
         sealed: &[state::SealedOutput],
         summary: &RunSummary,
     ) -> Result<Option<PushReport>, PipelineError> {
-        if self.signing.is_none() {
+        // Only a release needs the key and the ledger; the run has no
+        // later use for them.
+        let Some((key, ledger)) = self.signing.take() else {
             return Ok(None);
-        }
+        };
         let files: Vec<ManifestFile> = sealed.iter().filter_map(|o| o.manifest.clone()).collect();
-        let manifest_bytes = self.package(&files, summary)?;
-        let (report, delivery) = self.push(&files, &manifest_bytes, summary)?;
-        self.record(files, &manifest_bytes, &report, delivery)?;
+        let manifest_bytes = self.package(&key, &ledger, &files, summary)?;
+        let (report, delivery) = self.push(&ledger, &files, &manifest_bytes, summary)?;
+        self.record(&key, &ledger, files, &manifest_bytes, &report, delivery)?;
         Ok(Some(report))
     }
 
@@ -455,13 +446,12 @@ impl<'a> Run<'a> {
     /// commit marker. Returns the manifest's bytes, as signed.
     fn package(
         &mut self,
+        signing_key: &SigningKey,
+        ledger: &Ledger,
         files: &[ManifestFile],
         summary: &RunSummary,
     ) -> Result<Vec<u8>, PipelineError> {
         let t = Instant::now();
-        let Some((signing_key, ledger)) = &self.signing else {
-            unreachable!("package is only called with a signing key")
-        };
         let manifest_path = self.release_dir.join("manifest.json");
         let reusable = self.st.package.as_ref().is_some_and(|cp| {
             cp.valid(&self.run_dir) && self.release_dir.join("manifest.json.sig").is_file()
@@ -505,14 +495,12 @@ impl<'a> Run<'a> {
     /// destination (from a run that died during the push) are not sent again.
     fn push(
         &mut self,
+        ledger: &Ledger,
         files: &[ManifestFile],
         manifest_bytes: &[u8],
         summary: &RunSummary,
     ) -> Result<(PushReport, record::Delivery), PipelineError> {
         let t = Instant::now();
-        let Some((_, ledger)) = &self.signing else {
-            unreachable!("push is only called with a signing key")
-        };
         let run_id = self.st.run_id.clone();
         let mut order: Vec<String> = files.iter().map(|f| f.name.clone()).collect();
         order.push("manifest.json".into());
@@ -567,15 +555,14 @@ impl<'a> Run<'a> {
     /// Step 8, the ledger entry, once per run id.
     fn record(
         &mut self,
+        signing_key: &SigningKey,
+        ledger: &Ledger,
         files: Vec<ManifestFile>,
         manifest_bytes: &[u8],
         report: &PushReport,
         delivery: record::Delivery,
     ) -> Result<(), PipelineError> {
         let t = Instant::now();
-        let Some((signing_key, ledger)) = &self.signing else {
-            unreachable!("record is only called with a signing key")
-        };
         let (reference, run_id) = (self.reference, self.st.run_id.clone());
         let unrecorded = |source| PipelineError::Unrecorded {
             location: report.location.clone(),
@@ -624,12 +611,12 @@ impl<'a> Run<'a> {
 
 /// Seals one output into the release folder (age-encrypted, hashed in the
 /// same pass); on a dry run it only counts.
-struct Sealer {
+struct Sealer<'p> {
     release_dir: PathBuf,
-    recipients: Option<Recipients>,
+    recipients: Option<&'p Recipients>,
 }
 
-impl Sealer {
+impl Sealer<'_> {
     /// Whether a sealed output's file is still the one its checkpoint
     /// hashed.
     fn still_valid(&self, o: &state::SealedOutput) -> bool {
