@@ -323,9 +323,9 @@ impl<'a> Run<'a> {
                 })?;
             match planned {
                 Planned::Records { spec: r, .. } => {
-                    let mut frame =
-                        minimise::records(r, released, dataset, &source.key, &pseudonym)?;
-                    let sealed = sealer.seal(&r.name, "records", r.format, &mut frame, None)?;
+                    let stream =
+                        minimise::plan_records(r, released, dataset, &source.key, &pseudonym)?;
+                    let sealed = sealer.seal_records(&r.name, r.format, stream)?;
                     self.st.outputs.insert(r.name.clone(), sealed);
                     self.checkpointed(Step::Output)?;
                     self.stage("records", t);
@@ -626,6 +626,82 @@ impl Sealer<'_> {
             }
             None => false,
         }
+    }
+
+    /// Streams a records output into its sealed file, batch by batch, so
+    /// that the plaintext is never whole in memory; on a dry run the rows
+    /// stream through the same checks and are only counted.
+    fn seal_records(
+        &self,
+        name: &str,
+        format: FileFormat,
+        mut stream: minimise::RecordsStream<'_>,
+    ) -> Result<state::SealedOutput, PipelineError> {
+        let kind = "records";
+        let file = format!("{name}.{}", format.extension());
+        let schema = stream.schema()?;
+        // The stage's own error (a direct identifier found by content, a
+        // dataset that cannot be read) is reported as such, not as a
+        // failed write.
+        let mut stage_error = None;
+        let mut rows = 0;
+        let produce =
+            |w: &mut dyn std::io::Write| -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+                let mut writer = crate::tables::BatchWriter::new(format, w, &schema)?;
+                match stream.run(&mut |df| writer.write(df)) {
+                    Ok(n) => rows = n,
+                    Err(e) => {
+                        stage_error = Some(e);
+                        return Err("the records output could not be built".into());
+                    }
+                }
+                writer.finish()?;
+                Ok(())
+            };
+        let sealed = match self.recipients {
+            Some(recipients) => Some(package::seal(
+                &self.release_dir.join(format!("{file}.age")),
+                recipients,
+                produce,
+            )),
+            None => {
+                if let Err(e) = produce(&mut std::io::sink()) {
+                    if stage_error.is_none() {
+                        return Err(PipelineError::work(
+                            &self.release_dir,
+                            "building the records output",
+                        )(std::io::Error::other(e)));
+                    }
+                }
+                None
+            }
+        };
+        if let Some(e) = stage_error {
+            return Err(e.into());
+        }
+        let (manifest, plaintext_sha256) = match sealed {
+            Some(sealed) => {
+                let sealed = sealed?;
+                let plaintext = sealed.plaintext_sha256.clone();
+                (
+                    Some(ManifestFile::from_sealed(&sealed, rows, kind)),
+                    Some(plaintext),
+                )
+            }
+            None => (None, None),
+        };
+        info!(output = name, kind, rows, "output built");
+        Ok(state::SealedOutput {
+            summary: OutputSummary {
+                name: name.to_string(),
+                kind: kind.to_string(),
+                file,
+                rows,
+                suppression: None,
+            },
+            manifest,
+            plaintext_sha256,
+        })
     }
 
     fn seal(
