@@ -10,6 +10,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use chrono::Utc;
+use polars::prelude::PolarsError;
 use tracing::{info, warn};
 
 use super::plan::{Plan, Planned};
@@ -648,9 +649,19 @@ impl Sealer<'_> {
         let produce =
             |w: &mut dyn std::io::Write| -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 let mut writer = crate::tables::BatchWriter::new(format, w, &schema)?;
-                match stream.run(&mut |df| writer.write(df)) {
-                    Ok(n) => rows = n,
-                    Err(e) => {
+                // A failed write (a full disk) is the sealing's error, which
+                // says what filled up; anything else is the stage's.
+                let mut write_error = None;
+                let ran = stream.run(&mut |df| {
+                    writer.write(df).map_err(|e| {
+                        write_error = Some(e);
+                        PolarsError::ComputeError("the write failed".into())
+                    })
+                });
+                match (ran, write_error) {
+                    (Ok(n), _) => rows = n,
+                    (Err(_), Some(e)) => return Err(Box::new(e)),
+                    (Err(e), None) => {
                         stage_error = Some(e);
                         return Err("the records output could not be built".into());
                     }
