@@ -359,6 +359,59 @@ pub fn write_frame(
     Ok(())
 }
 
+/// A file written batch by batch, in the same format [`write_frame`]
+/// writes: for Parquet one row group per batch (with the same options), for
+/// CSV one header then the rows. An output with no rows is still a valid
+/// file with its columns.
+pub enum BatchWriter<'w> {
+    Parquet(polars::io::parquet::write::BatchedWriter<&'w mut dyn std::io::Write>),
+    Csv {
+        writer: polars::io::csv::write::BatchedWriter<&'w mut dyn std::io::Write>,
+        empty: Option<DataFrame>,
+    },
+}
+
+impl<'w> BatchWriter<'w> {
+    pub fn new(
+        format: FileFormat,
+        w: &'w mut dyn std::io::Write,
+        schema: &Schema,
+    ) -> PolarsResult<Self> {
+        Ok(match format {
+            FileFormat::Parquet => Self::Parquet(
+                ParquetWriter::new(w)
+                    .with_statistics(StatisticsOptions::full())
+                    .batched(schema)?,
+            ),
+            FileFormat::Csv => Self::Csv {
+                writer: CsvWriter::new(w).include_header(true).batched(schema)?,
+                empty: Some(DataFrame::empty_with_schema(schema)),
+            },
+        })
+    }
+
+    pub fn write(&mut self, df: &DataFrame) -> PolarsResult<()> {
+        match self {
+            Self::Parquet(w) => w.write_batch(df),
+            Self::Csv { writer, empty } => {
+                *empty = None;
+                writer.write_batch(df)
+            }
+        }
+    }
+
+    pub fn finish(self) -> PolarsResult<()> {
+        match self {
+            Self::Parquet(w) => w.finish().map(|_| ()),
+            Self::Csv { mut writer, empty } => match empty {
+                // The header alone.
+                Some(df) => writer.write_batch(&df),
+                None => Ok(()),
+            },
+        }
+    }
+}
+
 /// The same error with every value of the data it may quote removed: what
 /// is kept is the kind of error, column names and data types (each only
 /// when it cannot be a value), counts and byte offsets. Anything quoted that

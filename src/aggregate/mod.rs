@@ -222,7 +222,7 @@ pub fn count(
         })
         .collect();
     select.push(col("__dars_key").alias("__dars_person"));
-    let joined = dataset
+    let semi = dataset
         .with_column(col(key).cast(DataType::Int64).alias("__dars_key"))
         .join(
             persons,
@@ -234,8 +234,8 @@ pub fn count(
                 JoinType::Semi
             }),
         )
-        .filter(recruited.unwrap_or(lit(true)))
-        .select(select);
+        .filter(recruited.unwrap_or(lit(true)));
+    let joined = semi.clone().select(select);
     check_dimensions(spec, &dims, released, joined.clone())?;
     let unit = match spec.count {
         CountKind::Persons => Unit::DistinctOf("__dars_person".into()),
@@ -245,14 +245,33 @@ pub fn count(
     // several cells), so scan the dataset once: keep each distinct
     // (dimensions, person) row in memory (at most the cohort's rows) and
     // count every grouping from that.
+    // The distinct rows are found on the values as the dataset holds them
+    // (dates, numbers), and only those (at most the cohort's rows per
+    // cell) are made text: casting every row of the dataset to text first
+    // cost more than the scan. The cast may map two values to one label;
+    // the count of distinct persons per cell is unaffected.
     let joined = match unit {
         Unit::Records => joined,
-        Unit::DistinctOf(_) => crate::tables::collect(joined.unique(None, UniqueKeepStrategy::Any))
-            .map_err(|source| AggregateError::Polars {
-                output: spec.name.clone(),
-                source,
-            })?
-            .lazy(),
+        Unit::DistinctOf(_) => {
+            let mut native: Vec<Expr> = fields.iter().map(|f| field_expr(f, pseudonym)).collect();
+            native.push(col("__dars_key").alias("__dars_person"));
+            let distinct = semi.select(native).unique(None, UniqueKeepStrategy::Any);
+            let as_text: Vec<Expr> = dims
+                .iter()
+                .map(|d| {
+                    col(d.as_str())
+                        .cast(DataType::String)
+                        .fill_null(lit(UNKNOWN))
+                })
+                .collect();
+            crate::tables::collect(distinct)
+                .map_err(|source| AggregateError::Polars {
+                    output: spec.name.clone(),
+                    source,
+                })?
+                .lazy()
+                .with_columns(as_text)
+        }
     };
     let mut table = count_frame(joined, &dims, &unit, spec.totals, &spec.name)?;
     table.universe = format!("{}/{}", spec.dataset, spec.count.as_str());

@@ -69,19 +69,35 @@ pub enum MinimiseError {
 /// columns while they are checked.
 const DOB: &str = "__dars_dob";
 
-/// The minimised record-level frame of one output: `study_id` first, then
-/// one column per listed field, for the linked, non-objecting cohort only.
+/// Rows per batch when a records output is streamed: the batch size fixes
+/// the Parquet row groups, so it is part of what makes the file the same
+/// bytes on every run.
+pub const BATCH_ROWS: usize = 1 << 17;
+
+/// A records output checked against its dataset's columns, ready to
+/// stream: `study_id` first, then one column per listed field, for the
+/// linked, non-objecting cohort only, in the dataset's own row order.
+pub struct RecordsStream<'s> {
+    spec: &'s RecordsOutput,
+    fields: Vec<FieldSpec>,
+    lf: LazyFrame,
+    /// Whether each row carries its person's date of birth (in [`DOB`])
+    /// for the content rules; it never leaves.
+    with_dob: bool,
+}
+
+/// The plan of one records output (see [`RecordsStream`]).
 ///
 /// Unless the agreement is identifiable, refuses a field that would release
-/// a direct identifier: by name, by the site's declaration, or by content
-/// (see [`identifiers`]).
-pub fn records(
-    spec: &RecordsOutput,
+/// a direct identifier: by name and by the site's declaration here, and by
+/// content as the rows stream ([`RecordsStream::run`], see [`identifiers`]).
+pub fn plan_records<'s>(
+    spec: &'s RecordsOutput,
     released: &Released,
     mut dataset: LazyFrame,
     key: &str,
     pseudonym: &PseudonymKey,
-) -> Result<DataFrame, MinimiseError> {
+) -> Result<RecordsStream<'s>, MinimiseError> {
     let wrap = |source| MinimiseError::Polars {
         output: spec.name.clone(),
         dataset: spec.dataset.clone(),
@@ -139,33 +155,175 @@ pub fn records(
     }
     let persons = released.persons.clone().lazy().select(person_columns);
     let key_alias = "__dars_key";
+    // The dataset streams through; the released persons (the cohort, far
+    // smaller) are the hash table. Rows keep the dataset's order, so the
+    // same inputs give the same file without a sort.
+    let mut args = JoinArgs::new(JoinType::Inner);
+    args.maintain_order = MaintainOrderJoin::Left;
+    args.build_side = Some(JoinBuildSide::ForceRight);
     let mut lf = dataset
         .with_column(col(key).cast(DataType::Int64).alias(key_alias))
-        .inner_join(persons, col(key_alias), col("person_id"));
+        .join(persons, [col(key_alias)], [col("person_id")], args);
     if let Some(recruited) = recruited {
         lf = lf.filter(recruited);
     }
     let lf = lf.select(exprs);
-    let mut out = crate::tables::collect(lf).map_err(wrap)?;
-    if !policy.identifiable {
-        check_content(spec, &fields, &out).map_err(|e| match e {
-            Checked::Found(e) => e,
-            Checked::Polars(p) => wrap(p),
-        })?;
+    Ok(RecordsStream {
+        spec,
+        fields,
+        lf,
+        with_dob,
+    })
+}
+
+impl RecordsStream<'_> {
+    fn wrap(&self) -> impl Fn(PolarsError) -> MinimiseError + '_ {
+        |source| MinimiseError::Polars {
+            output: self.spec.name.clone(),
+            dataset: self.spec.dataset.clone(),
+            source: crate::tables::redact(source),
+        }
     }
-    if with_dob {
-        out = out.drop(DOB).map_err(wrap)?;
+
+    /// The columns of what leaves, in order.
+    pub fn schema(&mut self) -> Result<Schema, MinimiseError> {
+        let mut schema = (*self.lf.collect_schema().map_err(self.wrap())?).clone();
+        if self.with_dob {
+            schema.shift_remove(DOB);
+        }
+        Ok(schema)
     }
-    // Sorted on every column, so that the same inputs always give the same
-    // file: a resumed run, or a re-run, releases identical plaintext.
-    let names: Vec<String> = out
-        .get_column_names_owned()
-        .into_iter()
-        .map(|n| n.to_string())
-        .collect();
-    out = out
-        .sort(names, SortMultipleOptions::default().with_nulls_last(true))
-        .map_err(wrap)?;
+
+    /// Streams the output on polars' streaming engine, [`BATCH_ROWS`] rows
+    /// per call of `write` (the last call fewer; none for an empty output),
+    /// in the dataset's order, and returns the number of rows. Memory is
+    /// bounded by the batch and the cohort, not by the dataset.
+    ///
+    /// The content rules then run on an evenly spaced sample of the whole
+    /// output, as they would on the output held in memory; an identifier
+    /// found there is an error after `write` has seen every batch, so the
+    /// caller must treat what it wrote as void unless this returns `Ok`
+    /// (the sealed file is then never committed).
+    pub fn run(
+        self,
+        write: &mut dyn FnMut(&DataFrame) -> PolarsResult<()>,
+    ) -> Result<u64, MinimiseError> {
+        let wrap = self.wrap();
+        let (tx, rx) = std::sync::mpsc::sync_channel::<DataFrame>(2);
+        // true stops the query: the receiving side has gone.
+        let callback = PlanCallback::new(move |df: DataFrame| Ok(tx.send(df).is_err()));
+        let lf = self
+            .lf
+            .clone()
+            .sink_batches(callback, true, std::num::NonZeroUsize::new(BATCH_ROWS))
+            .map_err(&wrap)?;
+        let mut sample = Sample::default();
+        let mut rows = 0u64;
+        let mut failed = None;
+        std::thread::scope(|scope| {
+            let query = scope.spawn(move || lf.collect_with_engine(Engine::Streaming).map(|_| ()));
+            for mut df in rx.iter() {
+                df.rechunk_mut();
+                let step = (|| -> PolarsResult<()> {
+                    sample.add(&df, rows)?;
+                    rows += df.height() as u64;
+                    if self.with_dob {
+                        df = df.drop(DOB)?;
+                    }
+                    write(&df)
+                })();
+                if let Err(e) = step {
+                    failed = Some(e);
+                    break;
+                }
+            }
+            // Dropping the receiver stops a query still sending.
+            drop(rx);
+            let ran = query.join().unwrap_or_else(|_| {
+                Err(PolarsError::ComputeError(
+                    "the streaming query panicked".into(),
+                ))
+            });
+            if failed.is_none() {
+                failed = ran.err();
+            }
+        });
+        if let Some(e) = failed {
+            return Err(wrap(e));
+        }
+        if let (false, Some(sampled)) = (self.spec.identifiers.identifiable, &sample.frame) {
+            check_content(self.spec, &self.fields, sampled).map_err(|e| match e {
+                Checked::Found(e) => e,
+                Checked::Polars(p) => wrap(p),
+            })?;
+        }
+        Ok(rows)
+    }
+}
+
+/// Rows of a stream kept for the content rules: those whose position is a
+/// multiple of `stride`, between [`identifiers::SAMPLE`] and twice that
+/// many once the stream is long enough; when full, every other row is
+/// dropped and the stride doubled, so the sample stays evenly spaced over
+/// the whole output without knowing its length in advance.
+struct Sample {
+    frame: Option<DataFrame>,
+    stride: u64,
+}
+
+impl Default for Sample {
+    fn default() -> Self {
+        Self {
+            frame: None,
+            stride: 1,
+        }
+    }
+}
+
+impl Sample {
+    fn add(&mut self, batch: &DataFrame, offset: u64) -> PolarsResult<()> {
+        let n = batch.height() as u64;
+        let first = offset.div_ceil(self.stride) * self.stride;
+        let idx: Vec<IdxSize> = (first..offset + n)
+            .step_by(self.stride as usize)
+            .map(|g| (g - offset) as IdxSize)
+            .collect();
+        if idx.is_empty() {
+            return Ok(());
+        }
+        let taken = batch.take(&IdxCa::from_vec("idx".into(), idx))?;
+        self.frame = Some(match self.frame.take() {
+            Some(mut f) => {
+                f.vstack_mut_owned(taken)?;
+                f
+            }
+            None => taken,
+        });
+        let f = self.frame.as_mut().expect("just set");
+        if f.height() >= 2 * identifiers::SAMPLE {
+            let even: Vec<IdxSize> = (0..f.height() as IdxSize).step_by(2).collect();
+            *f = f.take(&IdxCa::from_vec("idx".into(), even))?;
+            f.rechunk_mut();
+            self.stride *= 2;
+        }
+        Ok(())
+    }
+}
+
+/// The minimised record-level frame of one output, held in memory (for
+/// tests and small outputs; `dars run` streams with [`plan_records`]).
+pub fn records(
+    spec: &RecordsOutput,
+    released: &Released,
+    dataset: LazyFrame,
+    key: &str,
+    pseudonym: &PseudonymKey,
+) -> Result<DataFrame, MinimiseError> {
+    let mut stream = plan_records(spec, released, dataset, key, pseudonym)?;
+    let schema = stream.schema()?;
+    let mut out = DataFrame::empty_with_schema(&schema);
+    stream.run(&mut |df| out.vstack_mut(df).map(|_| ()))?;
+    out.rechunk_mut();
     Ok(out)
 }
 

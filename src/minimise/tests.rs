@@ -403,3 +403,143 @@ fn a_missing_key_column_lists_no_column_names() {
         "{err}"
     );
 }
+
+/// A dataset of `n` episodes for persons 10 and 20 (and 30, not in the
+/// cohort), in a shuffled but fixed order; `note` holds a full postcode
+/// from row `postcodes_from` on, and `-` before it.
+fn long_dataset(n: usize, postcodes_from: usize) -> DataFrame {
+    let person: Vec<i64> = (0..n).map(|i| [10i64, 30, 20][(i * 7) % 3]).collect();
+    let seq: Vec<i64> = (0..n as i64).map(|i| (i * 7919) % n as i64).collect();
+    let note: Vec<&str> = (0..n)
+        .map(|i| if i >= postcodes_from { "LS1 4AP" } else { "-" })
+        .collect();
+    df!("person_id" => person, "seq" => seq, "note" => note).unwrap()
+}
+
+#[test]
+fn issue_11_records_stream_in_batches_in_the_datasets_order() {
+    let n = 2 * BATCH_ROWS + 1234;
+    let data = long_dataset(n, usize::MAX);
+    let spec = output(&["seq"], false);
+    let key = PseudonymKey::from_bytes(&[5; 32]);
+    let mut stream =
+        plan_records(&spec, &released(), data.clone().lazy(), "person_id", &key).unwrap();
+    assert_eq!(
+        stream
+            .schema()
+            .unwrap()
+            .iter_names()
+            .map(|n| n.as_str())
+            .collect::<Vec<_>>(),
+        ["study_id", "seq"]
+    );
+    let mut sizes = Vec::new();
+    let mut seqs = Vec::new();
+    let rows = stream
+        .run(&mut |df| {
+            sizes.push(df.height());
+            seqs.extend(df.column("seq")?.i64()?.into_no_null_iter());
+            Ok(())
+        })
+        .unwrap();
+    // Persons 10 and 20 only, in the dataset's own order, not sorted.
+    let expected: Vec<i64> = data
+        .column("person_id")
+        .unwrap()
+        .i64()
+        .unwrap()
+        .into_no_null_iter()
+        .zip(
+            data.column("seq")
+                .unwrap()
+                .i64()
+                .unwrap()
+                .into_no_null_iter(),
+        )
+        .filter(|(p, _)| *p != 30)
+        .map(|(_, s)| s)
+        .collect();
+    assert_eq!(rows as usize, expected.len());
+    assert_eq!(seqs, expected);
+    assert!(
+        seqs.windows(2).any(|w| w[0] > w[1]),
+        "the order is the dataset's, not sorted"
+    );
+    // Every batch but the last is exactly BATCH_ROWS rows.
+    assert!(sizes.len() >= 2);
+    let (last, full) = sizes.split_last().unwrap();
+    assert!(full.iter().all(|&s| s == BATCH_ROWS), "{sizes:?}");
+    assert!(*last <= BATCH_ROWS && *last > 0);
+}
+
+#[test]
+fn issue_11_an_identifier_only_in_late_batches_is_still_found() {
+    // Full postcodes only in the last fifth of a stream of several batches:
+    // a check of the first batch alone would pass it.
+    let n = 4 * BATCH_ROWS;
+    let data = long_dataset(n, n - n / 5);
+    let spec = output(&["note"], false);
+    let key = PseudonymKey::from_bytes(&[5; 32]);
+    let stream = plan_records(&spec, &released(), data.lazy(), "person_id", &key).unwrap();
+    let mut batches = 0;
+    let err = stream
+        .run(&mut |_| {
+            batches += 1;
+            Ok(())
+        })
+        .unwrap_err();
+    assert!(batches >= 3, "{batches}");
+    assert!(
+        matches!(&err, MinimiseError::DirectIdentifier { field, rule: Rule::Content { .. }, .. } if field == "note"),
+        "{err}"
+    );
+    // The same column without postcodes streams through.
+    let clean = long_dataset(n, usize::MAX);
+    let stream = plan_records(&spec, &released(), clean.lazy(), "person_id", &key).unwrap();
+    assert!(stream.run(&mut |_| Ok(())).is_ok());
+}
+
+#[test]
+fn issue_11_the_stream_sample_is_evenly_spaced_and_bounded() {
+    for n in [0usize, 1, 999, identifiers::SAMPLE * 2, 123_457, 1_000_003] {
+        let mut sample = Sample::default();
+        let pos: Vec<i64> = (0..n as i64).collect();
+        let whole = df!("pos" => pos).unwrap();
+        let mut offset = 0;
+        for chunk in [1000usize, 77, 40_000].iter().cycle() {
+            if offset >= n {
+                break;
+            }
+            let len = (*chunk).min(n - offset);
+            sample
+                .add(&whole.slice(offset as i64, len), offset as u64)
+                .unwrap();
+            offset += len;
+        }
+        let got: Vec<i64> = match &sample.frame {
+            Some(f) => f
+                .column("pos")
+                .unwrap()
+                .i64()
+                .unwrap()
+                .into_no_null_iter()
+                .collect(),
+            None => Vec::new(),
+        };
+        let stride = sample.stride as i64;
+        let expected: Vec<i64> = (0..n as i64).step_by(stride as usize).collect();
+        assert_eq!(got, expected, "n = {n}, stride {stride}");
+        assert!(
+            got.len() < 2 * identifiers::SAMPLE,
+            "n = {n}: {}",
+            got.len()
+        );
+        if n >= identifiers::SAMPLE {
+            assert!(
+                got.len() >= identifiers::SAMPLE / 2,
+                "n = {n}: {}",
+                got.len()
+            );
+        }
+    }
+}

@@ -23,6 +23,7 @@ pub mod clean;
 mod fault;
 pub mod layout;
 mod metrics;
+mod plan;
 pub mod record;
 mod report;
 pub mod reuse;

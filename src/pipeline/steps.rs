@@ -7,11 +7,14 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::time::Instant;
 
 use chrono::Utc;
+use polars::prelude::PolarsError;
 use tracing::{info, warn};
 
+use super::plan::{Plan, Planned};
 use super::state::{self, Step};
 use super::{
     check_ledger, checkpoint, fault, ledger_path, lock_agreement, metrics, new_run_id,
@@ -29,7 +32,7 @@ use crate::objections::{self, Linked, ObjectionsError, Released};
 use crate::package::{self, Manifest, ManifestFile, Recipients, SigningKey};
 use crate::period::{Period, Window};
 use crate::push::{self, PushReport, StagedRelease};
-use crate::suppress::{self, Profile, SuppressionCounts};
+use crate::suppress::{self, SuppressionCounts};
 use crate::tables::FileFormat;
 
 /// One run of one agreement: where it works, what it has done so far, and
@@ -38,6 +41,9 @@ pub(super) struct Run<'a> {
     site: &'a Site,
     agreement: &'a Agreement,
     opts: &'a RunOptions,
+    /// The agreement resolved against the site, once, at the start
+    /// (shared, so that a step can read it while it updates the run).
+    plan: Rc<Plan<'a>>,
     reference: &'a str,
     agreement_dir: PathBuf,
     run_dir: PathBuf,
@@ -66,6 +72,7 @@ impl<'a> Run<'a> {
         {
             warn!(agreement = %agreement.meta.reference, days_left, "agreement ends soon");
         }
+        let plan = Rc::new(Plan::resolve(site, agreement)?);
         let reference = agreement.meta.reference.as_str();
         let agreement_dir = super::layout::agreement_dir(&site.work_dir, reference);
         secure_work_dir(&site.work_dir)?;
@@ -123,6 +130,7 @@ impl<'a> Run<'a> {
             site,
             agreement,
             opts,
+            plan,
             reference,
             agreement_dir,
             release_dir: run_dir.join("release"),
@@ -202,6 +210,7 @@ impl<'a> Run<'a> {
         if !backdate {
             window::require_recruitment_dates(&mut cohort);
         }
+
         for d in &cohort.duplicate_nhs_numbers {
             warn!(study_id = %d.study_id, first_study_id = %d.first_study_id, line = d.line, "same NHS number under two study IDs");
         }
@@ -351,13 +360,10 @@ impl<'a> Run<'a> {
             PseudonymKey::load_or_create(&self.agreement_dir.join("pseudonym.key")).map_err(
                 PipelineError::work(&self.agreement_dir, "loading the pseudonym key"),
             )?;
+        let plan = Rc::clone(&self.plan);
         let sealer = Sealer {
             release_dir: self.release_dir.clone(),
-            recipients: if self.opts.dry_run {
-                None
-            } else {
-                Some(Recipients::parse(&agreement.release.recipients)?)
-            },
+            recipients: (!self.opts.dry_run).then_some(&plan.recipients),
         };
         if !self.opts.dry_run {
             crate::workdir::create_private_dir(&self.release_dir).map_err(PipelineError::work(
@@ -367,35 +373,31 @@ impl<'a> Run<'a> {
         }
         let windows = self.windows()?;
         let mut tables = Vec::new();
-        for (i, spec) in agreement.outputs.iter().enumerate() {
+        for (i, planned) in plan.outputs.iter().enumerate() {
             if self
                 .st
                 .outputs
-                .get(spec.name())
+                .get(planned.name())
                 .is_some_and(|o| sealer.still_valid(o))
             {
                 info!(
-                    output = spec.name(),
+                    output = planned.name(),
                     "sealed output checkpoint valid: reused"
                 );
                 continue;
             }
             let t = Instant::now();
-            let dataset_name = spec.dataset();
-            let source = self.site.datasets.get(dataset_name).ok_or_else(|| {
-                ConfigError::from(crate::config::Problem::error(
-                    &agreement.file,
-                    format!("outputs[{i}].dataset"),
-                    format!("`{dataset_name}` is not a dataset of the site"),
-                    "add it under [datasets] in the site config or correct the name",
-                ))
-            })?;
+            let (dataset_name, source) = planned.dataset();
             // An incremental output reads its window; any other its period.
-            let window = windows.get(spec.name());
+            let own_period = match planned {
+                Planned::Records { spec, .. } => spec.period.as_ref(),
+                Planned::Aggregate { spec, .. } => spec.period.as_ref(),
+            };
+            let window = windows.get(planned.name());
             let scope = window.map(Window::as_period);
-            let period = scope.as_ref().or(spec.period());
+            let period = scope.as_ref().or(own_period);
             let dataset_error = |source| PipelineError::Dataset {
-                output: spec.name().to_string(),
+                output: planned.name().to_string(),
                 dataset: dataset_name.to_string(),
                 source,
             };
@@ -416,37 +418,29 @@ impl<'a> Run<'a> {
                 None => dataset,
             };
             let scoped = Scope {
-                period: spec.period(),
+                period: own_period,
                 window,
             };
-            match spec {
-                OutputSpec::Records(r) => {
-                    let mut frame =
-                        minimise::records(r, released, dataset, &source.key, &pseudonym)?;
-                    let sealed =
-                        sealer.seal(&r.name, "records", r.format, &mut frame, None, scoped)?;
+            match planned {
+                Planned::Records { spec: r, .. } => {
+                    let stream =
+                        minimise::plan_records(r, released, dataset, &source.key, &pseudonym)?;
+                    let sealed = sealer.seal_records(&r.name, r.format, stream, scoped)?;
                     self.st.outputs.insert(r.name.clone(), sealed);
                     self.checkpointed(Step::Output)?;
                     self.stage("records", t);
                     fault::point(&format!("output:{}", r.name));
                 }
-                OutputSpec::Aggregate(a) => {
+                Planned::Aggregate {
+                    spec: a, profile, ..
+                } => {
                     let table = aggregate::count(a, released, dataset, &source.key, &pseudonym)?;
-                    let profile = Profile::resolve(&a.suppression, &agreement.suppression)
-                        .ok_or_else(|| {
-                            ConfigError::from(crate::config::Problem::error(
-                                &agreement.file,
-                                format!("outputs[{i}].suppression"),
-                                format!("unknown profile `{}`", a.suppression),
-                                "use hes, csds or a [suppression.NAME] table",
-                            ))
-                        })?;
                     tables.push((
-                        a,
+                        *a,
                         suppress::ReleaseTable {
                             name: a.name.clone(),
                             table,
-                            profile,
+                            profile: profile.clone(),
                         },
                     ));
                     self.stage("aggregate", t);
@@ -568,13 +562,15 @@ impl<'a> Run<'a> {
         sealed: &[state::SealedOutput],
         summary: &RunSummary,
     ) -> Result<Option<PushReport>, PipelineError> {
-        if self.signing.is_none() {
+        // Only a release needs the key and the ledger; the run has no
+        // later use for them.
+        let Some((key, ledger)) = self.signing.take() else {
             return Ok(None);
-        }
+        };
         let files: Vec<ManifestFile> = sealed.iter().filter_map(|o| o.manifest.clone()).collect();
-        let manifest_bytes = self.package(&files, summary)?;
-        let (report, delivery) = self.push(&files, &manifest_bytes, summary)?;
-        self.record(files, &manifest_bytes, &report, delivery)?;
+        let manifest_bytes = self.package(&key, &ledger, &files, summary)?;
+        let (report, delivery) = self.push(&ledger, &files, &manifest_bytes, summary)?;
+        self.record(&key, &ledger, files, &manifest_bytes, &report, delivery)?;
         Ok(Some(report))
     }
 
@@ -582,13 +578,12 @@ impl<'a> Run<'a> {
     /// commit marker. Returns the manifest's bytes, as signed.
     fn package(
         &mut self,
+        signing_key: &SigningKey,
+        ledger: &Ledger,
         files: &[ManifestFile],
         summary: &RunSummary,
     ) -> Result<Vec<u8>, PipelineError> {
         let t = Instant::now();
-        let Some((signing_key, ledger)) = &self.signing else {
-            unreachable!("package is only called with a signing key")
-        };
         let manifest_path = self.release_dir.join("manifest.json");
         let reusable = self.st.package.as_ref().is_some_and(|cp| {
             cp.valid(&self.run_dir) && self.release_dir.join("manifest.json.sig").is_file()
@@ -633,14 +628,12 @@ impl<'a> Run<'a> {
     /// destination (from a run that died during the push) are not sent again.
     fn push(
         &mut self,
+        ledger: &Ledger,
         files: &[ManifestFile],
         manifest_bytes: &[u8],
         summary: &RunSummary,
     ) -> Result<(PushReport, record::Delivery), PipelineError> {
         let t = Instant::now();
-        let Some((_, ledger)) = &self.signing else {
-            unreachable!("push is only called with a signing key")
-        };
         let run_id = self.st.run_id.clone();
         let mut order: Vec<String> = files.iter().map(|f| f.name.clone()).collect();
         order.push("manifest.json".into());
@@ -665,6 +658,7 @@ impl<'a> Run<'a> {
                 summary.objections.released,
                 files,
             )),
+            // The linkage this release used, kept for `[cohort] reuse`.
             linkage: Some(reuse::keep(
                 &self.agreement_dir,
                 &run_id,
@@ -702,15 +696,14 @@ impl<'a> Run<'a> {
     /// Step 8, the ledger entry, once per run id.
     fn record(
         &mut self,
+        signing_key: &SigningKey,
+        ledger: &Ledger,
         files: Vec<ManifestFile>,
         manifest_bytes: &[u8],
         report: &PushReport,
         delivery: record::Delivery,
     ) -> Result<(), PipelineError> {
         let t = Instant::now();
-        let Some((signing_key, ledger)) = &self.signing else {
-            unreachable!("record is only called with a signing key")
-        };
         let (reference, run_id) = (self.reference, self.st.run_id.clone());
         let unrecorded = |source| PipelineError::Unrecorded {
             location: report.location.clone(),
@@ -768,12 +761,12 @@ struct Scope<'s> {
 
 /// Seals one output into the release folder (age-encrypted, hashed in the
 /// same pass); on a dry run it only counts.
-struct Sealer {
+struct Sealer<'p> {
     release_dir: PathBuf,
-    recipients: Option<Recipients>,
+    recipients: Option<&'p Recipients>,
 }
 
-impl Sealer {
+impl Sealer<'_> {
     /// Whether a sealed output's file is still the one its checkpoint
     /// hashed.
     fn still_valid(&self, o: &state::SealedOutput) -> bool {
@@ -783,6 +776,97 @@ impl Sealer {
             }
             None => false,
         }
+    }
+
+    /// Streams a records output into its sealed file, batch by batch, so
+    /// that the plaintext is never whole in memory; on a dry run the rows
+    /// stream through the same checks and are only counted.
+    fn seal_records(
+        &self,
+        name: &str,
+        format: FileFormat,
+        mut stream: minimise::RecordsStream<'_>,
+        scope: Scope,
+    ) -> Result<state::SealedOutput, PipelineError> {
+        let kind = "records";
+        let file = format!("{name}.{}", format.extension());
+        let schema = stream.schema()?;
+        // The stage's own error (a direct identifier found by content, a
+        // dataset that cannot be read) is reported as such, not as a
+        // failed write.
+        let mut stage_error = None;
+        let mut rows = 0;
+        let produce =
+            |w: &mut dyn std::io::Write| -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+                let mut writer = crate::tables::BatchWriter::new(format, w, &schema)?;
+                // A failed write (a full disk) is the sealing's error, which
+                // says what filled up; anything else is the stage's.
+                let mut write_error = None;
+                let ran = stream.run(&mut |df| {
+                    writer.write(df).map_err(|e| {
+                        write_error = Some(e);
+                        PolarsError::ComputeError("the write failed".into())
+                    })
+                });
+                match (ran, write_error) {
+                    (Ok(n), _) => rows = n,
+                    (Err(_), Some(e)) => return Err(Box::new(e)),
+                    (Err(e), None) => {
+                        stage_error = Some(e);
+                        return Err("the records output could not be built".into());
+                    }
+                }
+                writer.finish()?;
+                Ok(())
+            };
+        let sealed = match self.recipients {
+            Some(recipients) => Some(package::seal(
+                &self.release_dir.join(format!("{file}.age")),
+                recipients,
+                produce,
+            )),
+            None => {
+                if let Err(e) = produce(&mut std::io::sink()) {
+                    if stage_error.is_none() {
+                        return Err(PipelineError::work(
+                            &self.release_dir,
+                            "building the records output",
+                        )(std::io::Error::other(e)));
+                    }
+                }
+                None
+            }
+        };
+        if let Some(e) = stage_error {
+            return Err(e.into());
+        }
+        let (manifest, plaintext_sha256) = match sealed {
+            Some(sealed) => {
+                let sealed = sealed?;
+                let plaintext = sealed.plaintext_sha256.clone();
+                (
+                    Some(ManifestFile {
+                        period: scope.period.cloned(),
+                        window: scope.window.cloned(),
+                        ..ManifestFile::from_sealed(&sealed, rows, kind)
+                    }),
+                    Some(plaintext),
+                )
+            }
+            None => (None, None),
+        };
+        info!(output = name, kind, rows, "output built");
+        Ok(state::SealedOutput {
+            summary: OutputSummary {
+                name: name.to_string(),
+                kind: kind.to_string(),
+                file,
+                rows,
+                suppression: None,
+            },
+            manifest,
+            plaintext_sha256,
+        })
     }
 
     fn seal(
