@@ -363,6 +363,8 @@ pub fn write_frame(
 /// writes: for Parquet one row group per batch (with the same options), for
 /// CSV one header then the rows. An output with no rows is still a valid
 /// file with its columns.
+// One writer per output at a time: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum BatchWriter<'w> {
     Parquet(polars::io::parquet::write::BatchedWriter<&'w mut dyn std::io::Write>),
     Csv {
