@@ -23,6 +23,7 @@ pub mod minimise; // stage 4: field specs and generalising transforms -> record 
 pub mod objections; // stage 3: drop linked people who objected
 mod openssh_pattern; // OpenSSH pattern lists: known_hosts host names, allowed_signers namespaces
 pub mod package; // stage 6a: age encryption, manifest, SSHSIG signature
+pub mod period; // leaf: an output's period and an incremental window
 pub mod pipeline; // the orchestrator behind `dars run`
 pub mod push; // stage 6b: deliver a sealed release to its destination
 pub mod register; // `dars register`: the public register of releases, from the ledger

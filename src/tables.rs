@@ -48,6 +48,60 @@ impl FileFormat {
 ///
 /// Errors never quote a value of the data: see [`redact`].
 pub fn scan(path: &Path) -> PolarsResult<LazyFrame> {
+    scan_pruned(path, &|_, _| true)
+}
+
+/// [`scan`], leaving out of a dataset folder every file under a Hive
+/// partition folder `name=value` for which `keep(name, value)` is false:
+/// those files are neither checked nor read (an output's period prunes a
+/// partitioned extract this way). Refused, naming the folder, when no file
+/// is left.
+pub fn scan_pruned(path: &Path, keep: &dyn Fn(&str, &str) -> bool) -> PolarsResult<LazyFrame> {
+    if path.is_dir() {
+        let files =
+            dataset_files(path).map_err(|problem| PolarsError::ComputeError(problem.into()))?;
+        let kept: Vec<&std::path::PathBuf> = files
+            .iter()
+            .filter(|file| {
+                let rel = file.strip_prefix(path).unwrap_or(file);
+                rel.parent()
+                    .into_iter()
+                    .flat_map(|p| p.components())
+                    .all(|c| {
+                        let c = c.as_os_str().to_string_lossy();
+                        match c.split_once('=') {
+                            Some((name, value)) => keep(name, value),
+                            None => true,
+                        }
+                    })
+            })
+            .collect();
+        if kept.len() < files.len() {
+            if kept.is_empty() {
+                return Err(PolarsError::ComputeError(
+                    format!(
+                        "dataset folder {}: no partition folder falls inside the output's period\n  fix: check the period's dates, or that the extract covers them",
+                        path.display()
+                    )
+                    .into(),
+                ));
+            }
+            for file in &kept {
+                check_parquet_types(file, Some(path))?;
+            }
+            let paths = kept
+                .iter()
+                .map(|f| PlRefPath::try_from_path(f))
+                .collect::<PolarsResult<Vec<_>>>()
+                .map_err(redact)?;
+            let args = ScanArgsParquet {
+                hive_options: polars::io::HiveOptions::new_enabled(),
+                ..ScanArgsParquet::default()
+            };
+            return LazyFrame::scan_parquet_files(paths.into_iter().collect(), args)
+                .map_err(redact);
+        }
+    }
     let is_csv = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
@@ -309,6 +363,8 @@ pub fn write_frame(
 /// writes: for Parquet one row group per batch (with the same options), for
 /// CSV one header then the rows. An output with no rows is still a valid
 /// file with its columns.
+// One writer per output at a time: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum BatchWriter<'w> {
     Parquet(polars::io::parquet::write::BatchedWriter<&'w mut dyn std::io::Write>),
     Csv {

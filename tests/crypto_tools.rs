@@ -172,6 +172,7 @@ fn build_release(keys: &Keys, key: &SigningKey) -> Release {
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
         ledger_head: None,
         objections: None,
+        reused_linkage: None,
         files,
         counts: BTreeMap::from([("hes_region_sex.cells".to_string(), serde_json::json!(40))]),
     };
@@ -452,6 +453,7 @@ fn ledger_of(n: usize) -> (tempfile::TempDir, Ledger) {
                     files: vec![],
                     forced: false,
                     register: None,
+                    linkage: None,
                 },
                 &key,
             )

@@ -64,6 +64,13 @@ pub struct AggregateOutput {
     /// these group_by dimensions (which needs `totals = true`).
     #[serde(default)]
     pub percent_of: Option<OneOrMany>,
+    /// Only rows whose date column falls inside it are counted.
+    #[serde(default)]
+    pub period: Option<crate::period::Period>,
+    /// With `schedule = "monthly"`: each release counts only the rows of
+    /// the period new since the agreement's last release.
+    #[serde(default)]
+    pub incremental: bool,
 }
 
 fn csv() -> FileFormat {

@@ -195,7 +195,24 @@ pub fn count(
             name,
             dims: spec.group_by.join(", "),
         })?;
-    let persons = released.persons.clone().lazy().select([col("person_id")]);
+    let recruited = crate::minimise::recruitment_filter(released, spec.period.as_ref());
+    let persons = match recruited {
+        None => released.persons.clone().lazy().select([col("person_id")]),
+        // One date a person: the latest of their study IDs', none if any
+        // has none (never a row before any of them).
+        Some(_) => {
+            let r = crate::objections::RECRUITED_ON;
+            released
+                .persons
+                .clone()
+                .lazy()
+                .group_by([col("person_id")])
+                .agg([when(col(r).null_count().gt(lit(0)))
+                    .then(lit(NULL).cast(DataType::Date))
+                    .otherwise(col(r).max())
+                    .alias(r)])
+        }
+    };
     let mut select: Vec<Expr> = fields
         .iter()
         .map(|f| {
@@ -211,8 +228,13 @@ pub fn count(
             persons,
             [col("__dars_key")],
             [col("person_id")],
-            JoinArgs::new(JoinType::Semi),
-        );
+            JoinArgs::new(if recruited.is_some() {
+                JoinType::Inner
+            } else {
+                JoinType::Semi
+            }),
+        )
+        .filter(recruited.unwrap_or(lit(true)));
     let joined = semi.clone().select(select);
     check_dimensions(spec, &dims, released, joined.clone())?;
     let unit = match spec.count {

@@ -28,6 +28,8 @@ fn spec(count: CountKind, totals: bool) -> AggregateOutput {
         totals,
         suppression: "hes".into(),
         format: crate::tables::FileFormat::Csv,
+        period: None,
+        incremental: false,
         percent_of: None,
     }
 }

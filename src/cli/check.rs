@@ -10,7 +10,10 @@
 //! Reading a dataset's schema (a Parquet footer, a CSV header) would tell
 //! no more than the names the agreement already lists, and a CSV "header"
 //! that is really a row of data is itself identifiable: `check` opens no
-//! dataset at all.
+//! dataset at all, except the schema of a dataset an output's `period`
+//! reads (the period column's type, from a Parquet footer or a CSV file's
+//! inferred types; no value is printed). With `[cohort] reuse`, it
+//! verifies the ledger and reads the kept linkage file it names.
 
 use std::path::PathBuf;
 
@@ -25,8 +28,12 @@ pub struct Args {
 
 pub fn run(args: &Args, cli: &Cli) -> Result<(), Failure> {
     let (site, mut problems) = Site::check(&cli.site);
-    let (_, agreement_problems) = Agreement::check(&args.agreement, site.as_ref());
+    let (agreement, agreement_problems) = Agreement::check(&args.agreement, site.as_ref());
     problems.extend(agreement_problems);
+    // `[cohort] reuse`: the named agreement's release, in the ledger.
+    if let (Some(site), Some(agreement)) = (&site, &agreement) {
+        problems.extend(crate::pipeline::reuse::problems(site, agreement));
+    }
     for p in &problems {
         println!("{p}");
     }

@@ -18,8 +18,18 @@ pub fn run(args: &Args, cli: &Cli) -> Result<(), Failure> {
     let site = load_site(cli)?;
     let agreement = load_agreement(&args.agreement, &site)?;
     let config = LinkConfig::from_cohort(&agreement.cohort);
+    let Some(path) = agreement.cohort.path.clone() else {
+        return Err(Failure::new(
+            exit::CONFIG,
+            format!(
+                "{}: `cohort.reuse`: the agreement reuses the released linkage of {} and has no cohort of its own to link\n  fix: run `dars link` on that agreement, or give this one the cohort's `path`",
+                args.agreement.display(),
+                agreement.cohort.reuse.as_deref().unwrap_or("another agreement")
+            ),
+        ));
+    };
     let cohort = ingest::read_cohort(&IngestConfig {
-        path: agreement.cohort.path.clone(),
+        path,
         required: config.required_columns(),
     })
     .map_err(|e| Failure::new(exit::INPUT, e))?;

@@ -134,7 +134,7 @@ impl From<crate::pipeline::PipelineError> for Failure {
                 | PackageError::Encrypt { .. },
             ) => exit::INTERNAL,
             E::Package(_) => exit::CONFIG,
-            E::NotActive(_) => exit::NOT_ACTIVE,
+            E::NotActive(_) | E::NothingNew { .. } => exit::NOT_ACTIVE,
             // An output that would release a direct identifier is the
             // agreement's to fix (its fields), as when `dars check` finds
             // one by name.
@@ -153,7 +153,9 @@ impl From<crate::pipeline::PipelineError> for Failure {
             }
             E::LedgerNotReady(_) => exit::VERIFY,
             E::WorkDirWritable { .. } | E::WorkDirNotOwned { .. } => exit::CONFIG,
-            E::Ledger(_) | E::Unrecorded { .. } | E::WorkDir { .. } => exit::INTERNAL,
+            E::Ledger(_) | E::Unrecorded { .. } | E::WorkDir { .. } | E::Recruitment(_) => {
+                exit::INTERNAL
+            }
         };
         Self::new(code, e)
     }

@@ -34,10 +34,16 @@ pub fn run(args: &Args, cli: &Cli) -> Result<(), Failure> {
         summary.run_id,
         if summary.dry_run { "  (dry run)" } else { "" }
     );
-    println!(
-        "cohort {} rows: {} validated, {} reviewed, {} queued, {} unmatched, {} invalid",
-        summary.cohort_rows, l.validated, l.reviewed, l.queued, l.unmatched, l.invalid
-    );
+    match &summary.reused_linkage {
+        Some(r) => println!(
+            "cohort: the released linkage of {} (run {}, ledger entry {}) reused, not linked again",
+            r.agreement, r.run_id, r.ledger_seq
+        ),
+        None => println!(
+            "cohort {} rows: {} validated, {} reviewed, {} queued, {} unmatched, {} invalid",
+            summary.cohort_rows, l.validated, l.reviewed, l.queued, l.unmatched, l.invalid
+        ),
+    }
     println!(
         "objections: {} removed, {} persons released",
         summary.objections.removed, summary.objections.released

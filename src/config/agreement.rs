@@ -129,6 +129,27 @@ impl OutputSpec {
             Self::Aggregate(_) => "aggregate",
         }
     }
+    /// Whether the output says `incremental = true`.
+    pub fn incremental(&self) -> bool {
+        match self {
+            Self::Records(r) => r.incremental,
+            Self::Aggregate(a) => a.incremental,
+        }
+    }
+    /// The output's `period`, if it has one.
+    pub fn period(&self) -> Option<&crate::period::Period> {
+        match self {
+            Self::Records(r) => r.period.as_ref(),
+            Self::Aggregate(a) => a.period.as_ref(),
+        }
+    }
+    /// The format its file is written in.
+    pub fn format(&self) -> crate::tables::FileFormat {
+        match self {
+            Self::Records(r) => r.format,
+            Self::Aggregate(a) => a.format,
+        }
+    }
 }
 
 /// One `[[outputs]]` table, read as the struct its `kind` names (see
@@ -287,15 +308,28 @@ impl Agreement {
                 ));
             }
         }
-        if let Some(c) = &cohort {
-            let cohort_path = resolve(&base, &c.path);
-            if !cohort_path.is_file() {
-                problems.push(Problem::error(
+        if let Some(c) = cohort.as_ref().filter(|c| c.reuse.is_some()) {
+            problems.extend(reuse_problems(c, meta.as_ref(), path));
+        }
+        if let Some(c) = cohort.as_ref().filter(|c| c.reuse.is_none()) {
+            match &c.path {
+                None => problems.push(Problem::error(
                     path,
                     "cohort.path",
-                    format!("no cohort file at {}", cohort_path.display()),
-                    "point it at the applicant's cohort CSV (relative to this file)",
-                ));
+                    "is missing",
+                    "name the applicant's cohort CSV (relative to this file), or set reuse = \"DARS-NIC-…\" to take another agreement's released linkage of the same cohort",
+                )),
+                Some(p) => {
+                    let cohort_path = resolve(&base, p);
+                    if !cohort_path.is_file() {
+                        problems.push(Problem::error(
+                            path,
+                            "cohort.path",
+                            format!("no cohort file at {}", cohort_path.display()),
+                            "point it at the applicant's cohort CSV (relative to this file)",
+                        ));
+                    }
+                }
             }
             if let Some(d) = &c.review_decisions {
                 let p = resolve(&base, d);
@@ -395,6 +429,44 @@ impl Agreement {
                     ));
                 }
             }
+            if o.incremental() && o.period().is_none() {
+                problems.push(Problem::error(
+                    path,
+                    format!("{key}.incremental"),
+                    "has no period column to tell which rows are new since the last release",
+                    "give the output a period, e.g. period = { column = \"admission_date\", from = 2019-04-01, to = 2022-03-31 }, or remove `incremental`",
+                ));
+            }
+            if o.incremental()
+                && meta
+                    .as_ref()
+                    .is_some_and(|m| m.schedule != Schedule::Monthly)
+            {
+                problems.push(Problem::error(
+                    path,
+                    format!("{key}.incremental"),
+                    "is set, but the agreement's schedule is not monthly: windows are whole months",
+                    "set `agreement.schedule = \"monthly\"`, or remove `incremental`",
+                ));
+            }
+            let no_backdate = cohort.as_ref().is_some_and(|c| !c.backdate);
+            if no_backdate && o.period().is_none() {
+                problems.push(Problem::error(
+                    path,
+                    format!("{key}.period"),
+                    "is missing, and `cohort.backdate = false` compares each person's recruited_on with the output's period column",
+                    "give the output a period, e.g. period = { column = \"admission_date\", from = 2019-04-01, to = 2022-03-31 }",
+                ));
+            }
+            if let Some(period) = o.period() {
+                problems.extend(period.problems(path, &key));
+                problems.extend(period_column_problems(
+                    period,
+                    path,
+                    &key,
+                    site.and_then(|s| s.datasets.get(o.dataset())),
+                ));
+            }
             match o {
                 OutputSpec::Records(r) => {
                     problems.extend(r.problems(path, &key, identifiable, site))
@@ -417,7 +489,7 @@ impl Agreement {
 
         let agreement = match (meta, cohort, objections, release) {
             (Some(meta), Some(mut cohort), Some(objections), Some(mut release)) => {
-                cohort.path = resolve(&base, &cohort.path);
+                cohort.path = cohort.path.map(|p| resolve(&base, &p));
                 cohort.review_decisions = cohort.review_decisions.map(|d| resolve(&base, &d));
                 release.resolve_paths(&base);
                 Some(Agreement {
@@ -503,6 +575,71 @@ impl AgreementStatus {
                 Self::Active
             }
         }
+    }
+}
+
+/// What is wrong with a `[cohort]` that says `reuse`, as written (whether
+/// the agreement it names was released, and by whom, is the ledger's: see
+/// `pipeline::reuse`). A reused linkage is not linked again, so the keys
+/// that say how to link are refused beside it.
+fn reuse_problems(c: &CohortSection, meta: Option<&AgreementMeta>, file: &Path) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let Some(reuse) = c.reuse.as_deref() else {
+        return problems;
+    };
+    match AgreementRef::parse(reuse) {
+        Err(e) => problems.push(Problem::error(
+            file,
+            "cohort.reuse",
+            e,
+            "name the agreement whose released linkage to reuse, e.g. reuse = \"DARS-NIC-000001-DEMO1-01\"",
+        )),
+        Ok(r) if meta.is_some_and(|m| m.reference == r) => problems.push(Problem::error(
+            file,
+            "cohort.reuse",
+            format!("names this agreement itself (`{reuse}`)"),
+            "name the other agreement whose released linkage of the same cohort to reuse, or remove `reuse` and give the cohort's `path`",
+        )),
+        Ok(_) => {}
+    }
+    let linking = [
+        ("path", c.path.is_some()),
+        ("validation_fields", !c.validation_fields.is_empty()),
+        ("manual_validation", c.manual_validation),
+        ("review_decisions", c.review_decisions.is_some()),
+    ];
+    for (key, given) in linking {
+        if given {
+            problems.push(Problem::error(
+                file,
+                format!("cohort.{key}"),
+                format!("is given with `cohort.reuse = \"{reuse}\"`, which takes that agreement's linkage instead of linking this cohort"),
+                format!("remove `{key}`, or remove `reuse` to link this cohort"),
+            ));
+        }
+    }
+    problems
+}
+
+/// With the site, the period column's presence and type in the dataset's
+/// schema (a Parquet footer; a CSV file's header and inferred types).
+/// Nothing is said when the dataset cannot be opened: the run reports that.
+fn period_column_problems(
+    period: &crate::period::Period,
+    file: &Path,
+    key: &str,
+    dataset: Option<&crate::site::DatasetSource>,
+) -> Vec<Problem> {
+    let Some(dataset) = dataset else {
+        return Vec::new();
+    };
+    let schema = crate::tables::scan_pruned(&dataset.path, &|k, v| period.keeps_partition(k, v))
+        .and_then(|mut lf| lf.collect_schema());
+    match schema {
+        Ok(schema) => crate::period::schema_problem(period, file, key, &schema)
+            .into_iter()
+            .collect(),
+        Err(_) => Vec::new(),
     }
 }
 

@@ -19,6 +19,7 @@ pub use agreement::{
 // importing `config` (which imports every stage's section): re-exported here
 // for the callers that read a whole file.
 pub use crate::config_file::{ConfigError, Problem, Severity};
+pub use crate::period::{Period, Window};
 pub use crate::site::{DatasetSource, Site};
 
 use chrono::NaiveDate;

@@ -466,6 +466,15 @@ impl Header {
             }
         }
 
+        // Any day is accepted: a study may record recruitment ahead.
+        let mut recruited_on = None;
+        if let Some(raw) = present(CohortField::RecruitedOn) {
+            match parse_date(raw) {
+                Ok(d) => recruited_on = Some(d),
+                Err(e) => problem(CohortField::RecruitedOn, e.to_string()),
+            }
+        }
+
         // Names keep their case and inner spacing: linkage normalises them.
         row.forename = present(CohortField::Forename).map(str::to_string);
         row.surname = present(CohortField::Surname).map(str::to_string);
@@ -474,6 +483,7 @@ impl Header {
         row.date_of_birth = date_of_birth;
         row.gender = gender;
         row.postcode = postcode;
+        row.recruited_on = recruited_on;
         row
     }
 }

@@ -33,10 +33,12 @@ pub enum CohortField {
     Postcode,
     Forename,
     Surname,
+    /// The date the participant joined the study (for `backdate = false`).
+    RecruitedOn,
 }
 
 impl CohortField {
-    pub const ALL: [CohortField; 7] = [
+    pub const ALL: [CohortField; 8] = [
         Self::StudyId,
         Self::NhsNumber,
         Self::DateOfBirth,
@@ -44,6 +46,7 @@ impl CohortField {
         Self::Postcode,
         Self::Forename,
         Self::Surname,
+        Self::RecruitedOn,
     ];
 
     /// The canonical column name (`nhs_number`).
@@ -56,6 +59,7 @@ impl CohortField {
             Self::Postcode => "postcode",
             Self::Forename => "forename",
             Self::Surname => "surname",
+            Self::RecruitedOn => "recruited_on",
         }
     }
 
@@ -75,6 +79,16 @@ impl CohortField {
             "post_code" | "postal_code" => Self::Postcode,
             "first_name" | "firstname" | "given_name" | "forenames" => Self::Forename,
             "last_name" | "lastname" | "family_name" => Self::Surname,
+            "recruited"
+            | "recruitment_date"
+            | "date_recruited"
+            | "recruited_date"
+            | "date_of_recruitment"
+            | "recruitedon"
+            | "enrolled_on"
+            | "enrolment_date"
+            | "enrollment_date"
+            | "date_enrolled" => Self::RecruitedOn,
             _ => return None,
         };
         Some(alias)
@@ -132,6 +146,8 @@ pub struct CohortRow {
     pub postcode: Option<Postcode>,
     pub forename: Option<String>,
     pub surname: Option<String>,
+    /// The date the participant joined the study.
+    pub recruited_on: Option<NaiveDate>,
     pub problems: Vec<ValueProblem>,
 }
 

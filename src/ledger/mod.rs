@@ -67,6 +67,9 @@ const LOCK_WAIT: Duration = Duration::from_secs(10);
 const SIG_FIELD: &[u8] = b",\"sig\":\"";
 
 /// What happened.
+// Nearly every entry is a release, so boxing that variant would save no
+// memory; entries are read a ledger at a time, never kept by the million.
+#[allow(clippy::large_enum_variant)]
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum LedgerEvent {
@@ -83,6 +86,11 @@ pub enum LedgerEvent {
         /// entries written before the register existed).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         register: Option<register_facts::RegisterFacts>,
+        /// The cohort's linkage as this release used it, kept for another
+        /// agreement to reuse (absent from entries written before dars
+        /// kept linkages).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        linkage: Option<ReleasedLinkage>,
     },
     /// The recipient certified that released data was destroyed.
     Destruction {
@@ -98,6 +106,22 @@ pub enum LedgerEvent {
         torn_sha256: String,
         saved_as: String,
     },
+}
+
+/// The linkage a release used, kept in the work directory as
+/// `REFERENCE/linkage/RUN_ID.parquet` (study ID and person ID pairs) so that
+/// an agreement of the same organisation can reuse it (`[cohort] reuse`):
+/// its SHA-256, signed with the entry, is checked before it is reused.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ReleasedLinkage {
+    /// SHA-256 of the linkage file's bytes.
+    pub sha256: String,
+    /// Persons linked (study IDs with a person), for the reuser's summary.
+    pub pairs: u64,
+    /// When this release itself reused another's linkage: that one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reused_from: Option<crate::package::ReusedLinkage>,
 }
 
 /// One line of the ledger, as signed.

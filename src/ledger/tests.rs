@@ -31,9 +31,12 @@ fn release(n: u32) -> LedgerEvent {
             sha256: "ab".repeat(32),
             rows: 10,
             kind: "records".to_string(),
+            period: None,
+            window: None,
         }],
         forced: false,
         register: None,
+        linkage: None,
     }
 }
 

@@ -7,15 +7,34 @@ use serde::Deserialize;
 
 use crate::ingest::CohortField;
 
-/// `[cohort]`: the applicant's file and how its rows may be validated.
+/// `[cohort]`: the applicant's file and how its rows may be validated; or,
+/// with `reuse`, the agreement whose latest released linkage is taken
+/// instead of linking again (then `path`, `validation_fields`,
+/// `manual_validation` and `review_decisions` are not given: `dars check`
+/// says so).
 #[derive(Debug, Clone, Deserialize)]
 pub struct CohortSection {
-    pub path: PathBuf,
+    /// The applicant's cohort CSV; `None` only with `reuse`.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    #[serde(default)]
     pub validation_fields: Vec<String>,
     #[serde(default)]
     pub manual_validation: bool,
     #[serde(default)]
     pub review_decisions: Option<PathBuf>,
+    /// `false`: release for each person only rows on or after their
+    /// `recruited_on`, on each output's period column.
+    #[serde(default = "backdated")]
+    pub backdate: bool,
+    /// `DARS-NIC-…`: reuse that agreement's latest released linkage (its
+    /// validated and reviewed pairs), of the same organisation.
+    #[serde(default)]
+    pub reuse: Option<String>,
+}
+
+fn backdated() -> bool {
+    true
 }
 
 impl CohortSection {

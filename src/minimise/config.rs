@@ -145,6 +145,13 @@ pub struct RecordsOutput {
     pub fields: Vec<String>,
     #[serde(default)]
     pub format: FileFormat,
+    /// Only rows whose date column falls inside it are released.
+    #[serde(default)]
+    pub period: Option<crate::period::Period>,
+    /// With `schedule = "monthly"`: each release only the rows of the
+    /// period new since the agreement's last release.
+    #[serde(default)]
+    pub incremental: bool,
     /// What the agreement and the site say about identifiers, set by
     /// [`RecordsOutput::bind`] when the agreement is loaded. The default
     /// (an output that was never bound) allows none.

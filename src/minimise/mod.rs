@@ -149,6 +149,10 @@ pub fn plan_records<'s>(
         person_columns.push(col("date_of_birth").alias(DOB));
         exprs.push(col(DOB));
     }
+    let recruited = recruitment_filter(released, spec.period.as_ref());
+    if recruited.is_some() {
+        person_columns.push(col(crate::objections::RECRUITED_ON));
+    }
     let persons = released.persons.clone().lazy().select(person_columns);
     let key_alias = "__dars_key";
     // The dataset streams through; the released persons (the cohort, far
@@ -157,10 +161,13 @@ pub fn plan_records<'s>(
     let mut args = JoinArgs::new(JoinType::Inner);
     args.maintain_order = MaintainOrderJoin::Left;
     args.build_side = Some(JoinBuildSide::ForceRight);
-    let lf = dataset
+    let mut lf = dataset
         .with_column(col(key).cast(DataType::Int64).alias(key_alias))
-        .join(persons, [col(key_alias)], [col("person_id")], args)
-        .select(exprs);
+        .join(persons, [col(key_alias)], [col("person_id")], args);
+    if let Some(recruited) = recruited {
+        lf = lf.filter(recruited);
+    }
+    let lf = lf.select(exprs);
     Ok(RecordsStream {
         spec,
         fields,
@@ -318,6 +325,30 @@ pub fn records(
     stream.run(&mut |df| out.vstack_mut(df).map(|_| ()))?;
     out.rechunk_mut();
     Ok(out)
+}
+
+/// With `cohort.backdate = false` (the released persons carry
+/// `recruited_on`): only rows whose period column is on or after the
+/// person's date. A person without a date gets no row; so does an output
+/// without a period (which `dars check` refuses).
+pub fn recruitment_filter(
+    released: &Released,
+    period: Option<&crate::period::Period>,
+) -> Option<Expr> {
+    let carried = released
+        .persons
+        .get_column_names()
+        .iter()
+        .any(|c| c.as_str() == crate::objections::RECRUITED_ON);
+    if !carried {
+        return None;
+    }
+    Some(match period {
+        Some(p) => col(p.column.as_str())
+            .cast(DataType::Date)
+            .gt_eq(col(crate::objections::RECRUITED_ON)),
+        None => lit(false),
+    })
 }
 
 enum Checked {

@@ -65,6 +65,8 @@ fn records_keep_only_the_cohort_and_the_listed_fields() {
             "person_id:pseudonym".into(),
         ],
         format: crate::tables::FileFormat::Parquet,
+        period: None,
+        incremental: false,
         identifiers: Default::default(),
     };
     let key = PseudonymKey::from_bytes(&[7u8; 32]);
@@ -134,6 +136,8 @@ fn an_unknown_column_names_the_field_and_lists_what_exists() {
         dataset: "hes_apc".into(),
         fields: vec!["regoin".into()],
         format: crate::tables::FileFormat::Csv,
+        period: None,
+        incremental: false,
         identifiers: Default::default(),
     };
     let err = records(
@@ -250,6 +254,8 @@ fn output(fields: &[&str], identifiable: bool) -> RecordsOutput {
         dataset: "hes_apc".into(),
         fields: fields.iter().map(|f| f.to_string()).collect(),
         format: crate::tables::FileFormat::Parquet,
+        period: None,
+        incremental: false,
         identifiers: IdentifierPolicy {
             identifiable,
             declared: Vec::new(),

@@ -125,6 +125,8 @@ const NHS: &str = "nhs_number";
 const TYPE: &str = "objection_type";
 const COHORT_NHS: &str = "cohort_nhs_number";
 const DOB: &str = "date_of_birth";
+/// The cohort's recruitment date, carried for `cohort.backdate = false`.
+pub const RECRUITED_ON: &str = "recruited_on";
 const CANONICAL: &str = "__dars_nhs";
 
 /// Removes objectors of the applied types, given a checked register.
@@ -229,6 +231,10 @@ pub fn remove_with(
     let mut keep = vec![col("study_id"), col("person_id")];
     if has_dob {
         keep.push(col(DOB));
+    }
+    // `cohort.backdate = false`: each study ID's date goes on.
+    if has(RECRUITED_ON) {
+        keep.push(col(RECRUITED_ON));
     }
     let released = crate::tables::collect(
         persons

@@ -39,9 +39,29 @@ pub struct Manifest {
     /// exempts, with the legal basis it states for the exemption.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub objections: Option<crate::objections::ObjectionsSection>,
+    /// Where the cohort's linkage came from when it was not linked by this
+    /// run: another agreement's released linkage (`[cohort] reuse`).
+    /// Absent when the run linked the cohort itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reused_linkage: Option<ReusedLinkage>,
     pub files: Vec<ManifestFile>,
     /// Release counts after suppression, by name.
     pub counts: BTreeMap<String, Value>,
+}
+
+/// A released linkage taken by another agreement of the same organisation
+/// (`[cohort] reuse`): the release it came from, as its ledger entry
+/// records it, and the SHA-256 of the kept linkage file that entry holds.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ReusedLinkage {
+    /// The agreement whose release it was (`DARS-NIC-…`).
+    pub agreement: String,
+    pub run_id: String,
+    /// That release's ledger entry.
+    pub ledger_seq: u64,
+    /// SHA-256 of the linkage file, as that entry records it.
+    pub sha256: String,
 }
 
 /// A point in the ledger: entry `seq` (0 for an empty ledger) and the
@@ -67,6 +87,14 @@ pub struct ManifestFile {
     pub rows: u64,
     /// `records` or `aggregate`.
     pub kind: String,
+    /// The output's period: only rows whose `column` falls in
+    /// `from..=to` (both included) are in the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<crate::period::Period>,
+    /// An incremental output's window: the rows of the period new since
+    /// the agreement's last release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<crate::period::Window>,
 }
 
 impl ManifestFile {
@@ -78,6 +106,8 @@ impl ManifestFile {
             sha256: sealed.sha256.clone(),
             rows,
             kind: kind.to_string(),
+            period: None,
+            window: None,
         }
     }
 }

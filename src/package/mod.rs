@@ -18,7 +18,7 @@ mod sign;
 #[cfg(test)]
 pub(crate) mod tests;
 
-pub use manifest::{LedgerHead, Manifest, ManifestFile, SignedManifest};
+pub use manifest::{LedgerHead, Manifest, ManifestFile, ReusedLinkage, SignedManifest};
 pub use recipients::Recipients;
 pub use seal::{seal, SealedFile};
 pub use sign::{SigningKey, VerifyingKey};

@@ -262,12 +262,15 @@ fn sample_manifest() -> Manifest {
             sha256: "cd".repeat(32),
         }),
         objections: None,
+        reused_linkage: None,
         files: vec![ManifestFile {
             name: "episodes.parquet.age".to_string(),
             bytes: 1234,
             sha256: "ab".repeat(32),
             rows: 99,
             kind: "records".to_string(),
+            period: None,
+            window: None,
         }],
         counts,
     }

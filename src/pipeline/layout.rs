@@ -11,6 +11,18 @@ pub const RUNS_DIR: &str = "runs";
 /// agreement, and by `dars clean` while it removes that agreement's runs.
 pub const RUN_LOCK: &str = "run.lock";
 
+/// The folder of an agreement's released linkages, under its agreement
+/// folder: `RUN_ID.parquet` for each release, kept for `[cohort] reuse`.
+/// `dars clean` never removes it.
+pub const LINKAGE_DIR: &str = "linkage";
+
+/// `WORK/REFERENCE/linkage/RUN_ID.parquet`, given the agreement folder.
+pub fn linkage_file(agreement_dir: &Path, run_id: &str) -> PathBuf {
+    agreement_dir
+        .join(LINKAGE_DIR)
+        .join(format!("{run_id}.parquet"))
+}
+
 /// `WORK/REFERENCE`.
 pub fn agreement_dir(work_dir: &Path, reference: &str) -> PathBuf {
     work_dir.join(reference)
@@ -49,6 +61,7 @@ mod tests {
         assert_eq!(a, PathBuf::from("/w/DARS-NIC-000001-DEMO1-01"));
         assert_eq!(runs_dir(&a), a.join("runs"));
         assert_eq!(run_lock(&a), a.join("run.lock"));
+        assert_eq!(linkage_file(&a, "R1"), a.join("linkage/R1.parquet"));
     }
 
     #[test]

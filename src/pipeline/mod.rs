@@ -15,6 +15,7 @@
 //! WORK/REFERENCE/runs/RUN_ID/summary.json
 //! WORK/REFERENCE/releases/RUN_ID/          the release record: manifest, signature,
 //!                                           delivery.json, recorded.json (see [`record`])
+//! WORK/REFERENCE/linkage/RUN_ID.parquet     the linkage a release used (see [`reuse`])
 //! ```
 
 pub mod batch;
@@ -25,8 +26,10 @@ mod metrics;
 mod plan;
 pub mod record;
 mod report;
+pub mod reuse;
 mod state;
 mod steps;
+mod window;
 
 pub use metrics::StageMetrics;
 pub use state::{work_records, Checkpoint, RunState, Step, WorkRecords};
@@ -84,6 +87,9 @@ pub struct RunSummary {
     pub rows_with_value_problems: usize,
     pub duplicate_nhs_numbers: usize,
     pub linkage: LinkCounts,
+    /// The released linkage taken instead of linking (`[cohort] reuse`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reused_linkage: Option<crate::package::ReusedLinkage>,
     pub objections: ObjectionCounts,
     /// What the agreement applies and exempts (issue #12).
     pub objection_policy: crate::config::ObjectionsSection,
@@ -167,6 +173,14 @@ pub enum PipelineError {
         #[source]
         source: polars::error::PolarsError,
     },
+    #[error(
+        "output `{output}` is incremental and its rows up to {through} have been released: \
+         nothing is new until another month ends\n  fix: run it after the month ends, or \
+         re-release the last window with `dars batch --force` (the ledger records it as a repeat)"
+    )]
+    NothingNew { output: String, through: NaiveDate },
+    #[error("adding the cohort's recruited_on to the linked persons: {0}")]
+    Recruitment(#[source] polars::error::PolarsError),
     #[error("work directory {path}: {action}: {source}\n  fix: check `work.dir` in the site config is writable by this user")]
     WorkDir {
         path: PathBuf,
@@ -322,6 +336,7 @@ pub fn record_pending(
                         files: manifest.files.clone(),
                         forced: pending.delivery.forced,
                         register: pending.delivery.register.clone(),
+                        linkage: pending.delivery.linkage.clone(),
                     },
                     key,
                 )?;

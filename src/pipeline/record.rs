@@ -50,6 +50,9 @@ pub struct Delivery {
     /// protected), for a release recorded by a later run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub register: Option<crate::register::RegisterFacts>,
+    /// What the ledger entry will say of the linkage kept for reuse.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linkage: Option<crate::ledger::ReleasedLinkage>,
 }
 
 /// The ledger entry that records the release.
@@ -133,6 +136,7 @@ pub fn list(work_dir: &Path) -> Vec<ReleaseRecord> {
                 destination: String::new(),
                 forced: false,
                 register: None,
+                linkage: None,
             });
             let receipt = fs::read(dir.join(RECEIPT_FILE))
                 .ok()

@@ -53,6 +53,9 @@ pub struct RunState {
     pub rows_with_value_problems: usize,
     pub duplicate_nhs_numbers: usize,
     pub linkage: Option<(LinkCounts, Checkpoint)>,
+    /// The released linkage `linkage` was taken from (`[cohort] reuse`).
+    #[serde(default)]
+    pub reused: Option<crate::package::ReusedLinkage>,
     pub objections: Option<(ObjectionCounts, Checkpoint)>,
     /// By output name, in agreement order of completion.
     pub outputs: BTreeMap<String, SealedOutput>,
@@ -131,7 +134,9 @@ pub fn fingerprint(site: &Site, agreement: &Agreement) -> std::io::Result<String
     };
     whole(&agreement.file)?;
     whole(&site.file)?;
-    whole(&agreement.cohort.path)?;
+    if let Some(cohort) = &agreement.cohort.path {
+        whole(cohort)?;
+    }
     if let Some(d) = &agreement.cohort.review_decisions {
         whole(d)?;
     }

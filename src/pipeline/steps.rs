@@ -5,6 +5,7 @@
 //! step ([`RunState::redone`]). A new stage is a new method here, a
 //! [`Step`] variant if it is checkpointed, and a line in [`super::run`].
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Instant;
@@ -17,11 +18,11 @@ use super::plan::{Plan, Planned};
 use super::state::{self, Step};
 use super::{
     check_ledger, checkpoint, fault, ledger_path, lock_agreement, metrics, new_run_id,
-    read_parquet, record, record_pending, report, secure_work_dir, write_parquet, OutputSummary,
-    PipelineError, RunOptions, RunState, RunSummary, StageMetrics, LINKED, RELEASED,
+    read_parquet, record, record_pending, report, reuse, secure_work_dir, window, write_parquet,
+    OutputSummary, PipelineError, RunOptions, RunState, RunSummary, StageMetrics, LINKED, RELEASED,
 };
 use crate::aggregate::{self, AggregateError};
-use crate::config::{Agreement, Site};
+use crate::config::{Agreement, ConfigError, OutputSpec, Site};
 use crate::ingest::{self, IngestConfig};
 use crate::ledger::{Ledger, LedgerEvent};
 use crate::link::{self, LinkConfig, LinkError};
@@ -29,6 +30,7 @@ use crate::lock::Lock;
 use crate::minimise::{self, PseudonymKey};
 use crate::objections::{self, Linked, ObjectionsError, Released};
 use crate::package::{self, Manifest, ManifestFile, Recipients, SigningKey};
+use crate::period::{Period, Window};
 use crate::push::{self, PushReport, StagedRelease};
 use crate::suppress::{self, SuppressionCounts};
 use crate::tables::FileFormat;
@@ -170,8 +172,12 @@ impl<'a> Run<'a> {
         metrics::reset_peak();
     }
 
-    /// Steps 1-2: ingest and link, checkpointed as `linked.parquet`.
+    /// Steps 1-2: ingest and link, checkpointed as `linked.parquet`; or,
+    /// with `[cohort] reuse`, another agreement's released linkage.
     pub(super) fn link(&mut self) -> Result<Linked, PipelineError> {
+        if self.agreement.cohort.reuse.is_some() {
+            return self.reuse();
+        }
         let t = Instant::now();
         let run_dir = self.run_dir.clone();
         if self
@@ -189,10 +195,22 @@ impl<'a> Run<'a> {
             return Ok(linked);
         }
         let link_config = LinkConfig::from_cohort(&self.agreement.cohort);
-        let cohort = ingest::read_cohort(&IngestConfig {
-            path: self.agreement.cohort.path.clone(),
-            required: link_config.required_columns(),
+        let backdate = self.agreement.cohort.backdate;
+        let mut required = link_config.required_columns();
+        if !backdate {
+            required.push((ingest::CohortField::RecruitedOn, "cohort.backdate".into()));
+        }
+        let Some(cohort_path) = self.agreement.cohort.path.clone() else {
+            unreachable!("an agreement loads with a cohort path or reuse")
+        };
+        let mut cohort = ingest::read_cohort(&IngestConfig {
+            path: cohort_path,
+            required,
         })?;
+        if !backdate {
+            window::require_recruitment_dates(&mut cohort);
+        }
+
         for d in &cohort.duplicate_nhs_numbers {
             warn!(study_id = %d.study_id, first_study_id = %d.first_study_id, line = d.line, "same NHS number under two study IDs");
         }
@@ -205,11 +223,14 @@ impl<'a> Run<'a> {
         let t_link = Instant::now();
         let demographics = crate::tables::scan(&self.site.demographics)
             .map_err(|source| LinkError::Demographics { source })?;
-        let linkage = link::link(&cohort, demographics, &link_config)?;
+        let mut linkage = link::link(&cohort, demographics, &link_config)?;
         link::write_linkage_csv(&run_dir.join("linkage.csv"), &linkage.rows)
             .map_err(PipelineError::work(&run_dir, "writing linkage.csv"))?;
         link::write_review_queue_csv(&run_dir.join("review_queue.csv"), &linkage)
             .map_err(PipelineError::work(&run_dir, "writing review_queue.csv"))?;
+        if !backdate {
+            linkage.linked.persons = window::with_recruitment(&linkage.linked.persons, &cohort)?;
+        }
         let mut persons = linkage.linked.persons.clone();
         write_parquet(&run_dir.join(LINKED), &mut persons)?;
         info!(
@@ -226,6 +247,56 @@ impl<'a> Run<'a> {
         self.stage("link", t_link);
         fault::point("link");
         Ok(linkage.linked)
+    }
+
+    /// Step 2 with `[cohort] reuse`: the latest released linkage of the
+    /// named agreement, checked against the verified ledger (see
+    /// [`reuse`]), joined to the current index, checkpointed as
+    /// `linked.parquet`. The checkpoint is reused only while it is of the
+    /// same released linkage.
+    fn reuse(&mut self) -> Result<Linked, PipelineError> {
+        let t = Instant::now();
+        let ledger = super::open_ledger(self.site)?;
+        let verified =
+            super::verify_ledger(self.site, &ledger).map_err(PipelineError::LedgerNotReady)?;
+        let file = self.agreement.file.as_path();
+        let source = reuse::find(self.site, &verified.entries, self.agreement)
+            .map_err(|e| PipelineError::from((e, file)))?
+            .expect("the agreement reuses a linkage");
+        let run_dir = self.run_dir.clone();
+        let valid = self
+            .st
+            .linkage
+            .as_ref()
+            .is_some_and(|(_, cp)| cp.valid(&run_dir))
+            && self.st.reused.as_ref() == Some(&source.reused);
+        let linked = if valid {
+            info!("linkage checkpoint valid: reused");
+            Linked {
+                persons: read_parquet(&run_dir.join(LINKED))?,
+            }
+        } else {
+            let linked = reuse::linked(self.site, &source, self.agreement.cohort.backdate)?;
+            let mut persons = linked.persons.clone();
+            write_parquet(&run_dir.join(LINKED), &mut persons)?;
+            info!(
+                from = %source.reused.agreement,
+                run_id = %source.reused.run_id,
+                seq = source.reused.ledger_seq,
+                persons = linked.persons.height(),
+                "released linkage reused"
+            );
+            self.st.cohort_rows = 0;
+            self.st.rows_with_value_problems = 0;
+            self.st.duplicate_nhs_numbers = 0;
+            self.st.linkage = Some((Default::default(), checkpoint(&run_dir, LINKED)?));
+            self.st.reused = Some(source.reused);
+            self.checkpointed(Step::Link)?;
+            linked
+        };
+        self.stage("link", t);
+        fault::point("link");
+        Ok(linked)
     }
 
     /// Step 3: objections removed, checkpointed as `released.parquet`.
@@ -300,8 +371,9 @@ impl<'a> Run<'a> {
                 "creating the release folder",
             ))?;
         }
+        let windows = self.windows()?;
         let mut tables = Vec::new();
-        for planned in &plan.outputs {
+        for (i, planned) in plan.outputs.iter().enumerate() {
             if self
                 .st
                 .outputs
@@ -316,17 +388,44 @@ impl<'a> Run<'a> {
             }
             let t = Instant::now();
             let (dataset_name, source) = planned.dataset();
-            let dataset =
-                crate::tables::scan(&source.path).map_err(|e| PipelineError::Dataset {
-                    output: planned.name().to_string(),
-                    dataset: dataset_name.to_string(),
-                    source: e,
-                })?;
+            // An incremental output reads its window; any other its period.
+            let own_period = match planned {
+                Planned::Records { spec, .. } => spec.period.as_ref(),
+                Planned::Aggregate { spec, .. } => spec.period.as_ref(),
+            };
+            let window = windows.get(planned.name());
+            let scope = window.map(Window::as_period);
+            let period = scope.as_ref().or(own_period);
+            let dataset_error = |source| PipelineError::Dataset {
+                output: planned.name().to_string(),
+                dataset: dataset_name.to_string(),
+                source,
+            };
+            let dataset = match period {
+                Some(p) => {
+                    crate::tables::scan_pruned(&source.path, &|k, v| p.keeps_partition(k, v))
+                }
+                None => crate::tables::scan(&source.path),
+            }
+            .map_err(dataset_error)?;
+            let dataset = match period {
+                Some(p) => {
+                    window::within_period(dataset, p, &agreement.file, i).map_err(|e| match e {
+                        Ok(problem) => PipelineError::from(ConfigError::from(problem)),
+                        Err(source) => dataset_error(source),
+                    })?
+                }
+                None => dataset,
+            };
+            let scoped = Scope {
+                period: own_period,
+                window,
+            };
             match planned {
                 Planned::Records { spec: r, .. } => {
                     let stream =
                         minimise::plan_records(r, released, dataset, &source.key, &pseudonym)?;
-                    let sealed = sealer.seal_records(&r.name, r.format, stream)?;
+                    let sealed = sealer.seal_records(&r.name, r.format, stream, scoped)?;
                     self.st.outputs.insert(r.name.clone(), sealed);
                     self.checkpointed(Step::Output)?;
                     self.stage("records", t);
@@ -381,6 +480,10 @@ impl<'a> Run<'a> {
                     a.format,
                     &mut frame,
                     Some(protected.counts.clone()),
+                    Scope {
+                        period: a.period.as_ref(),
+                        window: windows.get(&a.name),
+                    },
                 )?;
                 self.st.outputs.insert(a.name.clone(), sealed);
                 self.checkpointed(Step::Output)?;
@@ -394,6 +497,33 @@ impl<'a> Run<'a> {
             .iter()
             .filter_map(|o| self.st.outputs.get(o.name()).cloned())
             .collect())
+    }
+
+    /// The window of each incremental output, from the ledger: the rows of
+    /// its period new since the agreement's last release of it (see
+    /// [`window::next_window`]). Refused when nothing is new, unless forced.
+    fn windows(&self) -> Result<BTreeMap<String, Window>, PipelineError> {
+        let agreement = self.agreement;
+        let mut windows = BTreeMap::new();
+        if !agreement.outputs.iter().any(OutputSpec::incremental) {
+            return Ok(windows);
+        }
+        let entries = super::open_ledger(self.site)?.entries()?;
+        for spec in agreement.outputs.iter().filter(|o| o.incremental()) {
+            let Some(period) = spec.period() else {
+                continue;
+            };
+            let file = format!("{}.{}.age", spec.name(), spec.format().extension());
+            let last = window::last_window(&entries, self.reference, &file);
+            let w = window::next_window(period, last.as_ref(), self.opts.today, self.opts.forced)
+                .map_err(|through| PipelineError::NothingNew {
+                output: spec.name().to_string(),
+                through,
+            })?;
+            info!(output = spec.name(), from = %w.from, to = %w.to, repeats = w.repeats_last_window, "incremental window");
+            windows.insert(spec.name().to_string(), w);
+        }
+        Ok(windows)
     }
 
     /// What the run did, so far: counts only.
@@ -416,6 +546,7 @@ impl<'a> Run<'a> {
                 .as_ref()
                 .map(|(c, _)| c.clone())
                 .unwrap_or_default(),
+            reused_linkage: self.st.reused.clone(),
             objections: released.counts.clone(),
             objection_policy: self.agreement.objections.clone(),
             outputs: sealed.iter().map(|o| o.summary.clone()).collect(),
@@ -478,6 +609,7 @@ impl<'a> Run<'a> {
                 // copies anchor the ledger from outside.
                 ledger_head: Some(ledger.verify()?.head),
                 objections: Some(self.agreement.objections.clone()),
+                reused_linkage: self.st.reused.clone(),
                 files: files.to_vec(),
                 counts,
             };
@@ -524,7 +656,15 @@ impl<'a> Run<'a> {
             register: Some(crate::register::RegisterFacts::of(
                 self.agreement,
                 summary.objections.released,
+                files,
             )),
+            // The linkage this release used, kept for `[cohort] reuse`.
+            linkage: Some(reuse::keep(
+                &self.agreement_dir,
+                &run_id,
+                &self.run_dir.join(LINKED),
+                self.st.reused.clone(),
+            )?),
         };
         record::keep(
             &self.agreement_dir,
@@ -582,6 +722,7 @@ impl<'a> Run<'a> {
                         files,
                         forced: self.opts.forced,
                         register: delivery.register,
+                        linkage: delivery.linkage,
                     },
                     signing_key,
                 )
@@ -608,6 +749,14 @@ impl<'a> Run<'a> {
             .map_err(PipelineError::work(&self.run_dir, "writing summary.json"))?;
         Ok(summary)
     }
+}
+
+/// What an output's file is said to cover, in its manifest entry: the
+/// output's period and, if incremental, this release's window of it.
+#[derive(Clone, Copy)]
+struct Scope<'s> {
+    period: Option<&'s Period>,
+    window: Option<&'s Window>,
 }
 
 /// Seals one output into the release folder (age-encrypted, hashed in the
@@ -637,6 +786,7 @@ impl Sealer<'_> {
         name: &str,
         format: FileFormat,
         mut stream: minimise::RecordsStream<'_>,
+        scope: Scope,
     ) -> Result<state::SealedOutput, PipelineError> {
         let kind = "records";
         let file = format!("{name}.{}", format.extension());
@@ -695,7 +845,11 @@ impl Sealer<'_> {
                 let sealed = sealed?;
                 let plaintext = sealed.plaintext_sha256.clone();
                 (
-                    Some(ManifestFile::from_sealed(&sealed, rows, kind)),
+                    Some(ManifestFile {
+                        period: scope.period.cloned(),
+                        window: scope.window.cloned(),
+                        ..ManifestFile::from_sealed(&sealed, rows, kind)
+                    }),
                     Some(plaintext),
                 )
             }
@@ -722,6 +876,7 @@ impl Sealer<'_> {
         format: FileFormat,
         frame: &mut polars::prelude::DataFrame,
         suppression: Option<SuppressionCounts>,
+        scope: Scope,
     ) -> Result<state::SealedOutput, PipelineError> {
         let rows = frame.height() as u64;
         let file = format!("{name}.{}", format.extension());
@@ -734,7 +889,11 @@ impl Sealer<'_> {
                 )?;
                 let plaintext = sealed.plaintext_sha256.clone();
                 (
-                    Some(ManifestFile::from_sealed(&sealed, rows, kind)),
+                    Some(ManifestFile {
+                        period: scope.period.cloned(),
+                        window: scope.window.cloned(),
+                        ..ManifestFile::from_sealed(&sealed, rows, kind)
+                    }),
                     Some(plaintext),
                 )
             }

@@ -28,12 +28,15 @@ use chrono::NaiveDate;
 
 use crate::config::{Agreement, LegalBasis};
 use crate::ledger::{LedgerEntry, LedgerEvent};
+use crate::package::ManifestFile;
 
 pub use crate::ledger::register_facts::{protect, RegisterFacts, RegisterOutput};
 
 impl RegisterFacts {
-    /// The facts of a release of `agreement` that released `persons`.
-    pub fn of(agreement: &Agreement, persons: usize) -> Self {
+    /// The facts of a release of `agreement` that released `persons` in
+    /// `files` (its manifest's). An output's period is the one its file
+    /// covers: an incremental output's window, else the output's period.
+    pub fn of(agreement: &Agreement, persons: usize, files: &[ManifestFile]) -> Self {
         RegisterFacts {
             organisation: agreement.meta.organisation.clone(),
             legal_basis: legal_basis_code(agreement.meta.legal_basis).to_string(),
@@ -49,12 +52,31 @@ impl RegisterFacts {
                         crate::config::OutputSpec::Aggregate(_) => "aggregate",
                     }
                     .to_string(),
-                    period: None,
+                    period: released_period(o, files),
                 })
                 .collect(),
             persons: protect(persons as u64),
         }
     }
+}
+
+/// `FROM..TO` of the rows `output`'s file in `files` holds, if it is
+/// scoped by a period; the agreement's period when no file is named.
+fn released_period(output: &crate::config::OutputSpec, files: &[ManifestFile]) -> Option<String> {
+    let name = format!("{}.{}.age", output.name(), output.format().extension());
+    let (from, to) = match files.iter().find(|f| f.name == name) {
+        Some(f) => match (&f.window, &f.period) {
+            (Some(w), _) => (w.from, w.to),
+            (None, Some(p)) => (p.from, p.to),
+            (None, None) => return None,
+        },
+        None => output.period().map(|p| (p.from, p.to))?,
+    };
+    Some(format!(
+        "{}..{}",
+        from.format("%Y-%m-%d"),
+        to.format("%Y-%m-%d")
+    ))
 }
 
 fn legal_basis_code(basis: LegalBasis) -> &'static str {

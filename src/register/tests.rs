@@ -17,9 +17,12 @@ fn release(seq: u64, at: &str, rows: u64, register: Option<RegisterFacts>) -> Le
                 sha256: "cd".repeat(32),
                 rows,
                 kind: "records".to_string(),
+                period: None,
+                window: None,
             }],
             forced: false,
             register,
+            linkage: None,
         },
     }
 }
@@ -165,4 +168,64 @@ fn write_refuses_an_unknown_extension_and_leaves_nothing() {
         COLUMNS.join(",")
     );
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}
+
+#[test]
+fn an_outputs_register_period_is_its_files_window_else_its_period() {
+    use crate::config::OutputSpec;
+    use crate::minimise::RecordsOutput;
+    use crate::period::{Period, Window};
+    let day = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+    let period = Period {
+        column: "admission_date".into(),
+        from: day("2019-04-01"),
+        to: day("2022-03-31"),
+    };
+    let output = |period: Option<Period>| {
+        OutputSpec::Records(RecordsOutput {
+            name: "episodes".into(),
+            dataset: "hes_apc".into(),
+            fields: vec!["admission_date".into()],
+            format: crate::tables::FileFormat::Parquet,
+            period,
+            incremental: false,
+            identifiers: Default::default(),
+        })
+    };
+    let file = |period: Option<Period>, window: Option<Window>| ManifestFile {
+        name: "episodes.parquet.age".into(),
+        bytes: 1,
+        sha256: "cd".repeat(32),
+        rows: 1,
+        kind: "records".into(),
+        period,
+        window,
+    };
+    let window = Window {
+        column: "admission_date".into(),
+        from: day("2020-01-01"),
+        to: day("2020-01-31"),
+        repeats_last_window: false,
+    };
+    let with = output(Some(period.clone()));
+    assert_eq!(
+        released_period(&with, &[file(Some(period.clone()), Some(window))]).as_deref(),
+        Some("2020-01-01..2020-01-31"),
+        "an incremental file's window"
+    );
+    assert_eq!(
+        released_period(&with, &[file(Some(period.clone()), None)]).as_deref(),
+        Some("2019-04-01..2022-03-31")
+    );
+    assert_eq!(
+        released_period(&with, &[]).as_deref(),
+        Some("2019-04-01..2022-03-31"),
+        "no file: the agreement's period"
+    );
+    let without = output(None);
+    assert_eq!(released_period(&without, &[file(None, None)]), None);
+    // Another output's file is not this one's.
+    let mut other = file(None, None);
+    other.name = "other.parquet.age".into();
+    assert_eq!(released_period(&without, &[other]), None);
 }

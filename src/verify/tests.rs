@@ -36,6 +36,7 @@ fn manifest_for(dir: &Path) -> Manifest {
         tool_version: "0.1.0".to_string(),
         ledger_head: None,
         objections: None,
+        reused_linkage: None,
         files,
         counts: BTreeMap::from([("admissions.cells".to_string(), serde_json::json!(48))]),
     }
