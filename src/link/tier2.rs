@@ -112,7 +112,7 @@ pub fn run(input: Input<'_>) -> Result<Tier2, LinkError> {
                     }];
                     let rp = candidates::compare_row(scoring, index, &rows[i], &holder);
                     let table = RowWeights::new(model, &rp.prepared(&rows[i], scoring.names));
-                    em.push_row(rp.pairs.iter().map(|p| table.em_pair(&p.levels)));
+                    em.push_row(rp.pairs.iter().map(|p| table.em_pair(&p.levels)), false);
                 }
             }
             CrossCheck::Candidates { .. } => {
@@ -121,7 +121,10 @@ pub fn run(input: Input<'_>) -> Result<Tier2, LinkError> {
                 if take {
                     let rp = &compared[k];
                     let table = RowWeights::new(model, &rp.prepared(&rows[i], scoring.names));
-                    em.push_row(rp.pairs.iter().map(|p| table.em_pair(&p.levels)));
+                    em.push_row(
+                        rp.pairs.iter().map(|p| table.em_pair(&p.levels)),
+                        rp.unheld,
+                    );
                 }
             }
             CrossCheck::Invalid => {}
