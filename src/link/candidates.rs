@@ -9,7 +9,8 @@ use super::compare::{self, CohortNhs, Field, Level};
 use super::estimate::{EmPair, NEUTRAL};
 use super::index::{column, Index, IndexPerson};
 use super::model::{
-    level_index, Model, LEVELS, MAX_LEVELS, POSTCODE, POSTCODE_LEVELS, SURNAME, SURNAME_LEVELS,
+    level_index, Model, NhsGroup, LEVELS, MAX_LEVELS, POSTCODE, POSTCODE_LEVELS, SURNAME,
+    SURNAME_LEVELS,
 };
 use super::phonetic;
 use crate::domain::date::to_epoch_days;
@@ -427,8 +428,7 @@ impl RowWeights {
         }
         let (s, p) = (out.levels[SURNAME], out.levels[POSTCODE]);
         if s != NEUTRAL && p != NEUTRAL {
-            out.log_u_joint =
-                self.log_u[SURNAME][s as usize] + self.log_u[POSTCODE][p as usize];
+            out.log_u_joint = self.log_u[SURNAME][s as usize] + self.log_u[POSTCODE][p as usize];
         }
         out
     }
@@ -455,8 +455,8 @@ pub struct Compared {
 #[derive(Debug, Clone, Default)]
 pub struct RowPairs {
     pub held_neighbours: usize,
-    /// The row's valid NHS number is held by nobody in the index.
-    pub unheld: bool,
+    /// What the row's NHS number says (see `NhsGroup`).
+    pub group: NhsGroup,
     pub pairs: Vec<Compared>,
 }
 
@@ -483,10 +483,17 @@ pub fn compare_row(
         .count()
         .max(1);
     // Every holder of a valid number is proposed by the number itself.
-    let unheld = row.nhs_number.is_some()
-        && !pairs
-            .iter()
-            .any(|p| p.keys & Key::NhsNumber.bit() != 0);
+    let group = if row.nhs_number.is_some() {
+        if pairs.iter().any(|p| p.keys & Key::NhsNumber.bit() != 0) {
+            NhsGroup::Held
+        } else {
+            NhsGroup::Unheld
+        }
+    } else if row.nhs_number_typo.is_some() {
+        NhsGroup::Typo
+    } else {
+        NhsGroup::None
+    };
     let pairs = pairs
         .iter()
         .map(|p| Compared {
@@ -497,7 +504,7 @@ pub fn compare_row(
         .collect();
     RowPairs {
         held_neighbours: prepared.held_neighbours,
-        unheld,
+        group,
         pairs,
     }
 }
@@ -520,7 +527,7 @@ pub fn queue_entry(
     compared: &RowPairs,
 ) -> Scored {
     let prepared = compared.prepared(row, scoring.names);
-    let prior = model.pair_prior(compared.unheld);
+    let prior = model.pair_prior(compared.group);
     let table = RowWeights::new(model, &prepared);
     let best = table.best(scoring.fields).max(f64::EPSILON);
     let mut candidates: Vec<Candidate> = compared

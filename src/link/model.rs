@@ -134,12 +134,11 @@ pub struct Model {
     /// average over the index (`Σ share²`), used only when the row's name
     /// is blank; a row's own value is weighed by its frequency.
     pub u: [Vec<f64>; 6],
-    /// Share of cohort rows whose person is taken to be in the index.
-    pub in_index: f64,
-    /// The same share among rows whose valid NHS number nobody in the
-    /// index holds, estimated (see `estimate`): such a number is a sign
-    /// that the person was never registered.
-    pub in_index_unheld: f64,
+    /// Share of cohort rows whose person is in the index, estimated per
+    /// [`NhsGroup`] (see `estimate`): a valid number nobody in the index
+    /// holds is a sign that the person was never registered, one somebody
+    /// holds that they were.
+    pub in_index: [f64; NhsGroup::COUNT],
     forename_counts: PlHashMap<String, u32>,
     surname_counts: PlHashMap<String, u32>,
 }
@@ -197,8 +196,7 @@ impl Model {
                 forename_u.to_vec(),
                 surname_u.to_vec(),
             ],
-            in_index: prior::IN_INDEX,
-            in_index_unheld: prior::IN_INDEX,
+            in_index: [prior::IN_INDEX; NhsGroup::COUNT],
             forename_counts,
             surname_counts,
         })
@@ -261,12 +259,40 @@ impl Model {
 
     /// The prior odds multiplier of a single pair: the chance that a given
     /// person of the index is the row's, before looking at the fields.
-    /// `unheld`: the row's valid NHS number is held by nobody in the index.
-    pub fn pair_prior(&self, unheld: bool) -> f64 {
-        if unheld {
-            self.in_index_unheld / self.people
-        } else {
-            self.in_index / self.people
+    /// The prior odds of a single pair for a row of `group`: the odds that
+    /// the row's person is in the index, `ρ / (1 − ρ)`, shared among its
+    /// `N` people.
+    pub fn pair_prior(&self, group: NhsGroup) -> f64 {
+        let rho = self.in_index[group as usize];
+        rho / ((1.0 - rho) * self.people)
+    }
+}
+
+/// What a cohort row's NHS number says before any comparison, for the
+/// share of rows whose person is in the index.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum NhsGroup {
+    /// A valid number somebody in the index holds.
+    Held = 0,
+    /// A valid number nobody in the index holds.
+    Unheld = 1,
+    /// Ten digits failing modulus 11.
+    Typo = 2,
+    /// No number.
+    #[default]
+    None = 3,
+}
+
+impl NhsGroup {
+    pub const COUNT: usize = 4;
+    pub const ALL: [NhsGroup; 4] = [Self::Held, Self::Unheld, Self::Typo, Self::None];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Held => "valid_held",
+            Self::Unheld => "valid_not_held",
+            Self::Typo => "fails_check_digit",
+            Self::None => "missing",
         }
     }
 }
