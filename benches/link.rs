@@ -148,7 +148,7 @@ fn run(dir: &Path, demographics: &Path, names: bool, dump: Option<&Path>, show_m
         "  of which the estimate  {:>7.2} s  ({} rows, {} pairs, {} iterations, converged {})",
         t.estimate_seconds, c.model.rows, c.model.pairs, c.model.iterations, c.model.converged
     );
-    for g in &c.model.in_index {
+    for g in &c.model.in_index_by_nhs_number {
         println!(
             "    in the index, NHS number {:<18} {:.3} of {} rows",
             g.nhs_number, g.share, g.rows

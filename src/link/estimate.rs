@@ -153,10 +153,13 @@ pub struct ModelSummary {
     pub pairs: usize,
     pub iterations: usize,
     pub converged: bool,
+    /// The prior share of cohort rows whose person is in the index (the
+    /// starting point of each group's estimate).
+    pub in_index: f64,
     /// The estimated share of cohort rows whose person is in the index,
     /// by what their NHS number says.
     #[serde(default)]
-    pub in_index: Vec<InIndex>,
+    pub in_index_by_nhs_number: Vec<InIndex>,
     pub parameters: Vec<Parameter>,
 }
 
@@ -308,22 +311,31 @@ pub fn estimate(model: &mut Model, data: &EmData) -> ModelSummary {
                 model.m[f][l] = m;
             }
         }
-        for s in 0..SURNAME_LEVELS {
-            for p in 0..POSTCODE_LEVELS {
-                let m = ((tally.joint[s][p] + PRIOR_PAIRS * joint_prior[s][p])
-                    / (tally.joint_present + PRIOR_PAIRS))
+        for ((cells, prior), model_cells) in tally
+            .joint
+            .iter()
+            .zip(&joint_prior)
+            .zip(model.m_joint.iter_mut())
+        {
+            for ((cell, prior), model_cell) in cells.iter().zip(prior).zip(model_cells.iter_mut()) {
+                let m = ((cell + PRIOR_PAIRS * prior) / (tally.joint_present + PRIOR_PAIRS))
                     .max(M_FLOOR);
-                moved = moved.max((m - model.m_joint[s][p]).abs());
-                model.m_joint[s][p] = m;
+                moved = moved.max((m - *model_cell).abs());
+                *model_cell = m;
             }
         }
         model.set_margins();
-        for g in 0..NhsGroup::COUNT {
-            let rho = ((tally.present_rows[g] + PRIOR_ROWS * model::prior::IN_INDEX)
-                / (group_rows[g] as f64 + PRIOR_ROWS))
+        for ((present, rows), rho_of) in tally
+            .present_rows
+            .iter()
+            .zip(&group_rows)
+            .zip(model.in_index.iter_mut())
+        {
+            let rho = ((present + PRIOR_ROWS * model::prior::IN_INDEX)
+                / (*rows as f64 + PRIOR_ROWS))
                 .clamp(RHO_FLOOR, RHO_CEILING);
-            moved = moved.max((rho - model.in_index[g]).abs());
-            model.in_index[g] = rho;
+            moved = moved.max((rho - *rho_of).abs());
+            *rho_of = rho;
         }
         converged = moved < TOLERANCE;
     }
@@ -369,7 +381,8 @@ fn summary(
         pairs,
         iterations,
         converged,
-        in_index: NhsGroup::ALL
+        in_index: model::prior::IN_INDEX,
+        in_index_by_nhs_number: NhsGroup::ALL
             .iter()
             .map(|g| InIndex {
                 nhs_number: g.as_str().to_string(),
