@@ -145,14 +145,15 @@ fn run(dir: &Path, demographics: &Path, names: bool, dump: Option<&Path>, show_m
         linkage.blocking.capped_comparisons()
     );
     println!(
-        "  of which the estimate  {:>7.2} s  ({} rows, {} pairs, {} iterations, converged {}, in index {:.3})",
-        t.estimate_seconds,
-        c.model.rows,
-        c.model.pairs,
-        c.model.iterations,
-        c.model.converged,
-        c.model.in_index
+        "  of which the estimate  {:>7.2} s  ({} rows, {} pairs, {} iterations, converged {})",
+        t.estimate_seconds, c.model.rows, c.model.pairs, c.model.iterations, c.model.converged
     );
+    for g in &c.model.in_index_by_nhs_number {
+        println!(
+            "    in the index, NHS number {:<18} {:.3} of {} rows",
+            g.nhs_number, g.share, g.rows
+        );
+    }
     println!(
         "  whole link stage       {total:>7.2} s  {:>10.0} rows/s",
         c.rows as f64 / total

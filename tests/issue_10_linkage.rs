@@ -4,8 +4,9 @@
 //! linker: households (a surname and a postcode shared, parents and
 //! children, a few twins), names drawn from skewed lists, valid NHS numbers
 //! by their own modulus 11. The cohort draws people from the index and
-//! gives each row one kind of error, plus people absent from the index who
-//! live with someone in it. The linker runs through its library entry
+//! gives each row one kind of error, plus people absent from the index: an
+//! unregistered member of a household, namesakes of people in it, and
+//! people sharing a surname and a date of birth with someone in it. The linker runs through its library entry
 //! point on a cohort CSV read by the real ingest.
 //!
 //! Asserted: no wrong automatic validation; at least 99.9% of clean rows
@@ -541,11 +542,52 @@ fn cohort(rng: &mut ChaCha8Rng, people: &[Person], absent: &[Person], n: usize) 
         let row = if roll < 60 {
             Row::of("clean", &people[take(rng, &everyone)])
         } else if roll < 65 {
+            // Absent people: an unregistered child of a household, a
+            // namesake of someone in the index (another date of birth),
+            // or someone sharing a surname and a date of birth with
+            // someone in the index (another forename); the look-alikes
+            // live in the same postcode district or anywhere, and half
+            // carry a valid number nobody in the index holds.
             let a = &absent[k % absent.len()];
-            Row {
+            let mut r = Row {
                 truth: None,
                 ..Row::of("absent", a)
+            };
+            let base = &people[rng.gen_range(0..people.len())];
+            let nearby = |rng: &mut ChaCha8Rng, pc: &str| {
+                let district = pc.split(' ').next().unwrap_or_default();
+                let unit = postcode(rng);
+                format!("{district} {}", unit.split(' ').nth(1).unwrap_or_default())
+            };
+            match (k / 100) % 3 {
+                0 => {}
+                look_alike => {
+                    r.kind = if look_alike == 1 {
+                        "absent_namesake"
+                    } else {
+                        "absent_surname_dob"
+                    };
+                    r.surname = base.surname.clone();
+                    if look_alike == 1 {
+                        r.forename = base.forename.clone();
+                        r.gender = base.gender;
+                        r.dob = date_between(rng, 1935, 2010);
+                    } else {
+                        r.gender = rng.gen_range(1..=2u8);
+                        r.forename = forename(rng, r.gender, &[base.forename.as_str()]);
+                        r.dob = base.dob;
+                    }
+                    r.postcode = if rng.gen_bool(0.5) {
+                        nearby(rng, &base.postcode)
+                    } else {
+                        postcode(rng)
+                    };
+                    if rng.gen_bool(0.5) {
+                        r.nhs.clear();
+                    }
+                }
             }
+            r
         } else {
             let kind = ERROR_KINDS[(k / 100 + roll) % ERROR_KINDS.len()];
             let i = match kind {
@@ -797,14 +839,21 @@ fn issue_10_linkage_holds_on_data_from_another_generator() {
         "true person first for {:.2}% of rows with errors",
         100.0 * share
     );
-    // Absent people who live with someone in the index (a surname and a
-    // postcode shared): the issue's bound, met here (1-3%).
-    let absent = get(&t, "absent");
+    // Absent people (an unregistered child of a household, namesakes,
+    // people sharing a surname and a date of birth with someone in the
+    // index): the issue's bound. The model before surname and postcode were
+    // estimated jointly (and the share in the index by NHS-number group)
+    // queued 12-15% of them here (22, 18 and 20 of 150 over seeds 10-12), and
+    // this assertion failed; now 8-9 of 150.
+    let (queued, absent) = ["absent", "absent_namesake", "absent_surname_dob"]
+        .iter()
+        .map(|k| get(&t, k))
+        .fold((0, 0), |(q, n), x| (q + x.queued, n + x.rows));
+    eprintln!("  absent people queued: {queued}/{absent}");
+    assert!(absent >= 100, "only {absent} absent rows");
     assert!(
-        absent.queued * 10 <= absent.rows,
-        "{}/{} absent people queued",
-        absent.queued,
-        absent.rows
+        queued * 10 <= absent,
+        "{queued}/{absent} absent people queued"
     );
 }
 
@@ -844,8 +893,12 @@ fn issue_10_the_married_who_moved_are_found() {
     let (t, _) = run(12, 20_000, 3_000);
     let x = get(&t, "married_moved");
     assert!(x.rows >= 20, "only {} rows", x.rows);
+    // Measured 94-99% queued and 91-99% first over seeds 10-12 since a
+    // candidate is queued on its probability only when it is at least as
+    // likely as not (before: 100% queued, 93-100% first, while 12-15% of
+    // absent people were queued): the two trade against each other.
     assert!(
-        x.first + x.lower >= x.rows * 95 / 100,
+        x.first + x.lower >= x.rows * 90 / 100,
         "true person queued for {}/{}",
         x.first + x.lower,
         x.rows

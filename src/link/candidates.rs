@@ -8,7 +8,10 @@ use super::block::Key;
 use super::compare::{self, CohortNhs, Field, Level};
 use super::estimate::{EmPair, NEUTRAL};
 use super::index::{column, Index, IndexPerson};
-use super::model::{level_index, Model, LEVELS, MAX_LEVELS};
+use super::model::{
+    level_index, Model, NhsGroup, LEVELS, MAX_LEVELS, POSTCODE, POSTCODE_LEVELS, SURNAME,
+    SURNAME_LEVELS,
+};
 use super::phonetic;
 use crate::domain::date::to_epoch_days;
 use crate::domain::NhsNumber;
@@ -343,9 +346,12 @@ pub fn levels(scoring: &Scoring, row: &Prepared<'_>, person: &IndexPerson<'_>) -
 
 /// One row's weight and `log2 u` for every level of every field: the
 /// name frequencies and NHS-number neighbours are the row's, so they are
-/// looked up once per row rather than once per pair.
+/// looked up once per row rather than once per pair. Surname and postcode
+/// weigh jointly when both are compared (see `Model::m_joint`), each by its
+/// margin when the other is missing.
 pub struct RowWeights {
     bits: [[f64; MAX_LEVELS]; 6],
+    joint_bits: [[f64; POSTCODE_LEVELS]; SURNAME_LEVELS],
     log_u: [[f64; MAX_LEVELS]; 6],
 }
 
@@ -362,14 +368,49 @@ impl RowWeights {
                     .log2();
             }
         }
-        Self { bits, log_u }
+        let mut joint_bits = [[0.0; POSTCODE_LEVELS]; SURNAME_LEVELS];
+        for (s, r) in joint_bits.iter_mut().enumerate() {
+            for (p, b) in r.iter_mut().enumerate() {
+                *b = model.joint_weight(s, p, name_of(row, SURNAME));
+            }
+        }
+        Self {
+            bits,
+            joint_bits,
+            log_u,
+        }
     }
 
     /// The summed weight of a pair at `levels`, in bits.
     pub fn weight(&self, levels: &[Level; 6]) -> f64 {
-        (0..6)
-            .filter_map(|f| level_index(f, levels[f]).map(|l| self.bits[f][l]))
-            .sum()
+        let l: [Option<usize>; 6] = std::array::from_fn(|f| level_index(f, levels[f]));
+        let mut w = 0.0;
+        for (f, l) in l.iter().enumerate() {
+            if f == SURNAME || f == POSTCODE {
+                continue;
+            }
+            if let Some(l) = l {
+                w += self.bits[f][*l];
+            }
+        }
+        w + match (l[SURNAME], l[POSTCODE]) {
+            (Some(s), Some(p)) => self.joint_bits[s][p],
+            (Some(s), None) => self.bits[SURNAME][s],
+            (None, Some(p)) => self.bits[POSTCODE][p],
+            (None, None) => 0.0,
+        }
+    }
+
+    /// The weight a perfect match would give this row, with `fields` the
+    /// fields compared: the denominator of its scores.
+    pub fn best(&self, fields: [bool; 6]) -> f64 {
+        let mut levels = [Level::NotUsed; 6];
+        for (f, used) in fields.iter().enumerate() {
+            if *used {
+                levels[f] = LEVELS[f][0];
+            }
+        }
+        self.weight(&levels)
     }
 
     /// A pair as the estimate sees it: level indexes and `log2 u`.
@@ -377,14 +418,17 @@ impl RowWeights {
         let mut out = EmPair {
             levels: [NEUTRAL; 6],
             log_u: 0.0,
-            log_u_of: [0.0; 6],
+            log_u_joint: 0.0,
         };
         for (f, level) in levels.iter().enumerate() {
             if let Some(l) = level_index(f, *level) {
                 out.levels[f] = l as u8;
-                out.log_u_of[f] = self.log_u[f][l];
                 out.log_u += self.log_u[f][l];
             }
+        }
+        let (s, p) = (out.levels[SURNAME], out.levels[POSTCODE]);
+        if s != NEUTRAL && p != NEUTRAL {
+            out.log_u_joint = self.log_u[SURNAME][s as usize] + self.log_u[POSTCODE][p as usize];
         }
         out
     }
@@ -396,15 +440,6 @@ fn name_of<'r>(row: &'r Prepared<'_>, field: usize) -> Option<&'r str> {
         Field::Surname => row.surname_key.as_deref(),
         _ => None,
     }
-}
-
-/// The weight a perfect match would give this row: the denominator of its
-/// scores.
-pub fn best_weight(model: &Model, scoring: &Scoring, row: &Prepared<'_>) -> f64 {
-    (0..6)
-        .filter(|&f| scoring.fields[f])
-        .map(|f| model.full_weight(f, name_of(row, f)))
-        .sum()
 }
 
 /// One compared pair of a row.
@@ -420,6 +455,8 @@ pub struct Compared {
 #[derive(Debug, Clone, Default)]
 pub struct RowPairs {
     pub held_neighbours: usize,
+    /// What the row's NHS number says (see `NhsGroup`).
+    pub group: NhsGroup,
     pub pairs: Vec<Compared>,
 }
 
@@ -445,6 +482,18 @@ pub fn compare_row(
         .filter(|p| p.keys & Key::NhsNumberNeighbour.bit() != 0)
         .count()
         .max(1);
+    // Every holder of a valid number is proposed by the number itself.
+    let group = if row.nhs_number.is_some() {
+        if pairs.iter().any(|p| p.keys & Key::NhsNumber.bit() != 0) {
+            NhsGroup::Held
+        } else {
+            NhsGroup::Unheld
+        }
+    } else if row.nhs_number_typo.is_some() {
+        NhsGroup::Typo
+    } else {
+        NhsGroup::None
+    };
     let pairs = pairs
         .iter()
         .map(|p| Compared {
@@ -455,6 +504,7 @@ pub fn compare_row(
         .collect();
     RowPairs {
         held_neighbours: prepared.held_neighbours,
+        group,
         pairs,
     }
 }
@@ -477,9 +527,9 @@ pub fn queue_entry(
     compared: &RowPairs,
 ) -> Scored {
     let prepared = compared.prepared(row, scoring.names);
-    let best = best_weight(model, scoring, &prepared).max(f64::EPSILON);
-    let prior = model.pair_prior();
+    let prior = model.pair_prior(compared.group);
     let table = RowWeights::new(model, &prepared);
+    let best = table.best(scoring.fields).max(f64::EPSILON);
     let mut candidates: Vec<Candidate> = compared
         .pairs
         .iter()

@@ -44,7 +44,14 @@
 //!   candidate pairs and the pairs tier 1 found (see `estimate`), each row
 //!   having at most one true person, starting from and shrunk towards round
 //!   prior error rates, so a small cohort behaves like the prior and a large
-//!   one like its own data.
+//!   one like its own data. Surname and postcode are estimated jointly (one
+//!   `m` per pair of their levels): they change together when someone
+//!   marries and moves, which independence would score as two rare events;
+//! - the share `ρ` of rows whose person is in the index is estimated too,
+//!   per what the row's NHS number says: a valid number somebody in the
+//!   index holds, a valid number nobody holds (a sign the person was never
+//!   registered: 6% of such rows are in the index on the outside bench),
+//!   digits failing modulus 11, or none.
 //!
 //! The estimated `m`, `u` and weights are in the run summary (`model` of
 //! the linkage counts). Missing values, gender not known and names not in
@@ -59,8 +66,9 @@
 //! and twins stay close instead of both saturating. Candidates are ranked
 //! by weight (the same order as the score), and queued when the score
 //! reaches the review threshold or when their chance of being the row's
-//! person (the estimate's posterior, prior `ρ / N` per pair with `ρ` the
-//! share of rows taken to be in the index) reaches the review probability; at most `max_candidates` per study ID. A study ID
+//! person (the estimate's posterior, prior odds `ρ / ((1 − ρ) N)` per pair)
+//! reaches the review probability (0.5: at least as likely as not); at
+//! most `max_candidates` per study ID. A study ID
 //! whose top two are within the ambiguity margin (twins without names) is
 //! flagged.
 //!

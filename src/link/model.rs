@@ -64,6 +64,17 @@ const NAME_LEVELS: &[Level] = &[
 /// The most levels of any field.
 pub const MAX_LEVELS: usize = 7;
 
+/// Surname and postcode, the two fields estimated jointly (see
+/// [`Model::m_joint`]), by their index in [`Field::ALL`].
+pub const SURNAME: usize = 5;
+pub const POSTCODE: usize = 3;
+/// Levels of surname and of postcode.
+pub const SURNAME_LEVELS: usize = NAME_LEVELS.len();
+pub const POSTCODE_LEVELS: usize = 5;
+
+/// The joint `m` of surname and postcode, surname level by postcode level.
+pub type Joint = [[f64; POSTCODE_LEVELS]; SURNAME_LEVELS];
+
 /// Index of `level` among `field`'s levels; `None` for a neutral level.
 pub fn level_index(field: usize, level: Level) -> Option<usize> {
     LEVELS[field].iter().position(|l| *l == level)
@@ -85,6 +96,18 @@ pub mod prior {
     const NAME: &[f64] = &[0.88, 0.005, 0.04, 0.015, 0.02, 0.015, 0.025];
     /// Share of cohort rows whose person is in the index.
     pub const IN_INDEX: f64 = 0.95;
+
+    /// The joint prior of surname and postcode: the product of theirs
+    /// (independence, until the data say otherwise).
+    pub fn joint() -> super::Joint {
+        let mut j = [[0.0; super::POSTCODE_LEVELS]; super::SURNAME_LEVELS];
+        for (s, row) in j.iter_mut().enumerate() {
+            for (p, cell) in row.iter_mut().enumerate() {
+                *cell = M[super::SURNAME][s] * M[super::POSTCODE][p];
+            }
+        }
+        j
+    }
 }
 
 /// Pairs of people drawn for the `u` of names and gender.
@@ -98,14 +121,24 @@ fn bits(m: f64, u: f64) -> f64 {
 #[derive(Debug, Clone)]
 pub struct Model {
     pub people: f64,
-    /// `m` per field and level ([`LEVELS`] order).
+    /// `m` per field and level ([`LEVELS`] order). For surname and
+    /// postcode these are the margins of [`Self::m_joint`].
     pub m: [Vec<f64>; 6],
+    /// `m` of surname and postcode together, by level of each: the two
+    /// change together (a woman who marries often moves house at the same
+    /// time), so a new surname with a new postcode is far likelier for the
+    /// same person than the product of the two margins says. Used when
+    /// both fields are compared; `u` stays the product of theirs.
+    pub m_joint: Joint,
     /// `u` per field and level. For exact and swapped names this is the
     /// average over the index (`Σ share²`), used only when the row's name
     /// is blank; a row's own value is weighed by its frequency.
     pub u: [Vec<f64>; 6],
-    /// Share of cohort rows whose person is taken to be in the index.
-    pub in_index: f64,
+    /// Share of cohort rows whose person is in the index, estimated per
+    /// [`NhsGroup`] (see `estimate`): a valid number nobody in the index
+    /// holds is a sign that the person was never registered, one somebody
+    /// holds that they were.
+    pub in_index: [f64; NhsGroup::COUNT],
     forename_counts: PlHashMap<String, u32>,
     surname_counts: PlHashMap<String, u32>,
 }
@@ -141,6 +174,7 @@ impl Model {
         Ok(Self {
             people,
             m: prior::M.map(|m| m.to_vec()),
+            m_joint: prior::joint(),
             u: [
                 vec![1.0 / people, 1.0 / people, 1.0 / people, 1.0],
                 vec![
@@ -162,7 +196,7 @@ impl Model {
                 forename_u.to_vec(),
                 surname_u.to_vec(),
             ],
-            in_index: prior::IN_INDEX,
+            in_index: [prior::IN_INDEX; NhsGroup::COUNT],
             forename_counts,
             surname_counts,
         })
@@ -203,15 +237,63 @@ impl Model {
         }
     }
 
-    /// The weight a perfect agreement on `field` would give this row.
-    pub fn full_weight(&self, field: usize, name: Option<&str>) -> f64 {
-        self.weight(field, LEVELS[field][0], name, 1)
+    /// The weight of surname level `s` with postcode level `p` (indexes in
+    /// [`LEVELS`]), estimated jointly; `name` is the cohort's surname key.
+    pub fn joint_weight(&self, s: usize, p: usize, name: Option<&str>) -> f64 {
+        bits(
+            self.m_joint[s][p],
+            self.u_of(SURNAME, s, name, 1) * self.u_of(POSTCODE, p, None, 1),
+        )
+    }
+
+    /// Sets the margins of surname and postcode in [`Self::m`] from
+    /// [`Self::m_joint`].
+    pub fn set_margins(&mut self) {
+        for s in 0..SURNAME_LEVELS {
+            self.m[SURNAME][s] = self.m_joint[s].iter().sum();
+        }
+        for p in 0..POSTCODE_LEVELS {
+            self.m[POSTCODE][p] = self.m_joint.iter().map(|r| r[p]).sum();
+        }
     }
 
     /// The prior odds multiplier of a single pair: the chance that a given
     /// person of the index is the row's, before looking at the fields.
-    pub fn pair_prior(&self) -> f64 {
-        self.in_index / self.people
+    /// The prior odds of a single pair for a row of `group`: the odds that
+    /// the row's person is in the index, `ρ / (1 − ρ)`, shared among its
+    /// `N` people.
+    pub fn pair_prior(&self, group: NhsGroup) -> f64 {
+        let rho = self.in_index[group as usize];
+        rho / ((1.0 - rho) * self.people)
+    }
+}
+
+/// What a cohort row's NHS number says before any comparison, for the
+/// share of rows whose person is in the index.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum NhsGroup {
+    /// A valid number somebody in the index holds.
+    Held = 0,
+    /// A valid number nobody in the index holds.
+    Unheld = 1,
+    /// Ten digits failing modulus 11.
+    Typo = 2,
+    /// No number.
+    #[default]
+    None = 3,
+}
+
+impl NhsGroup {
+    pub const COUNT: usize = 4;
+    pub const ALL: [NhsGroup; 4] = [Self::Held, Self::Unheld, Self::Typo, Self::None];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Held => "valid_held",
+            Self::Unheld => "valid_not_held",
+            Self::Typo => "fails_check_digit",
+            Self::None => "missing",
+        }
     }
 }
 

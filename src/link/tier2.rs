@@ -11,7 +11,7 @@ use super::block::{self, BlockingReport, Key, Limits, Pair};
 use super::candidates::{self, QueueEntry, RowPairs, RowWeights, Scoring};
 use super::estimate::{self, EmData, ModelSummary};
 use super::index::Index;
-use super::model::Model;
+use super::model::{Model, NhsGroup};
 use super::tier1::CrossCheck;
 use super::{ranges_by_row, LinkError};
 use crate::ingest::CohortRow;
@@ -112,7 +112,10 @@ pub fn run(input: Input<'_>) -> Result<Tier2, LinkError> {
                     }];
                     let rp = candidates::compare_row(scoring, index, &rows[i], &holder);
                     let table = RowWeights::new(model, &rp.prepared(&rows[i], scoring.names));
-                    em.push_row(rp.pairs.iter().map(|p| table.em_pair(&p.levels)));
+                    em.push_row(
+                        rp.pairs.iter().map(|p| table.em_pair(&p.levels)),
+                        NhsGroup::Held,
+                    );
                 }
             }
             CrossCheck::Candidates { .. } => {
@@ -121,7 +124,7 @@ pub fn run(input: Input<'_>) -> Result<Tier2, LinkError> {
                 if take {
                     let rp = &compared[k];
                     let table = RowWeights::new(model, &rp.prepared(&rows[i], scoring.names));
-                    em.push_row(rp.pairs.iter().map(|p| table.em_pair(&p.levels)));
+                    em.push_row(rp.pairs.iter().map(|p| table.em_pair(&p.levels)), rp.group);
                 }
             }
             CrossCheck::Invalid => {}
