@@ -83,6 +83,9 @@ const REFERENCE_NODES: usize = 100_000;
 #[derive(Debug, Clone, Copy)]
 struct GaveUp;
 
+/// A part's programme solved once with no objective, and its variables.
+type Base = Result<(Solution, Vec<Variable>), GaveUp>;
+
 #[derive(Clone)]
 struct Part<'a> {
     lp: &'a Lp,
@@ -95,7 +98,7 @@ struct Part<'a> {
     /// The part's programme solved once with no objective, and its
     /// variables: where a dive towards a known LP bound starts (`None`
     /// until needed; `Err` when it failed).
-    base: Option<Arc<Result<(Solution, Vec<Variable>), GaveUp>>>,
+    base: Option<Arc<Base>>,
     /// [`WholeMode::Fast`]: sweeps and dives; else plain branch and bound.
     fast: bool,
 }
