@@ -46,7 +46,7 @@ pub(crate) const MAX_UNKNOWNS: usize = 600;
 pub(crate) const MAX_NODES: usize = 400;
 
 /// The most rounds of [`Part::sweep`] in each direction.
-const SWEEP_ROUNDS: usize = 40;
+const SWEEP_ROUNDS: usize = 200;
 
 /// Whole numbers are recognised within this of an integer.
 const EPS: f64 = 1e-6;
