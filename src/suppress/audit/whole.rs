@@ -18,6 +18,15 @@
 //! its linear-programming interval, marked as such: that interval contains
 //! the whole-number one, so nothing unsafe is reported as whole.
 //!
+//! Before any cell's own search, sweeps: `*` of which no two share a sum
+//! are pushed to their LP bounds together and the optimum is dived to a
+//! whole-number table, checked against every row exactly; each cell it
+//! shows at its LP bound is settled (nothing whole lies beyond the
+//! relaxation). The bounds left are searched in parallel, a batch per
+//! thread count at a time, pooling the tables found. [`WholeMode::Reference`]
+//! turns all of this off: plain branch and bound, which the tests hold the
+//! fast path to.
+//!
 //! A branch the solver calls infeasible is dropped. Should the solver be
 //! wrong about one, the whole-number interval comes out narrower than the
 //! truth: the audit then errs on the side of refusing.
