@@ -32,6 +32,15 @@
 //! s with the whole-number audit (84 of 84 `*` whole-number; LP audit
 //! alone 0.1 s; before #17, the LP audit with percentage rows, 0.89–0.99 s).
 //!
+//! Sweeps in the whole-number audit (the same build before and after,
+//! `--only secondary`, load 4.3–6.5, a slower machine than above):
+//! 35.8–39.6 s before, 19.7–20.3 s after (566 of 566 whole-number either
+//! way); at load 9–11, 53.6–58.7 s before, 25.2–33.0 s after. One run
+//! of 14.4 s at load 3.8, timed by phase: secondary 0.7 s, LP audit 2.7 s,
+//! sweeps 3.1 s, the 85 bounds the sweeps leave 7.8 s. `--only whole` (load 6.4–7.0): 12.9–13.6 s before,
+//! 2.3–3.1 s after. microlp at opt-level 3 instead of 1 changed nothing
+//! measurable (15.3–18.4 s user CPU against 15.9–17.1 s).
+//!
 //! The data is synthetic and skewed (some regions and diagnosis chapters
 //! are rare) so that the table has many small cells to suppress. Prints
 //! counts and timings only.

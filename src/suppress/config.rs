@@ -113,11 +113,17 @@ impl ProfileSpec {
             p.push(Problem::warning(
                 file,
                 at("mask"),
-                format!(
-                    "starts at {}: true counts 1–{} are not masked but published (a true 1 as {shown}), the smallest counts of all",
-                    self.mask[0],
-                    self.mask[0] - 1
-                ),
+                if self.mask[0] == 2 {
+                    format!(
+                        "starts at 2, so a true count of 1, the smallest of all, is not masked but published (as {shown})"
+                    )
+                } else {
+                    format!(
+                        "starts at {}, so true counts of 1 to {}, the smallest of all, are not masked but published (a true 1 as {shown})",
+                        self.mask[0],
+                        self.mask[0] - 1
+                    )
+                },
                 "start the mask at 1 (or at 0 to hide zeros too), e.g. [1, 7]",
             ));
         }

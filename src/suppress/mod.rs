@@ -42,6 +42,7 @@ use std::collections::HashMap;
 use polars::prelude::*;
 
 use crate::counts::{CellLevel, CountTable};
+use audit::WholeMode;
 use model::{Model, Status};
 
 /// A released value: a number, or `*` for a suppressed cell.
@@ -255,7 +256,7 @@ pub fn protect(table: &CountTable, profile: &Profile) -> Result<ProtectedTable, 
 /// release; audit failures are recorded in the cells and counts, not
 /// raised (see [`protect_release`]).
 pub fn protect_tables(tables: &[&ReleaseTable]) -> Result<Vec<ProtectedTable>, SuppressError> {
-    protect_tables_with(tables, true, true)
+    protect_tables_with(tables, true, Some(WholeMode::Fast))
 }
 
 /// [`protect_tables`] without the whole-number audit (every interval the
@@ -263,7 +264,19 @@ pub fn protect_tables(tables: &[&ReleaseTable]) -> Result<Vec<ProtectedTable>, S
 /// releases.
 #[doc(hidden)]
 pub fn protect_tables_lp(tables: &[&ReleaseTable]) -> Result<Vec<ProtectedTable>, SuppressError> {
-    protect_tables_with(tables, true, false)
+    protect_tables_with(tables, true, None)
+}
+
+/// [`protect_tables`] with the whole-number audit's shortcuts off: no
+/// sweeps, no dives, no tables reused from the linear programmes, every
+/// bound by plain branch and bound from the true table (with a far larger
+/// node cap). The reference the fast path is tested against. Slow; not
+/// for releases.
+#[doc(hidden)]
+pub fn protect_tables_reference(
+    tables: &[&ReleaseTable],
+) -> Result<Vec<ProtectedTable>, SuppressError> {
+    protect_tables_with(tables, true, Some(WholeMode::Reference))
 }
 
 /// [`protect_tables`] with every linear programme solved from scratch, as
@@ -272,13 +285,13 @@ pub fn protect_tables_lp(tables: &[&ReleaseTable]) -> Result<Vec<ProtectedTable>
 /// Slow; not for releases.
 #[doc(hidden)]
 pub fn protect_tables_cold(tables: &[&ReleaseTable]) -> Result<Vec<ProtectedTable>, SuppressError> {
-    protect_tables_with(tables, false, true)
+    protect_tables_with(tables, false, Some(WholeMode::Fast))
 }
 
 fn protect_tables_with(
     tables: &[&ReleaseTable],
     warm_starts: bool,
-    whole_number: bool,
+    whole_number: Option<WholeMode>,
 ) -> Result<Vec<ProtectedTable>, SuppressError> {
     let mut model = Model::build(tables);
     model.primary();
@@ -328,7 +341,7 @@ fn audit_intervals(
     audited: &[usize],
     warm_starts: bool,
     reader: bool,
-    whole_number: bool,
+    whole_number: Option<WholeMode>,
 ) -> Result<HashMap<usize, Interval>, audit::SolverError> {
     let mut lp = audit::Lp::build_view(model, warm_starts, reader);
     let mut intervals: HashMap<usize, Interval> = HashMap::new();
@@ -338,9 +351,9 @@ fn audit_intervals(
             intervals.insert(n, lp.interval(n, required)?);
         }
     }
-    if !whole_number {
+    let Some(mode) = whole_number else {
         return Ok(intervals);
-    }
+    };
     // Rounded counts of audited tables: published, but not exactly.
     let rounded: Vec<usize> = (0..model.nodes.len())
         .filter(|&n| {
@@ -359,6 +372,7 @@ fn audit_intervals(
             .iter()
             .filter_map(|&n| lp.var(n))
             .collect::<Vec<_>>(),
+        mode,
     );
     for &n in audited {
         let Some(v) = lp.var(n) else { continue };

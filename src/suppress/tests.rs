@@ -698,7 +698,17 @@ fn issue_17_odd_rules_are_named_by_their_key() {
     };
     let text = problems("mask = [2, 7]\nround_to = 5");
     assert!(
-        text.contains("suppression.odd.mask") && text.contains("a true 1 as 10"),
+        text.contains("suppression.odd.mask")
+            && text.contains("a true count of 1, the smallest of all, is not masked")
+            && text.contains("(as 10)")
+            && !text.contains("1–1"),
+        "{text}"
+    );
+    let text = problems("mask = [4, 7]\nround_to = 5");
+    assert!(
+        text.contains("suppression.odd.mask")
+            && text.contains("true counts of 1 to 3")
+            && text.contains("a true 1 as 10"),
         "{text}"
     );
     let text = problems("mask = [1, 3]\nround_to = 5\nprotection = 4");

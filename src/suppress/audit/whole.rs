@@ -18,12 +18,24 @@
 //! its linear-programming interval, marked as such: that interval contains
 //! the whole-number one, so nothing unsafe is reported as whole.
 //!
+//! Before any cell's own search, sweeps: `*` of which no two share a sum
+//! are pushed to their LP bounds together and the optimum is dived to a
+//! whole-number table, checked against every row exactly; each cell it
+//! shows at its LP bound is settled (nothing whole lies beyond the
+//! relaxation). The bounds left are searched in parallel, a batch per
+//! thread count at a time, pooling the tables found. [`WholeMode::Reference`]
+//! turns all of this off: plain branch and bound, which the tests hold the
+//! fast path to.
+//!
 //! A branch the solver calls infeasible is dropped. Should the solver be
 //! wrong about one, the whole-number interval comes out narrower than the
 //! truth: the audit then errs on the side of refusing.
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use rayon::prelude::*;
 
 use microlp::{ComparisonOp, OptimizationDirection, Problem, Solution, Variable};
 
@@ -42,6 +54,9 @@ pub(crate) const MAX_UNKNOWNS: usize = 600;
 /// linear-programming interval.
 pub(crate) const MAX_NODES: usize = 400;
 
+/// The most rounds of [`Part::sweep`] in each direction.
+const SWEEP_ROUNDS: usize = 200;
+
 /// Whole numbers are recognised within this of an integer.
 const EPS: f64 = 1e-6;
 
@@ -59,9 +74,28 @@ pub(crate) struct Whole {
     pub fell_back: usize,
 }
 
+/// How the whole-number audit goes about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WholeMode {
+    /// Sweeps, dives and every table already known, searches in parallel.
+    Fast,
+    /// Plain branch and bound from the true table alone, one cell at a
+    /// time, with [`REFERENCE_NODES`] programmes allowed: what the tests
+    /// hold the fast path to.
+    Reference,
+}
+
+/// The node cap of [`WholeMode::Reference`].
+const REFERENCE_NODES: usize = 100_000;
+
 /// Why a search stopped without an answer.
+#[derive(Debug, Clone, Copy)]
 struct GaveUp;
 
+/// A part's programme solved once with no objective, and its variables.
+type Base = Result<(Solution, Vec<Variable>), GaveUp>;
+
+#[derive(Clone)]
 struct Part<'a> {
     lp: &'a Lp,
     c: usize,
@@ -73,14 +107,22 @@ struct Part<'a> {
     /// The part's programme solved once with no objective, and its
     /// variables: where a dive towards a known LP bound starts (`None`
     /// until needed; `Err` when it failed).
-    base: Option<Result<(Solution, Vec<Variable>), GaveUp>>,
+    base: Option<Arc<Base>>,
+    /// [`WholeMode::Fast`]: sweeps and dives; else plain branch and bound.
+    fast: bool,
 }
 
 impl Lp {
     /// The whole-number audit of `stars` (variables of suppressed cells,
     /// each with its LP interval, which bounds the whole-number one) and
     /// `rounded` (variables of rounded counts).
-    pub(crate) fn whole(&self, stars: &[(usize, (u64, Option<u64>))], rounded: &[usize]) -> Whole {
+    pub(crate) fn whole(
+        &self,
+        stars: &[(usize, (u64, Option<u64>))],
+        rounded: &[usize],
+        mode: WholeMode,
+    ) -> Whole {
+        let fast = mode == WholeMode::Fast;
         let mut out = Whole::default();
         let mut by_part: std::collections::BTreeMap<usize, (Vec<usize>, Vec<usize>)> =
             Default::default();
@@ -103,14 +145,84 @@ impl Lp {
                 local: vars.iter().enumerate().map(|(i, &v)| (v, i)).collect(),
                 seen: vars
                     .iter()
-                    .map(|&v| (self.int_seen[v].0 as i64, self.int_seen[v].1 as i64))
+                    .map(|&v| {
+                        let (low, high) = if fast {
+                            self.int_seen[v]
+                        } else {
+                            (self.truth[v], self.truth[v])
+                        };
+                        (low as i64, high as i64)
+                    })
                     .collect(),
                 base: None,
+                fast,
             };
+            if fast {
+                let with_bounds: Vec<(usize, (u64, Option<u64>))> = stars
+                    .iter()
+                    .filter_map(|&v| Some((v, relaxed.get(&v).copied()?)))
+                    .collect();
+                part.sweep(&with_bounds, false);
+                part.sweep(&with_bounds, true);
+            }
+            // Each remaining minimum and maximum is a search of its own:
+            // run them in parallel, a few at a time (one per thread), each
+            // from the tables known when its batch starts, then pool the
+            // tables they found for the next batch. Every search's answer
+            // is the whole-number optimum whatever tables it started from,
+            // so the batching does not change the intervals.
+            let jobs: Vec<(usize, bool)> = if fast {
+                stars
+                    .iter()
+                    .flat_map(|&v| [(v, false), (v, true)])
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let width = rayon::current_num_threads().max(1);
+            let mut answers: HashMap<(usize, bool), Result<Option<i64>, GaveUp>> = HashMap::new();
+            let mut next = jobs.iter();
+            loop {
+                let mut batch = Vec::with_capacity(width);
+                for &(v, maximise) in next.by_ref() {
+                    match part.known(v, maximise, relaxed.get(&v).copied()) {
+                        Some(x) => {
+                            answers.insert((v, maximise), Ok(Some(x)));
+                        }
+                        None => batch.push((v, maximise)),
+                    }
+                    if batch.len() == width {
+                        break;
+                    }
+                }
+                if batch.is_empty() {
+                    break;
+                }
+                part.ensure_base();
+                let searched: Vec<_> = batch
+                    .par_iter()
+                    .map(|&(v, maximise)| {
+                        let mut own = part.clone();
+                        let found = own.optimum(v, maximise, false, relaxed.get(&v).copied());
+                        ((v, maximise), found, own.seen)
+                    })
+                    .collect();
+                for (job, found, seen) in searched {
+                    for (s, o) in part.seen.iter_mut().zip(seen) {
+                        *s = (s.0.min(o.0), s.1.max(o.1));
+                    }
+                    answers.insert(job, found);
+                }
+            }
             for &v in &stars {
-                let lp = relaxed.get(&v).copied();
-                let low = part.optimum(v, false, false, lp);
-                let high = part.optimum(v, true, false, lp);
+                let lp = relaxed.get(&v).copied().filter(|_| fast);
+                let mut answer = |part: &mut Part, maximise: bool| {
+                    answers
+                        .remove(&(v, maximise))
+                        .unwrap_or_else(|| part.optimum(v, maximise, false, lp))
+                };
+                let low = answer(&mut part, false);
+                let high = answer(&mut part, true);
                 match (low, high) {
                     (Ok(Some(l)), Ok(h)) => {
                         let l = l.max(0) as u64;
@@ -149,6 +261,81 @@ impl Lp {
 }
 
 impl Part<'_> {
+    /// Whole-number tables that put many `*` at their LP bounds at once:
+    /// the part's programme with every unproven `*` pushed down (or up)
+    /// together, then a dive to whole numbers from its optimum. Each table
+    /// found is a consistent one, so every cell it shows at its LP bound
+    /// has that bound as its whole-number one too, with no search of its
+    /// own. Rounds until a round proves nothing new.
+    fn sweep(&mut self, stars: &[(usize, (u64, Option<u64>))], maximise: bool) {
+        for _ in 0..SWEEP_ROUNDS {
+            let pending: Vec<usize> = stars
+                .iter()
+                .filter_map(|&(v, (low, high))| {
+                    let (seen_low, seen_high) = self.seen[self.local[&v]];
+                    if maximise {
+                        high.filter(|&h| seen_high < h as i64).map(|_| v)
+                    } else {
+                        (seen_low > low as i64).then_some(v)
+                    }
+                })
+                .collect();
+            if pending.is_empty() {
+                return;
+            }
+            // Cells that share a sum compete for it: push up (or down) only
+            // cells of which no two share a row, so that each can reach its
+            // own bound at once.
+            let mut taken = vec![false; self.lp.component_rows[self.c].len()];
+            let rows_of = |v: usize| -> Vec<usize> {
+                self.lp.component_rows[self.c]
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &r)| self.lp.rows[r].terms.iter().any(|t| t.0 == v))
+                    .map(|(k, _)| k)
+                    .collect()
+            };
+            let mut chosen = Vec::new();
+            for &v in &pending {
+                let rows = rows_of(v);
+                if rows.iter().all(|&k| !taken[k]) {
+                    for k in rows {
+                        taken[k] = true;
+                    }
+                    chosen.push(v);
+                }
+            }
+            let pending = chosen;
+            let sign = if maximise { -1.0 } else { 1.0 };
+            let (problem, handles) =
+                self.programme(|v| if pending.contains(&v) { sign } else { 0.0 });
+            let Some(sol) = catch_unwind(AssertUnwindSafe(|| problem.solve()))
+                .ok()
+                .and_then(Result::ok)
+            else {
+                return;
+            };
+            let Some(point) = self.dive_fixed(sol, &handles) else {
+                return;
+            };
+            let before = self.seen.clone();
+            for (s, &x) in self.seen.iter_mut().zip(&point) {
+                *s = (s.0.min(x), s.1.max(x));
+            }
+            let proved = stars.iter().any(|&(v, (low, high))| {
+                let i = self.local[&v];
+                if maximise {
+                    high.is_some_and(|h| self.seen[i].1 >= h as i64 && before[i].1 < h as i64)
+                } else {
+                    self.seen[i].0 <= low as i64 && before[i].0 > low as i64
+                }
+            });
+            if !proved {
+                return;
+            }
+        }
+    }
+
     /// The part's programme, with `objective(v)` as each variable's cost
     /// (minimised), and the handles of its variables in `local` order.
     fn programme(&self, objective: impl Fn(usize) -> f64) -> (Problem, Vec<Variable>) {
@@ -170,8 +357,45 @@ impl Part<'_> {
         (problem, handles)
     }
 
+    /// The whole-number minimum (or maximum) of `target` when a table
+    /// already seen proves it: one sits at the variable's own bound, or at
+    /// its LP bound `relaxed` (no whole number lies beyond either).
+    fn known(
+        &self,
+        target: usize,
+        maximise: bool,
+        relaxed: Option<(u64, Option<u64>)>,
+    ) -> Option<i64> {
+        let (mut lower, mut upper) = self.lp.bounds[target];
+        if let Some((low, high)) = relaxed {
+            lower = lower.max(low as f64);
+            if let Some(h) = high {
+                upper = upper.min(h as f64);
+            }
+        }
+        let (seen_low, seen_high) = self.seen[self.local[&target]];
+        if !maximise && (seen_low as f64) <= lower + EPS {
+            return Some(seen_low);
+        }
+        if maximise && upper.is_finite() && (seen_high as f64) >= upper - EPS {
+            return Some(seen_high);
+        }
+        None
+    }
+
     /// A dive from the base programme with local variable `t` at `goal`.
     fn dive_from_base(&mut self, t: usize, goal: f64) -> Option<Vec<i64>> {
+        self.ensure_base();
+        let Some(Ok((base, handles))) = self.base.as_deref() else {
+            return None;
+        };
+        let handles = handles.clone();
+        let sol = fix(base.clone(), handles[t], goal)?;
+        self.dive_fixed(sol, &handles)
+    }
+
+    /// Solves the part's base programme once (no objective).
+    fn ensure_base(&mut self) {
         if self.base.is_none() {
             let (problem, handles) = self.programme(|_| 0.0);
             let solved = catch_unwind(AssertUnwindSafe(|| problem.solve()))
@@ -179,12 +403,93 @@ impl Part<'_> {
                 .and_then(Result::ok)
                 .map(|s| (s, handles))
                 .ok_or(GaveUp);
-            self.base = Some(solved);
+            self.base = Some(Arc::new(solved));
         }
-        let Some(Ok((base, handles))) = &self.base else {
-            return None;
-        };
-        dive(base.clone(), handles, t, goal)
+    }
+
+    /// A whole-number point from `sol` (a vertex of the part's programme,
+    /// some variables held), or `None`. First the reduced dive: every
+    /// variable already whole at `sol` is held there and only the
+    /// fractional rest is solved, a programme of a few dozen cells instead
+    /// of the whole part. Where that has no whole-number point, the full
+    /// dive from `sol`. Either way the point is checked against every row
+    /// in exact arithmetic before it is believed.
+    fn dive_fixed(&self, sol: Solution, handles: &[Variable]) -> Option<Vec<i64>> {
+        let values: Vec<f64> = handles.iter().map(|&h| sol[h]).collect();
+        if let Some(point) = self.reduced_dive(&values) {
+            return Some(point);
+        }
+        dive(sol, handles).filter(|point| self.consistent(point))
+    }
+
+    /// The reduced dive of [`Part::dive_fixed`].
+    fn reduced_dive(&self, values: &[f64]) -> Option<Vec<i64>> {
+        let lp = self.lp;
+        let vars = &lp.component_vars[self.c];
+        let mut point: Vec<i64> = values.iter().map(|x| x.round() as i64).collect();
+        // Local variable → its place among the free (fractional) ones.
+        let mut free: Vec<Option<usize>> = vec![None; values.len()];
+        let mut problem = Problem::new(OptimizationDirection::Minimize);
+        let mut handles = Vec::new();
+        let mut of = Vec::new();
+        for (i, &x) in values.iter().enumerate() {
+            if (x - x.round()).abs() > EPS {
+                free[i] = Some(handles.len());
+                handles.push(problem.add_var(0.0, lp.bounds[vars[i]]));
+                of.push(i);
+            }
+        }
+        if !handles.is_empty() {
+            for &r in &lp.component_rows[self.c] {
+                let row = &lp.rows[r];
+                let mut rhs = row.rhs;
+                let mut terms = Vec::new();
+                for &(v, coef) in &row.terms {
+                    let i = self.local[&v];
+                    match free[i] {
+                        Some(k) => terms.push((handles[k], coef)),
+                        None => rhs -= coef * point[i] as f64,
+                    }
+                }
+                if !terms.is_empty() {
+                    problem.add_constraint(terms.as_slice(), row.op, rhs);
+                }
+            }
+            let sol = catch_unwind(AssertUnwindSafe(|| problem.solve()))
+                .ok()?
+                .ok()?;
+            let rest = dive(sol, &handles)?;
+            for (k, &i) in of.iter().enumerate() {
+                point[i] = rest[k];
+            }
+        }
+        self.consistent(&point).then_some(point)
+    }
+
+    /// Whether `point` (whole numbers, by local variable) is a consistent
+    /// table: within every variable's bounds and every row exactly (whole
+    /// coefficients and right-hand sides, so f64 sums are exact).
+    fn consistent(&self, point: &[i64]) -> bool {
+        let lp = self.lp;
+        let vars = &lp.component_vars[self.c];
+        let bounded = vars.iter().zip(point).all(|(&v, &x)| {
+            let (low, high) = lp.bounds[v];
+            low <= x as f64 && x as f64 <= high
+        });
+        bounded
+            && lp.component_rows[self.c].iter().all(|&r| {
+                let row = &lp.rows[r];
+                let sum: f64 = row
+                    .terms
+                    .iter()
+                    .map(|&(v, coef)| coef * point[self.local[&v]] as f64)
+                    .sum();
+                match row.op {
+                    ComparisonOp::Eq => (sum - row.rhs).abs() <= EPS,
+                    ComparisonOp::Le => sum <= row.rhs + EPS,
+                    ComparisonOp::Ge => sum >= row.rhs - EPS,
+                }
+            })
     }
 
     /// The whole-number minimum (or maximum) of `target`; `None` when
@@ -222,7 +527,7 @@ impl Part<'_> {
         // programme with the target held there, if it reaches a
         // whole-number table, proves it the whole-number optimum too, with
         // no programme of the target's own.
-        if let Some((low, high)) = relaxed {
+        if let (Some((low, high)), true) = (relaxed, self.fast) {
             let goal = if maximise {
                 high.map(|h| h as f64)
             } else {
@@ -257,8 +562,10 @@ impl Part<'_> {
         // whole value. In these tables of sums it mostly reaches a
         // whole-number table at once, which then closes the search.
         let goal = (root.objective() - EPS).ceil();
-        if goal < best - 0.5 {
-            if let Some(point) = dive(root.clone(), &handles, t, sign * goal) {
+        if self.fast && goal < best - 0.5 {
+            let point = fix(root.clone(), handles[t], sign * goal)
+                .and_then(|s| self.dive_fixed(s, &handles));
+            if let Some(point) = point {
                 for (s, &x) in self.seen.iter_mut().zip(&point) {
                     *s = (s.0.min(x), s.1.max(x));
                 }
@@ -292,7 +599,13 @@ impl Part<'_> {
                 continue;
             };
             nodes += 2;
-            if nodes > MAX_NODES {
+            if nodes
+                > if self.fast {
+                    MAX_NODES
+                } else {
+                    REFERENCE_NODES
+                }
+            {
                 // An answer already found stays sound for `any_move`.
                 if any_move && best < truth - 0.5 {
                     break;
@@ -323,17 +636,18 @@ impl Part<'_> {
     }
 }
 
-/// Looks for a whole-number point with variable `t` at `value`: fixes `t`,
-/// then the most fractional variable at its nearest whole value (else the
-/// other side), until every value is whole. `None` when it gets stuck:
-/// a heuristic, the branch and bound decides then.
-fn dive(sol: Solution, handles: &[Variable], t: usize, value: f64) -> Option<Vec<i64>> {
-    let fix = |sol: Solution, h: Variable, x: f64| {
-        catch_unwind(AssertUnwindSafe(move || sol.fix_var(h, x)))
-            .ok()
-            .and_then(Result::ok)
-    };
-    let mut sol = fix(sol, handles[t], value)?;
+/// Holds variable `h` at `x`; `None` when infeasible or the solver fails.
+fn fix(sol: Solution, h: Variable, x: f64) -> Option<Solution> {
+    catch_unwind(AssertUnwindSafe(move || sol.fix_var(h, x)))
+        .ok()
+        .and_then(Result::ok)
+}
+
+/// Looks for a whole-number point from `sol`: fixes the most fractional
+/// variable at its nearest whole value (else the other side), until every
+/// value is whole. `None` when it gets stuck: a heuristic, the branch and
+/// bound decides then.
+fn dive(mut sol: Solution, handles: &[Variable]) -> Option<Vec<i64>> {
     for _ in 0..=handles.len() {
         let values: Vec<f64> = handles.iter().map(|&h| sol[h]).collect();
         let branch = values
