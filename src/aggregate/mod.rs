@@ -159,6 +159,19 @@ pub enum AggregateError {
 pub fn count(
     spec: &AggregateOutput,
     released: &Released,
+    dataset: LazyFrame,
+    key: &str,
+    pseudonym: &PseudonymKey,
+) -> Result<CountTable, AggregateError> {
+    count_fields(spec, &spec.field_specs(), released, dataset, key, pseudonym)
+}
+
+/// [`count`] with the dimensions already parsed (`dars run` parses them
+/// once, in its plan), one per `group_by` entry, in order.
+pub fn count_fields(
+    spec: &AggregateOutput,
+    fields: &[FieldSpec],
+    released: &Released,
     mut dataset: LazyFrame,
     key: &str,
     pseudonym: &PseudonymKey,
@@ -176,8 +189,7 @@ pub fn count(
             key: key.to_string(),
         });
     }
-    let fields = spec.field_specs();
-    for (raw, f) in spec.group_by.iter().zip(&fields) {
+    for (raw, f) in spec.group_by.iter().zip(fields) {
         if !available.contains(&f.column) {
             return Err(AggregateError::UnknownColumn {
                 output: spec.name.clone(),

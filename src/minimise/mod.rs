@@ -93,6 +93,7 @@ pub struct RecordsStream<'s> {
 /// content as the rows stream ([`RecordsStream::run`], see [`identifiers`]).
 pub fn plan_records<'s>(
     spec: &'s RecordsOutput,
+    fields: Vec<FieldSpec>,
     released: &Released,
     mut dataset: LazyFrame,
     key: &str,
@@ -114,7 +115,6 @@ pub fn plan_records<'s>(
         });
     }
     let policy = &spec.identifiers;
-    let fields = spec.field_specs();
     let mut exprs = vec![col("study_id")];
     for (raw, field) in spec.fields.iter().zip(&fields) {
         if field.column == "study_id" {
@@ -319,7 +319,7 @@ pub fn records(
     key: &str,
     pseudonym: &PseudonymKey,
 ) -> Result<DataFrame, MinimiseError> {
-    let mut stream = plan_records(spec, released, dataset, key, pseudonym)?;
+    let mut stream = plan_records(spec, spec.field_specs(), released, dataset, key, pseudonym)?;
     let schema = stream.schema()?;
     let mut out = DataFrame::empty_with_schema(&schema);
     stream.run(&mut |df| out.vstack_mut(df).map(|_| ()))?;

@@ -422,8 +422,15 @@ fn issue_11_records_stream_in_batches_in_the_datasets_order() {
     let data = long_dataset(n, usize::MAX);
     let spec = output(&["seq"], false);
     let key = PseudonymKey::from_bytes(&[5; 32]);
-    let mut stream =
-        plan_records(&spec, &released(), data.clone().lazy(), "person_id", &key).unwrap();
+    let mut stream = plan_records(
+        &spec,
+        spec.field_specs(),
+        &released(),
+        data.clone().lazy(),
+        "person_id",
+        &key,
+    )
+    .unwrap();
     assert_eq!(
         stream
             .schema()
@@ -480,7 +487,15 @@ fn issue_11_an_identifier_only_in_late_batches_is_still_found() {
     let data = long_dataset(n, n - n / 5);
     let spec = output(&["note"], false);
     let key = PseudonymKey::from_bytes(&[5; 32]);
-    let stream = plan_records(&spec, &released(), data.lazy(), "person_id", &key).unwrap();
+    let stream = plan_records(
+        &spec,
+        spec.field_specs(),
+        &released(),
+        data.lazy(),
+        "person_id",
+        &key,
+    )
+    .unwrap();
     let mut batches = 0;
     let err = stream
         .run(&mut |_| {
@@ -495,7 +510,15 @@ fn issue_11_an_identifier_only_in_late_batches_is_still_found() {
     );
     // The same column without postcodes streams through.
     let clean = long_dataset(n, usize::MAX);
-    let stream = plan_records(&spec, &released(), clean.lazy(), "person_id", &key).unwrap();
+    let stream = plan_records(
+        &spec,
+        spec.field_specs(),
+        &released(),
+        clean.lazy(),
+        "person_id",
+        &key,
+    )
+    .unwrap();
     assert!(stream.run(&mut |_| Ok(())).is_ok());
 }
 

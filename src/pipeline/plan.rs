@@ -8,7 +8,7 @@
 
 use crate::aggregate::AggregateOutput;
 use crate::config::{Agreement, ConfigError, OutputSpec, Problem, Site};
-use crate::minimise::RecordsOutput;
+use crate::minimise::{FieldSpec, RecordsOutput};
 use crate::package::{PackageError, Recipients};
 use crate::site::DatasetSource;
 use crate::suppress::Profile;
@@ -26,11 +26,15 @@ pub(super) enum Planned<'a> {
     Records {
         spec: &'a RecordsOutput,
         source: &'a DatasetSource,
+        /// `fields`, parsed, in order.
+        fields: Vec<FieldSpec>,
     },
     Aggregate {
         spec: &'a AggregateOutput,
         source: &'a DatasetSource,
         profile: Profile,
+        /// `group_by`, parsed, in order.
+        fields: Vec<FieldSpec>,
     },
 }
 
@@ -45,7 +49,7 @@ impl Planned<'_> {
     /// The dataset's name in the site config, and its resolved source.
     pub fn dataset(&self) -> (&str, &DatasetSource) {
         match self {
-            Self::Records { spec, source } => (&spec.dataset, source),
+            Self::Records { spec, source, .. } => (&spec.dataset, source),
             Self::Aggregate { spec, source, .. } => (&spec.dataset, source),
         }
     }
@@ -67,6 +71,33 @@ impl From<PlanError> for super::PipelineError {
     }
 }
 
+/// Each `column[:transform]`, parsed; `None` (with a problem per bad entry,
+/// keyed `KEY[j]`) if any does not parse.
+fn parse_fields(
+    agreement: &Agreement,
+    key: &str,
+    raw: &[String],
+    problems: &mut Vec<Problem>,
+) -> Option<Vec<FieldSpec>> {
+    let mut fields = Vec::with_capacity(raw.len());
+    let mut ok = true;
+    for (j, r) in raw.iter().enumerate() {
+        match FieldSpec::parse(r) {
+            Ok(f) => fields.push(f),
+            Err(message) => {
+                ok = false;
+                problems.push(Problem::error(
+                    &agreement.file,
+                    format!("{key}[{j}]"),
+                    message,
+                    "write it as column[:transform] with a transform dars knows",
+                ));
+            }
+        }
+    }
+    ok.then_some(fields)
+}
+
 impl<'a> Plan<'a> {
     /// Resolves every output and the recipients; all problems at once.
     /// An agreement that `Agreement::load` accepted with this site
@@ -85,14 +116,30 @@ impl<'a> Plan<'a> {
                 continue;
             };
             match spec {
-                OutputSpec::Records(r) => outputs.push(Planned::Records { spec: r, source }),
-                OutputSpec::Aggregate(a) => {
-                    match Profile::resolve(&a.suppression, &agreement.suppression) {
-                        Some(profile) => outputs.push(Planned::Aggregate {
-                            spec: a,
+                OutputSpec::Records(r) => {
+                    let key = format!("outputs[{i}].fields");
+                    if let Some(fields) = parse_fields(agreement, &key, &r.fields, &mut problems) {
+                        outputs.push(Planned::Records {
+                            spec: r,
                             source,
-                            profile,
-                        }),
+                            fields,
+                        });
+                    }
+                }
+                OutputSpec::Aggregate(a) => {
+                    let key = format!("outputs[{i}].group_by");
+                    let fields = parse_fields(agreement, &key, &a.group_by, &mut problems);
+                    match Profile::resolve(&a.suppression, &agreement.suppression) {
+                        Some(profile) => {
+                            if let Some(fields) = fields {
+                                outputs.push(Planned::Aggregate {
+                                    spec: a,
+                                    source,
+                                    profile,
+                                    fields,
+                                });
+                            }
+                        }
                         None => problems.push(Problem::error(
                             &agreement.file,
                             format!("outputs[{i}].suppression"),
@@ -193,5 +240,42 @@ mod tests {
             Plan::resolve(&site, &agreement),
             Err(PlanError::Recipients(_))
         ));
+    }
+
+    #[test]
+    fn issue_16_fields_are_parsed_once_into_the_plan_and_a_bad_one_is_named() {
+        let (site, mut agreement) = shipped();
+        let plan = Plan::resolve(&site, &agreement).expect("resolves");
+        for (p, spec) in plan.outputs.iter().zip(&agreement.outputs) {
+            let (fields, raw) = match (p, spec) {
+                (Planned::Records { fields, .. }, OutputSpec::Records(r)) => (fields, &r.fields),
+                (Planned::Aggregate { fields, .. }, OutputSpec::Aggregate(a)) => {
+                    (fields, &a.group_by)
+                }
+                _ => panic!("the plan keeps the agreement's order and kinds"),
+            };
+            let expected: Vec<FieldSpec> =
+                raw.iter().map(|r| FieldSpec::parse(r).unwrap()).collect();
+            assert_eq!(fields, &expected);
+        }
+        drop(plan);
+        let mut bad = None;
+        for (i, o) in agreement.outputs.iter_mut().enumerate() {
+            if let OutputSpec::Aggregate(a) = o {
+                a.group_by.push("region:band7".into());
+                bad = Some(format!("outputs[{i}].group_by[{}]", a.group_by.len() - 1));
+            }
+        }
+        let bad = bad.expect("ok.toml has an aggregate");
+        let Err(PlanError::Config(e)) = Plan::resolve(&site, &agreement) else {
+            panic!("an unknown transform must not resolve");
+        };
+        assert_eq!(e.problems.len(), 1);
+        assert_eq!(e.problems[0].key, bad);
+        assert!(
+            e.problems[0].message.contains("band7"),
+            "{}",
+            e.problems[0].message
+        );
     }
 }

@@ -422,9 +422,17 @@ impl<'a> Run<'a> {
                 window,
             };
             match planned {
-                Planned::Records { spec: r, .. } => {
-                    let stream =
-                        minimise::plan_records(r, released, dataset, &source.key, &pseudonym)?;
+                Planned::Records {
+                    spec: r, fields, ..
+                } => {
+                    let stream = minimise::plan_records(
+                        r,
+                        fields.clone(),
+                        released,
+                        dataset,
+                        &source.key,
+                        &pseudonym,
+                    )?;
                     let sealed = sealer.seal_records(&r.name, r.format, stream, scoped)?;
                     self.st.outputs.insert(r.name.clone(), sealed);
                     self.checkpointed(Step::Output)?;
@@ -432,9 +440,19 @@ impl<'a> Run<'a> {
                     fault::point(&format!("output:{}", r.name));
                 }
                 Planned::Aggregate {
-                    spec: a, profile, ..
+                    spec: a,
+                    profile,
+                    fields,
+                    ..
                 } => {
-                    let table = aggregate::count(a, released, dataset, &source.key, &pseudonym)?;
+                    let table = aggregate::count_fields(
+                        a,
+                        fields,
+                        released,
+                        dataset,
+                        &source.key,
+                        &pseudonym,
+                    )?;
                     tables.push((
                         *a,
                         suppress::ReleaseTable {
