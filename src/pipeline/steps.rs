@@ -858,33 +858,8 @@ impl Sealer<'_> {
         if let Some(e) = stage_error {
             return Err(e.into());
         }
-        let (manifest, plaintext_sha256) = match sealed {
-            Some(sealed) => {
-                let sealed = sealed?;
-                let plaintext = sealed.plaintext_sha256.clone();
-                (
-                    Some(ManifestFile {
-                        period: scope.period.cloned(),
-                        window: scope.window.cloned(),
-                        ..ManifestFile::from_sealed(&sealed, rows, kind)
-                    }),
-                    Some(plaintext),
-                )
-            }
-            None => (None, None),
-        };
-        info!(output = name, kind, rows, "output built");
-        Ok(state::SealedOutput {
-            summary: OutputSummary {
-                name: name.to_string(),
-                kind: kind.to_string(),
-                file,
-                rows,
-                suppression: None,
-            },
-            manifest,
-            plaintext_sha256,
-        })
+        let sealed = sealed.transpose()?;
+        Ok(sealed_output(name, kind, file, rows, None, sealed, scope))
     }
 
     fn seal(
@@ -898,36 +873,51 @@ impl Sealer<'_> {
     ) -> Result<state::SealedOutput, PipelineError> {
         let rows = frame.height() as u64;
         let file = format!("{name}.{}", format.extension());
-        let (manifest, plaintext_sha256) = match &self.recipients {
-            Some(recipients) => {
-                let sealed = package::seal(
-                    &self.release_dir.join(format!("{file}.age")),
-                    recipients,
-                    |w| crate::tables::write_frame(frame, format, w).map_err(Into::into),
-                )?;
-                let plaintext = sealed.plaintext_sha256.clone();
-                (
-                    Some(ManifestFile {
-                        period: scope.period.cloned(),
-                        window: scope.window.cloned(),
-                        ..ManifestFile::from_sealed(&sealed, rows, kind)
-                    }),
-                    Some(plaintext),
-                )
-            }
-            None => (None, None),
+        let sealed = match self.recipients {
+            Some(recipients) => Some(package::seal(
+                &self.release_dir.join(format!("{file}.age")),
+                recipients,
+                |w| crate::tables::write_frame(frame, format, w).map_err(Into::into),
+            )?),
+            None => None,
         };
-        info!(output = name, kind, rows, "output built");
-        Ok(state::SealedOutput {
-            summary: OutputSummary {
-                name: name.to_string(),
-                kind: kind.to_string(),
-                file,
-                rows,
-                suppression,
-            },
-            manifest,
-            plaintext_sha256,
-        })
+        Ok(sealed_output(
+            name,
+            kind,
+            file,
+            rows,
+            suppression,
+            sealed,
+            scope,
+        ))
+    }
+}
+
+/// The checkpoint of one output: its summary and, unless a dry run, its
+/// manifest entry (with the output's period and window) and plaintext hash.
+fn sealed_output(
+    name: &str,
+    kind: &'static str,
+    file: String,
+    rows: u64,
+    suppression: Option<SuppressionCounts>,
+    sealed: Option<package::SealedFile>,
+    scope: Scope,
+) -> state::SealedOutput {
+    info!(output = name, kind, rows, "output built");
+    state::SealedOutput {
+        summary: OutputSummary {
+            name: name.to_string(),
+            kind: kind.to_string(),
+            file,
+            rows,
+            suppression,
+        },
+        plaintext_sha256: sealed.as_ref().map(|s| s.plaintext_sha256.clone()),
+        manifest: sealed.map(|s| ManifestFile {
+            period: scope.period.cloned(),
+            window: scope.window.cloned(),
+            ..ManifestFile::from_sealed(&s, rows, kind)
+        }),
     }
 }
