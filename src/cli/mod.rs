@@ -145,7 +145,8 @@ impl From<crate::pipeline::PipelineError> for Failure {
             | E::Objections(_)
             | E::Minimise(_)
             | E::Aggregate(_)
-            | E::Dataset { .. } => exit::INPUT,
+            | E::Dataset { .. }
+            | E::DamagedFile { .. } => exit::INPUT,
             E::Push(_) => exit::DELIVERY,
             E::Suppress(_) => exit::DISCLOSURE,
             E::Locked { .. } | E::LedgerNotReady(crate::ledger::LedgerError::Locked { .. }) => {
