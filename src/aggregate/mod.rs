@@ -291,6 +291,7 @@ pub fn count_fields(
                 })
                 .collect();
             crate::tables::collect(distinct)
+                .and_then(crate::tables::owned_strings)
                 .map_err(|source| AggregateError::Polars {
                     output: spec.name.clone(),
                     source,

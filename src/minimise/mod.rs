@@ -326,7 +326,9 @@ impl Sample {
         if idx.is_empty() {
             return Ok(());
         }
-        let taken = batch.take(&IdxCa::from_vec("idx".into(), idx))?;
+        // Copied out of the batch's buffers, which would otherwise stay
+        // alive as long as the sample (see `tables::owned_strings`).
+        let taken = crate::tables::owned_strings(batch.take(&IdxCa::from_vec("idx".into(), idx))?)?;
         self.frame = Some(match self.frame.take() {
             Some(mut f) => {
                 f.vstack_mut_owned(taken)?;
@@ -339,6 +341,7 @@ impl Sample {
             let even: Vec<IdxSize> = (0..f.height() as IdxSize).step_by(2).collect();
             *f = f.take(&IdxCa::from_vec("idx".into(), even))?;
             f.rechunk_mut();
+            *f = crate::tables::owned_strings(std::mem::take(f))?;
             self.stride *= 2;
         }
         Ok(())
