@@ -875,7 +875,7 @@ impl Spark {
                         output,
                         dataset,
                         format!("the engine returned a grouping set {s} that was not asked for"),
-                        "report this: the count query and its result disagree".into(),
+                        "report this: the count query and its result disagree",
                     ));
                 };
                 let key: Vec<String> = kept

@@ -255,7 +255,6 @@ impl RecordsStream<'_> {
                     break;
                 }
             }
-            drop(step);
             if let Some(e) = failed {
                 return Err(wrap(e));
             }
@@ -288,7 +287,6 @@ impl RecordsStream<'_> {
                 failed = ran.err();
             }
         });
-        drop(step);
         if let Some(e) = failed {
             return Err(wrap(e));
         }
