@@ -145,7 +145,10 @@ impl From<crate::pipeline::PipelineError> for Failure {
             | E::Objections(_)
             | E::Minimise(_)
             | E::Aggregate(_)
-            | E::Dataset { .. } => exit::INPUT,
+            | E::Dataset { .. }
+            // The engine (unreachable, a refused token, a failed query) is
+            // the site's input, like a dataset that cannot be read.
+            | E::Engine(_) => exit::INPUT,
             E::Push(_) => exit::DELIVERY,
             E::Suppress(_) => exit::DISCLOSURE,
             E::Locked { .. } | E::LedgerNotReady(crate::ledger::LedgerError::Locked { .. }) => {
