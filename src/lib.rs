@@ -14,6 +14,7 @@ pub mod config; // site and agreement TOML, newtypes, `dars check`
 pub mod config_file; // leaf: problems, TOML reading, path resolution, dates
 pub mod counts; // leaf: count tables and cells, shared by aggregate and suppress
 pub mod domain; // NHS numbers, postcodes, gender, dates: validated value types
+pub mod engine; // where the scans, joins, transforms and counts run: polars here, or Spark (issue #14)
 pub mod ingest; // stage 1: the applicant's cohort CSV -> typed cohort rows
 pub mod ledger; // stage 6c: append-only, hash-chained record of releases
 pub mod link; // stage 2: cohort x master person index -> linkage table

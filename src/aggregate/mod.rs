@@ -309,7 +309,9 @@ pub fn count_fields(
 /// The content rules (see [`crate::minimise::identifiers`]) on a sample of
 /// each dimension's values: a dimension holding NHS numbers, postcodes or
 /// the people's dates of birth would put them in the cells' labels.
-fn check_dimensions(
+/// `joined` holds the dimensions as text and `__dars_person`, in the
+/// dataset's order; its first rows are the sample.
+pub fn check_dimensions(
     spec: &AggregateOutput,
     dims: &[String],
     released: &Released,
@@ -422,17 +424,7 @@ pub fn count_frame(
     };
     let all: Vec<usize> = (0..dims.len()).collect();
     let interior = group_counts(&frame, dims, &all, &measure).map_err(wrap)?;
-    // Every value of the data is a real value here: none may read as the
-    // margin label.
-    for key in interior.keys() {
-        if let Some(i) = key.iter().position(|v| is_reserved_label(v)) {
-            return Err(AggregateError::ReservedLabel {
-                output: output.to_string(),
-                dimension: dims[i].clone(),
-                row: None,
-            });
-        }
-    }
+    check_labels(&interior, dims, output)?;
     let subsets = if totals {
         margin_subsets(dims.len())
     } else {
@@ -448,8 +440,43 @@ pub fn count_frame(
         };
         counted.push((kept, map));
     }
+    table_from_sets(dims, counted, matches!(unit, Unit::DistinctOf(_)), output)
+}
+
+/// Every value of the data is a real value in the interior: none may read
+/// as the margin label.
+fn check_labels(
+    interior: &HashMap<Vec<String>, u64>,
+    dims: &[String],
+    output: &str,
+) -> Result<(), AggregateError> {
+    for key in interior.keys() {
+        if let Some(i) = key.iter().position(|v| is_reserved_label(v)) {
+            return Err(AggregateError::ReservedLabel {
+                output: output.to_string(),
+                dimension: dims[i].clone(),
+                row: None,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The table of sub-tables counted elsewhere (issue #14: one aggregate per
+/// grouping set on Spark), the interior (every dimension kept) first and
+/// then each margin in the order polars counts them: the same checks and
+/// the same full grid as [`count_frame`].
+pub fn table_from_sets(
+    dims: &[String],
+    counted: Vec<SubTable>,
+    persons: bool,
+    output: &str,
+) -> Result<CountTable, AggregateError> {
+    if let Some((_, interior)) = counted.first() {
+        check_labels(interior, dims, output)?;
+    }
     let mut table = grid_table(dims, counted, output)?;
-    table.persons = matches!(unit, Unit::DistinctOf(_));
+    table.persons = persons;
     Ok(table)
 }
 
@@ -670,7 +697,7 @@ fn sum_to(
 }
 
 /// The kept dimensions of a sub-table and its counts by their values.
-type SubTable = (Vec<usize>, HashMap<Vec<String>, u64>);
+pub type SubTable = (Vec<usize>, HashMap<Vec<String>, u64>);
 
 /// Lays counted sub-tables out as a full grid of cells.
 fn grid_table(

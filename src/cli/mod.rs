@@ -146,7 +146,10 @@ impl From<crate::pipeline::PipelineError> for Failure {
             | E::Minimise(_)
             | E::Aggregate(_)
             | E::Dataset { .. }
-            | E::DamagedFile { .. } => exit::INPUT,
+            | E::DamagedFile { .. }
+            // The engine (unreachable, a refused token, a failed query) is
+            // the site's input, like a dataset that cannot be read.
+            | E::Engine(_) => exit::INPUT,
             E::Push(_) => exit::DELIVERY,
             E::Suppress(_) => exit::DISCLOSURE,
             E::Locked { .. } | E::LedgerNotReady(crate::ledger::LedgerError::Locked { .. }) => {

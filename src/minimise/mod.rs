@@ -23,7 +23,7 @@ pub use config::{
     declared_dimension_problems, FieldSpec, IdentifierPolicy, RecordsOutput, Transform,
 };
 pub use identifiers::{IdentifierKind, Rule};
-pub use transform::{field_expr, PseudonymKey};
+pub use transform::{field_expr, PseudonymKey, MAX_AGE};
 
 use polars::prelude::*;
 
@@ -93,7 +93,11 @@ pub fn polars_fix(e: &PolarsError) -> &'static str {
 
 /// The index's date of birth of each row's person, beside the output's
 /// columns while they are checked.
-const DOB: &str = "__dars_dob";
+pub const DOB: &str = "__dars_dob";
+
+/// A records output's rows made elsewhere (issue #14: the rows Spark
+/// returned, joined to the persons here), [`BATCH_ROWS`] a batch.
+pub type Batches<'s> = Box<dyn Iterator<Item = PolarsResult<DataFrame>> + Send + 's>;
 
 /// Rows per batch when a records output is streamed: the batch size fixes
 /// the Parquet row groups, so it is part of what makes the file the same
@@ -110,6 +114,8 @@ pub struct RecordsStream<'s> {
     /// Whether each row carries its person's date of birth (in [`DOB`])
     /// for the content rules; it never leaves.
     with_dob: bool,
+    /// Rows made elsewhere, streamed instead of `lf` (see [`Self::with_batches`]).
+    batches: Option<Batches<'s>>,
 }
 
 /// The plan of one records output (see [`RecordsStream`]).
@@ -208,7 +214,26 @@ pub fn plan_records<'s>(
         fields,
         lf,
         with_dob,
+        batches: None,
     })
+}
+
+impl<'s> RecordsStream<'s> {
+    /// The same output with its rows taken from `batches` instead of its
+    /// own plan (the plan, on a frame of the dataset's schema, has checked
+    /// the fields and gives the schema): each batch holds the columns of
+    /// [`Self::schema`] in order, then [`DOB`] when [`Self::carries_dob`],
+    /// and every batch but the last [`BATCH_ROWS`] rows. The content rules
+    /// and the writes are those of a polars run.
+    pub fn with_batches(mut self, batches: Batches<'s>) -> Self {
+        self.batches = Some(batches);
+        self
+    }
+
+    /// Whether the rows carry the persons' dates of birth in [`DOB`].
+    pub fn carries_dob(&self) -> bool {
+        self.with_dob
+    }
 }
 
 impl RecordsStream<'_> {
@@ -240,10 +265,36 @@ impl RecordsStream<'_> {
     /// caller must treat what it wrote as void unless this returns `Ok`
     /// (the sealed file is then never committed).
     pub fn run(
-        self,
+        mut self,
         write: &mut dyn FnMut(&DataFrame) -> PolarsResult<()>,
     ) -> Result<u64, MinimiseError> {
+        let batches = self.batches.take();
         let wrap = self.wrap();
+        let mut sample = Sample::default();
+        let mut rows = 0u64;
+        let mut failed = None;
+        let with_dob = self.with_dob;
+        let mut step = |mut df: DataFrame| -> PolarsResult<()> {
+            df.rechunk_mut();
+            sample.add(&df, rows)?;
+            rows += df.height() as u64;
+            if with_dob {
+                df = df.drop(DOB)?;
+            }
+            write(&df)
+        };
+        if let Some(batches) = batches {
+            for df in batches {
+                if let Err(e) = df.and_then(&mut step) {
+                    failed = Some(e);
+                    break;
+                }
+            }
+            if let Some(e) = failed {
+                return Err(wrap(e));
+            }
+            return self.finish(sample, rows);
+        }
         let (tx, rx) = std::sync::mpsc::sync_channel::<DataFrame>(2);
         // true stops the query: the receiving side has gone.
         let callback = PlanCallback::new(move |df: DataFrame| Ok(tx.send(df).is_err()));
@@ -252,22 +303,10 @@ impl RecordsStream<'_> {
             .clone()
             .sink_batches(callback, true, std::num::NonZeroUsize::new(BATCH_ROWS))
             .map_err(&wrap)?;
-        let mut sample = Sample::default();
-        let mut rows = 0u64;
-        let mut failed = None;
         std::thread::scope(|scope| {
             let query = scope.spawn(move || lf.collect_with_engine(Engine::Streaming).map(|_| ()));
-            for mut df in rx.iter() {
-                df.rechunk_mut();
-                let step = (|| -> PolarsResult<()> {
-                    sample.add(&df, rows)?;
-                    rows += df.height() as u64;
-                    if self.with_dob {
-                        df = df.drop(DOB)?;
-                    }
-                    write(&df)
-                })();
-                if let Err(e) = step {
+            for df in rx.iter() {
+                if let Err(e) = step(df) {
                     failed = Some(e);
                     break;
                 }
@@ -286,6 +325,12 @@ impl RecordsStream<'_> {
         if let Some(e) = failed {
             return Err(wrap(e));
         }
+        self.finish(sample, rows)
+    }
+
+    /// The content rules on the sample of a stream that ran to its end.
+    fn finish(&self, sample: Sample, rows: u64) -> Result<u64, MinimiseError> {
+        let wrap = self.wrap();
         if let (false, Some(sampled)) = (self.spec.identifiers.identifiable, &sample.frame) {
             check_content(self.spec, &self.fields, sampled).map_err(|e| match e {
                 Checked::Found(e) => e,

@@ -120,6 +120,8 @@ pub enum PipelineError {
     #[error(transparent)]
     Aggregate(#[from] AggregateError),
     #[error(transparent)]
+    Engine(crate::engine::EngineError),
+    #[error(transparent)]
     Suppress(#[from] suppress::SuppressError),
     #[error(transparent)]
     Package(#[from] PackageError),
@@ -208,6 +210,18 @@ fn dataset_fix(source: &polars::error::PolarsError, dataset: &str) -> String {
         String::new()
     } else {
         format!("\n  fix: check `datasets.{dataset}.path` in the site config")
+    }
+}
+
+impl From<crate::engine::EngineError> for PipelineError {
+    /// The stage's own errors stay the stage's, as on polars.
+    fn from(e: crate::engine::EngineError) -> Self {
+        use crate::engine::EngineError as E;
+        match e {
+            E::Minimise(e) => Self::Minimise(e),
+            E::Aggregate(e) => Self::Aggregate(e),
+            other => Self::Engine(other),
+        }
     }
 }
 

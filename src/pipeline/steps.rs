@@ -372,6 +372,9 @@ impl<'a> Run<'a> {
             ))?;
         }
         let windows = self.windows()?;
+        // `[engine] kind = "spark"`: reached, and its token checked, before
+        // any output is built.
+        let spark = crate::engine::Spark::for_site(&self.site.engine)?;
         let mut tables = Vec::new();
         for (i, planned) in plan.outputs.iter().enumerate() {
             if self
@@ -401,21 +404,23 @@ impl<'a> Run<'a> {
                 dataset: dataset_name.to_string(),
                 source,
             };
-            let dataset = match period {
-                Some(p) => {
-                    crate::tables::scan_pruned(&source.path, &|k, v| p.keeps_partition(k, v))
+            let dataset = || -> Result<_, PipelineError> {
+                let dataset = match period {
+                    Some(p) => {
+                        crate::tables::scan_pruned(&source.path, &|k, v| p.keeps_partition(k, v))
+                    }
+                    None => crate::tables::scan(&source.path),
                 }
-                None => crate::tables::scan(&source.path),
-            }
-            .map_err(dataset_error)?;
-            let dataset = match period {
-                Some(p) => {
-                    window::within_period(dataset, p, &agreement.file, i).map_err(|e| match e {
-                        Ok(problem) => PipelineError::from(ConfigError::from(problem)),
-                        Err(source) => dataset_error(source),
-                    })?
-                }
-                None => dataset,
+                .map_err(dataset_error)?;
+                Ok(match period {
+                    Some(p) => window::within_period(dataset, p, &agreement.file, i).map_err(
+                        |e| match e {
+                            Ok(problem) => PipelineError::from(ConfigError::from(problem)),
+                            Err(source) => dataset_error(source),
+                        },
+                    )?,
+                    None => dataset,
+                })
             };
             let scoped = Scope {
                 period: own_period,
@@ -448,18 +453,28 @@ impl<'a> Run<'a> {
                 Planned::Records {
                     spec: r, fields, ..
                 } => {
-                    let stream = minimise::plan_records(
-                        r,
-                        fields.clone(),
-                        released,
-                        dataset,
-                        &source.key,
-                        &pseudonym,
-                    )
-                    .map_err(|e| damaged(e.into()))?;
+                    let stream = match &spark {
+                        Some(spark) => spark.records(
+                            r,
+                            fields.clone(),
+                            released,
+                            source,
+                            period,
+                            &pseudonym,
+                        )?,
+                        None => minimise::plan_records(
+                            r,
+                            fields.clone(),
+                            released,
+                            dataset()?,
+                            &source.key,
+                            &pseudonym,
+                        )
+                        .map_err(|e| damaged(e.into()))?,
+                    };
                     let sealed = sealer
                         .seal_records(&r.name, r.format, stream, scoped)
-                        .map_err(damaged)?;
+                        .map_err(|e| if spark.is_none() { damaged(e) } else { e })?;
                     self.st.outputs.insert(r.name.clone(), sealed);
                     self.checkpointed(Step::Output)?;
                     self.stage("records", t);
@@ -471,15 +486,20 @@ impl<'a> Run<'a> {
                     fields,
                     ..
                 } => {
-                    let table = aggregate::count_fields(
-                        a,
-                        fields,
-                        released,
-                        dataset,
-                        &source.key,
-                        &pseudonym,
-                    )
-                    .map_err(|e| damaged(e.into()))?;
+                    let table = match &spark {
+                        Some(spark) => {
+                            spark.counts(a, fields, released, source, period, &pseudonym)?
+                        }
+                        None => aggregate::count_fields(
+                            a,
+                            fields,
+                            released,
+                            dataset()?,
+                            &source.key,
+                            &pseudonym,
+                        )
+                        .map_err(|e| damaged(e.into()))?,
+                    };
                     tables.push((
                         *a,
                         suppress::ReleaseTable {
