@@ -236,7 +236,9 @@ fn issue_17_fast_path_equals_branch_and_bound_where_whole_numbers_tell_more() {
         "only {tables_with_gaps} tables ({gap_cells} cells) where whole numbers tell more than the LP"
     );
     // Printed for the record; the assertions above decide.
-    println!("{tables_with_gaps} tables, {gap_cells} cells with a gap, {pinned} rounded counts pinned");
+    println!(
+        "{tables_with_gaps} tables, {gap_cells} cells with a gap, {pinned} rounded counts pinned"
+    );
 }
 
 /// The issue's 3×2 `hes` table (with percentages of sex) and a 2×2×2
@@ -264,7 +266,9 @@ fn issue_17_fast_path_on_the_issue_table_and_a_cube_of_stars() {
         profile: Profile::hes(),
     };
     let fast = protect_tables(&[&t]).expect("fast").remove(0);
-    let reference = protect_tables_reference(&[&t]).expect("reference").remove(0);
+    let reference = protect_tables_reference(&[&t])
+        .expect("reference")
+        .remove(0);
     assert!(assert_same(&fast, &reference) >= 1, "no `*` compared");
 
     // 2×2×2 with every margin: the eight cells alternate 1 and 3, so
@@ -274,6 +278,11 @@ fn issue_17_fast_path_on_the_issue_table_and_a_cube_of_stars() {
     let counts = [1u64, 3, 3, 1, 3, 1, 1, 3];
     let t = release(&[2, 2, 2], &counts, custom());
     let fast = protect_tables(&[&t]).expect("fast").remove(0);
-    let reference = protect_tables_reference(&[&t]).expect("reference").remove(0);
-    assert!(assert_same(&fast, &reference) >= 8, "fewer than 8 `*` compared");
+    let reference = protect_tables_reference(&[&t])
+        .expect("reference")
+        .remove(0);
+    assert!(
+        assert_same(&fast, &reference) >= 8,
+        "fewer than 8 `*` compared"
+    );
 }

@@ -37,7 +37,6 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-
 use microlp::{ComparisonOp, OptimizationDirection, Problem, Solution, Variable};
 
 use super::Lp;
