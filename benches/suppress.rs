@@ -41,6 +41,18 @@
 //! 2.3–3.1 s after. microlp at opt-level 3 instead of 1 changed nothing
 //! measurable (15.3–18.4 s user CPU against 15.9–17.1 s).
 //!
+//! Wider reduced dives (one and two sums around the fractional cells
+//! freed before the whole part; the same build before and after, three
+//! runs each alternating, load 9.6–11.2, `--dump` files identical):
+//! `--only secondary` 15.6–18.7 s (median 17.3 s; 10.3 s user CPU for
+//! the process) before, 11.9–14.4 s (median 13.1 s; 7.9 s CPU) after;
+//! `--only whole` 1.9–2.1 s (1.1 s CPU) before, 2.2–3.7 s (1.2 s CPU)
+//! after. Profile (perf, before): all but a few percent of the time is
+//! inside microlp (LU solves and factorisations, dual pivots); phases:
+//! LP audit 2.0–2.9 s, sweeps 3.1–3.6 s (48 cold programmes of the
+//! 566-unknown part, 57 ms each), then 85 bounds (34 after) for their own
+//! dive.
+//!
 //! The data is synthetic and skewed (some regions and diagnosis chapters
 //! are rare) so that the table has many small cells to suppress. Prints
 //! counts and timings only.

@@ -44,7 +44,8 @@ use super::Lp;
 /// The most unknown cells a connected part may have for its whole-number
 /// audit. Chosen by measurement (`benches/suppress.rs`): a 500-cell
 /// three-way table with every margin under `hes`, one part of 499
-/// unknowns, takes 4–6 s; with the bound at 3 000 the full bench (whose
+/// unknowns, took 4–6 s at first and about 1 s of CPU now (not
+/// re-measured between 600 and 3 000 unknowns); with the bound at 3 000 the full bench (whose
 /// `hes` table is one part of ~2 500 unknowns) had not finished after 20
 /// minutes.
 pub(crate) const MAX_UNKNOWNS: usize = 600;
