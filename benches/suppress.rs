@@ -41,6 +41,18 @@
 //! 2.3–3.1 s after. microlp at opt-level 3 instead of 1 changed nothing
 //! measurable (15.3–18.4 s user CPU against 15.9–17.1 s).
 //!
+//! Wider reduced dives (one and two sums around the fractional cells
+//! freed before the whole part; the same build before and after, three
+//! runs each alternating, load 9.6–11.2, `--dump` files identical):
+//! `--only secondary` 15.6–18.7 s (median 17.3 s; 10.3 s user CPU for
+//! the process) before, 11.9–14.4 s (median 13.1 s; 7.9 s CPU) after;
+//! `--only whole` 1.9–2.1 s (1.1 s CPU) before, 2.2–3.7 s (1.2 s CPU)
+//! after. Profile (perf, before): all but a few percent of the time is
+//! inside microlp (LU solves and factorisations, dual pivots); phases:
+//! LP audit 2.0–2.9 s, sweeps 3.1–3.6 s (48 cold programmes of the
+//! 566-unknown part, 57 ms each), then 85 bounds (34 after) for their own
+//! dive.
+//!
 //! The data is synthetic and skewed (some regions and diagnosis chapters
 //! are rare) so that the table has many small cells to suppress. Prints
 //! counts and timings only.
@@ -64,6 +76,9 @@ fn main() {
     // the audit of the 2 541-cell table) or `--only whole` (the
     // whole-number audit of a 500-cell percentage table).
     let mut only: Option<String> = None;
+    // `--dump FILE`: every audited cell's key, action and interval, to
+    // compare two builds' results line for line.
+    let mut dump: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         if flag == "--rows" {
@@ -72,10 +87,12 @@ fn main() {
             check = true;
         } else if flag == "--only" {
             only = args.next();
+        } else if flag == "--dump" {
+            dump = args.next();
         }
     }
     if only.as_deref() != Some("secondary") {
-        whole_number_audit();
+        whole_number_audit(dump.as_deref());
         if only.is_some() {
             return;
         }
@@ -150,6 +167,9 @@ fn main() {
             "  whole-number intervals: {} of {}; rounded counts pinned: {}",
             p.counts.whole_number, p.counts.audited, p.counts.pinned
         );
+        if let Some(path) = &dump {
+            write_dump(path, &p);
+        }
         return;
     }
     let (primary, p) = time(&table, hes_no_audit);
@@ -182,7 +202,7 @@ fn main() {
 /// bands × 4 sexes with every margin, percentages of sex) under `hes`, one
 /// connected part of 499 unknown cells: protect with the whole-number
 /// audit against the LP audit alone.
-fn whole_number_audit() {
+fn whole_number_audit(dump: Option<&str>) {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(17);
     let dims: Vec<String> = ["region", "age", "sex"].map(String::from).to_vec();
     let mut rows = std::collections::HashMap::new();
@@ -227,6 +247,28 @@ fn whole_number_audit() {
         c.pinned,
         c.audit_failures,
     );
+    if let Some(path) = dump {
+        write_dump(&format!("{path}.whole"), &whole);
+    }
+}
+
+/// Every cell's key, released value, action and interval (with its kind
+/// and, for persons, the reader's), one line each.
+fn write_dump(path: &str, p: &dars::suppress::ProtectedTable) {
+    let mut out = String::new();
+    for c in &p.cells {
+        let interval = c.interval.map_or(String::from("-"), |i| {
+            format!("{i} {} {:?}", i.kind(), i.reader_text())
+        });
+        out.push_str(&format!(
+            "{} {} {} {interval}\n",
+            c.key.join("/"),
+            c.value,
+            c.action.as_str()
+        ));
+    }
+    std::fs::write(path, out).expect("write dump");
+    println!("  wrote {path}");
 }
 
 fn time(table: &CountTable, profile: Profile) -> (f64, dars::suppress::ProtectedTable) {

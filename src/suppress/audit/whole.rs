@@ -44,7 +44,8 @@ use super::Lp;
 /// The most unknown cells a connected part may have for its whole-number
 /// audit. Chosen by measurement (`benches/suppress.rs`): a 500-cell
 /// three-way table with every margin under `hes`, one part of 499
-/// unknowns, takes 4–6 s; with the bound at 3 000 the full bench (whose
+/// unknowns, took 4–6 s at first and about 1 s of CPU now (not
+/// re-measured between 600 and 3 000 unknowns); with the bound at 3 000 the full bench (whose
 /// `hes` table is one part of ~2 500 unknowns) had not finished after 20
 /// minutes.
 pub(crate) const MAX_UNKNOWNS: usize = 600;
@@ -315,7 +316,8 @@ impl Part<'_> {
             else {
                 return;
             };
-            let Some(point) = self.dive_fixed(sol, &handles) else {
+            let hold: Vec<usize> = pending.iter().map(|v| self.local[v]).collect();
+            let Some(point) = self.dive_fixed(sol, &handles, &hold) else {
                 return;
             };
             let before = self.seen.clone();
@@ -391,7 +393,7 @@ impl Part<'_> {
         };
         let handles = handles.clone();
         let sol = fix(base.clone(), handles[t], goal)?;
-        self.dive_fixed(sol, &handles)
+        self.dive_fixed(sol, &handles, &[t])
     }
 
     /// Solves the part's base programme once (no objective).
@@ -408,32 +410,67 @@ impl Part<'_> {
     }
 
     /// A whole-number point from `sol` (a vertex of the part's programme,
-    /// some variables held), or `None`. First the reduced dive: every
-    /// variable already whole at `sol` is held there and only the
-    /// fractional rest is solved, a programme of a few dozen cells instead
-    /// of the whole part. Where that has no whole-number point, the full
-    /// dive from `sol`. Either way the point is checked against every row
-    /// in exact arithmetic before it is believed.
-    fn dive_fixed(&self, sol: Solution, handles: &[Variable]) -> Option<Vec<i64>> {
+    /// some variables held), or `None`. First reduced dives: every variable
+    /// already whole at `sol` is held there, except the fractional ones and
+    /// (in later tries) the cells sharing a sum with them, one and then two
+    /// sums out, and only those are solved: a programme of a few dozen
+    /// cells instead of the whole part. The variables in `hold` (a target
+    /// at its bound) are never freed. Where none of these has a
+    /// whole-number point, the full dive from `sol`. Either way the point
+    /// is checked against every row in exact arithmetic before it is
+    /// believed.
+    fn dive_fixed(&self, sol: Solution, handles: &[Variable], hold: &[usize]) -> Option<Vec<i64>> {
         let values: Vec<f64> = handles.iter().map(|&h| sol[h]).collect();
-        if let Some(point) = self.reduced_dive(&values) {
-            return Some(point);
+        for rings in 0..=2 {
+            if let Some(point) = self.reduced_dive(&values, hold, rings) {
+                return Some(point);
+            }
         }
         dive(sol, handles).filter(|point| self.consistent(point))
     }
 
-    /// The reduced dive of [`Part::dive_fixed`].
-    fn reduced_dive(&self, values: &[f64]) -> Option<Vec<i64>> {
+    /// The reduced dive of [`Part::dive_fixed`]: the fractional variables
+    /// of `values` and `rings` sums around them free, the rest held.
+    fn reduced_dive(&self, values: &[f64], hold: &[usize], rings: usize) -> Option<Vec<i64>> {
         let lp = self.lp;
         let vars = &lp.component_vars[self.c];
         let mut point: Vec<i64> = values.iter().map(|x| x.round() as i64).collect();
-        // Local variable → its place among the free (fractional) ones.
+        let mut open: Vec<bool> = values
+            .iter()
+            .map(|&x| (x - x.round()).abs() > EPS)
+            .collect();
+        if !open.iter().any(|&o| o) {
+            return self.consistent(&point).then_some(point);
+        }
+        // The held variables are whole here (a target at its bound).
+        let held: Vec<bool> = (0..values.len())
+            .map(|i| hold.contains(&i) && !open[i])
+            .collect();
+        for _ in 0..rings {
+            let mut next = open.clone();
+            for &r in &lp.component_rows[self.c] {
+                let terms = &lp.rows[r].terms;
+                if terms.iter().any(|&(v, _)| open[self.local[&v]]) {
+                    for &(v, _) in terms {
+                        let i = self.local[&v];
+                        if !held[i] {
+                            next[i] = true;
+                        }
+                    }
+                }
+            }
+            if next == open {
+                // Nothing more to free: a wider ring is the same programme.
+                return None;
+            }
+            open = next;
+        }
         let mut free: Vec<Option<usize>> = vec![None; values.len()];
         let mut problem = Problem::new(OptimizationDirection::Minimize);
         let mut handles = Vec::new();
         let mut of = Vec::new();
-        for (i, &x) in values.iter().enumerate() {
-            if (x - x.round()).abs() > EPS {
+        for i in 0..values.len() {
+            if open[i] {
                 free[i] = Some(handles.len());
                 handles.push(problem.add_var(0.0, lp.bounds[vars[i]]));
                 of.push(i);
@@ -564,7 +601,7 @@ impl Part<'_> {
         let goal = (root.objective() - EPS).ceil();
         if self.fast && goal < best - 0.5 {
             let point = fix(root.clone(), handles[t], sign * goal)
-                .and_then(|s| self.dive_fixed(s, &handles));
+                .and_then(|s| self.dive_fixed(s, &handles, &[t]));
             if let Some(point) = point {
                 for (s, &x) in self.seen.iter_mut().zip(&point) {
                     *s = (s.0.min(x), s.1.max(x));
