@@ -2,12 +2,11 @@
 //! (with rayon), and the review queue entry of each row.
 
 use chrono::{Datelike, NaiveDate};
-use polars::prelude::*;
 
-use super::block::Key;
+use super::block::{code, Key, Lookups};
 use super::compare::{self, CohortNhs, Field, Level};
 use super::estimate::{EmPair, NEUTRAL};
-use super::index::{column, Index, IndexPerson};
+use super::index::{Index, IndexPerson};
 use super::model::{
     level_index, Model, NhsGroup, LEVELS, MAX_LEVELS, POSTCODE, POSTCODE_LEVELS, SURNAME,
     SURNAME_LEVELS,
@@ -76,20 +75,21 @@ pub struct Scoring {
     pub max_candidates: usize,
 }
 
-/// Valid NHS numbers of `rows`: the lookup of tier 1 and of key `nhs_number`.
-pub fn nhs_lookup(rows: &[CohortRow]) -> PolarsResult<DataFrame> {
-    let mut row = Vec::new();
-    let mut nhs = Vec::new();
+/// Valid NHS numbers of `rows`: the look-ups of tier 1 and of key
+/// `nhs_number`.
+pub fn nhs_lookup(rows: &[CohortRow]) -> Lookups {
+    let mut out = Lookups::new(Key::NhsNumber);
     for (i, r) in rows.iter().enumerate() {
         if let Some(n) = r.nhs_number {
-            row.push(i as u32);
-            nhs.push(n.as_string());
+            out.push(i as u32, nhs_code(n));
         }
     }
-    DataFrame::new_infer_height(vec![
-        Column::new(column::ROW.into(), row),
-        Column::new(column::NHS_NUMBER.into(), nhs),
-    ])
+    out
+}
+
+/// A valid NHS number as the index's `nhs_code` encodes it.
+fn nhs_code(n: NhsNumber) -> u128 {
+    code::one(n.digits().iter().fold(0u64, |a, d| a * 10 + u64::from(*d)))
 }
 
 fn swapped(d: NaiveDate) -> Option<NaiveDate> {
@@ -98,97 +98,35 @@ fn swapped(d: NaiveDate) -> Option<NaiveDate> {
         .flatten()
 }
 
-fn initial(key: &str) -> String {
-    key.chars().next().map(String::from).unwrap_or_default()
-}
-
-/// One key's lookup frame under construction: the cohort position of each
-/// lookup and its key columns.
-struct Lookup {
-    key: Key,
-    row: Vec<u32>,
-    columns: Vec<KeyColumn>,
-}
-
-enum KeyColumn {
-    Str(Vec<String>),
-    Int(Vec<i32>),
-}
-
-impl Lookup {
-    fn new(key: Key) -> Self {
-        let columns = key
-            .columns()
-            .iter()
-            .map(|c| match *c {
-                column::DOB | column::YEAR | column::SURNAME_SOUNDEX => KeyColumn::Int(Vec::new()),
-                _ => KeyColumn::Str(Vec::new()),
-            })
-            .collect();
-        Self {
-            key,
-            row: Vec::new(),
-            columns,
-        }
-    }
-
-    /// Adds one lookup; `values` in the key's column order, integers for
-    /// the integer columns.
-    fn push(&mut self, row: u32, values: &[KeyValue<'_>]) {
-        self.row.push(row);
-        for (c, v) in self.columns.iter_mut().zip(values) {
-            match (c, v) {
-                (KeyColumn::Str(c), KeyValue::Str(v)) => c.push((*v).to_string()),
-                (KeyColumn::Int(c), KeyValue::Int(v)) => c.push(*v),
-                // Every call below passes the key's own column types.
-                _ => unreachable!("a key value of the wrong type"),
-            }
-        }
-    }
-
-    fn frame(self) -> PolarsResult<(Key, DataFrame)> {
-        let mut cols = vec![Column::new(column::ROW.into(), self.row)];
-        for (name, c) in self.key.columns().iter().zip(self.columns) {
-            cols.push(match c {
-                KeyColumn::Str(v) => Column::new((*name).into(), v),
-                KeyColumn::Int(v) => Column::new((*name).into(), v),
-            });
-        }
-        Ok((self.key, DataFrame::new_infer_height(cols)?))
-    }
-}
-
-#[derive(Clone, Copy)]
-enum KeyValue<'a> {
-    Str(&'a str),
-    Int(i32),
-}
-
-/// The lookups of every tier-2 key for `wanted` (cohort positions), besides
-/// the NHS number itself. Name keys only when names are in use; a blank
-/// name or a missing date makes no lookup (never a block of all blanks).
-pub fn lookups(
-    rows: &[CohortRow],
-    wanted: &[u32],
-    names: bool,
-) -> PolarsResult<Vec<(Key, DataFrame)>> {
-    use KeyValue::{Int, Str};
-    let mut neighbours = Lookup::new(Key::NhsNumberNeighbour);
-    let mut dob_district = Lookup::new(Key::DobDistrict);
-    let mut swapped_district = Lookup::new(Key::SwappedDobDistrict);
-    let mut postcode_year = Lookup::new(Key::PostcodeYear);
-    let mut dob_initial = Lookup::new(Key::DobSurnameInitial);
-    let mut swapped_initial = Lookup::new(Key::SwappedDobSurnameInitial);
-    let mut names_year = Lookup::new(Key::NamesYear);
-    let mut dob_forename = Lookup::new(Key::DobForename);
-    let mut names_district = Lookup::new(Key::NamesDistrict);
-    let mut swapped_names = Lookup::new(Key::SwappedNamesDob);
-    let mut postcode_forename = Lookup::new(Key::PostcodeForename);
+/// The look-ups of every tier-2 key for `wanted` (cohort positions),
+/// besides the NHS number itself, as numbers (see `block::code`): a name,
+/// postcode or district nobody in the index has is looked up as
+/// [`code::ABSENT`] (an empty block, still counted). Name keys only when
+/// names are in use; a blank name or a missing date makes no look-up
+/// (never a block of all blanks).
+pub fn lookups(index: &Index, rows: &[CohortRow], wanted: &[u32], names: bool) -> Vec<Lookups> {
+    let mut neighbours = Lookups::new(Key::NhsNumberNeighbour);
+    let mut dob_district = Lookups::new(Key::DobDistrict);
+    let mut swapped_district = Lookups::new(Key::SwappedDobDistrict);
+    let mut postcode_year = Lookups::new(Key::PostcodeYear);
+    let mut dob_initial = Lookups::new(Key::DobSurnameInitial);
+    let mut swapped_initial = Lookups::new(Key::SwappedDobSurnameInitial);
+    let mut names_year = Lookups::new(Key::NamesYear);
+    let mut dob_forename = Lookups::new(Key::DobForename);
+    let mut names_district = Lookups::new(Key::NamesDistrict);
+    let mut swapped_names = Lookups::new(Key::SwappedNamesDob);
+    let mut postcode_forename = Lookups::new(Key::PostcodeForename);
+    // A column's number, or `None` for a value nobody in the index has.
+    let two = |a: Option<u32>, b: Option<u32>| a.zip(b).map_or(code::ABSENT, |(a, b)| code::two(a, b));
+    let three = |a: Option<u32>, b: Option<u32>, c: Option<u32>| match (a, b, c) {
+        (Some(a), Some(b), Some(c)) => code::three(a, b, c),
+        _ => code::ABSENT,
+    };
     for &w in wanted {
         let r = &rows[w as usize];
         if let Some(typo) = r.nhs_number_typo {
             for n in NhsNumber::typo_neighbours(typo) {
-                neighbours.push(w, &[Str(&n.as_string())]);
+                neighbours.push(w, nhs_code(n));
             }
         }
         let key = |s: &Option<String>| {
@@ -198,48 +136,54 @@ pub fn lookups(
         };
         let surname = key(&r.surname);
         let forename = key(&r.forename);
+        let forename_id = forename.as_deref().map(|f| index.name_id(f));
+        let surname_id = surname.as_deref().map(|s| index.name_id(s));
         let dob = r.date_of_birth;
-        let days = dob.map(to_epoch_days);
-        let swapped_days = dob.and_then(swapped).map(to_epoch_days);
-        let year = dob.map(|d| d.year());
+        let days = dob.map(|d| Some(code::int(to_epoch_days(d))));
+        let swapped_days = dob
+            .and_then(swapped)
+            .map(|d| Some(code::int(to_epoch_days(d))));
+        let year = dob.map(|d| Some(code::int(d.year())));
         if let Some(p) = &r.postcode {
+            let district = index.district_id(p.district());
+            let postcode = index.postcode_id(p.as_str());
             if let Some(d) = days {
-                dob_district.push(w, &[Int(d), Str(p.district())]);
+                dob_district.push(w, two(d, district));
             }
             if let Some(d) = swapped_days {
-                swapped_district.push(w, &[Int(d), Str(p.district())]);
+                swapped_district.push(w, two(d, district));
             }
             if let Some(y) = year {
-                postcode_year.push(w, &[Str(p.as_str()), Int(y)]);
+                postcode_year.push(w, two(postcode, y));
             }
-            if let (Some(f), Some(s)) = (&forename, &surname) {
-                names_district.push(w, &[Str(f), Str(s), Str(p.district())]);
+            if let (Some(f), Some(s)) = (forename_id, surname_id) {
+                names_district.push(w, three(f, s, district));
             }
-            if let Some(f) = &forename {
-                postcode_forename.push(w, &[Str(p.as_str()), Str(f)]);
+            if let Some(f) = forename_id {
+                postcode_forename.push(w, two(postcode, f));
             }
         }
-        if let Some(s) = &surname {
-            let i = initial(s);
+        if let (Some(s), Some(s_id)) = (&surname, surname_id) {
+            let initial = s.chars().next().map(u32::from);
             if let Some(d) = days {
-                dob_initial.push(w, &[Int(d), Str(&i)]);
+                dob_initial.push(w, two(d, initial));
             }
             if let Some(d) = swapped_days {
-                swapped_initial.push(w, &[Int(d), Str(&i)]);
+                swapped_initial.push(w, two(d, initial));
             }
             if let Some(d) = days {
                 // The surname looked up among forenames.
-                swapped_names.push(w, &[Int(d), Str(s)]);
+                swapped_names.push(w, two(d, s_id));
             }
-            if let (Some(f), Some(y), Some(code)) = (&forename, year, phonetic::soundex(s)) {
-                names_year.push(w, &[Str(f), Int(code), Int(y)]);
+            if let (Some(f), Some(y), Some(sound)) = (forename_id, year, phonetic::soundex(s)) {
+                names_year.push(w, three(f, Some(sound as u32), y));
             }
         }
-        if let (Some(f), Some(d)) = (&forename, days) {
-            dob_forename.push(w, &[Int(d), Str(f)]);
+        if let (Some(f), Some(d)) = (forename_id, days) {
+            dob_forename.push(w, two(d, f));
         }
     }
-    [
+    vec![
         neighbours,
         dob_district,
         swapped_district,
@@ -252,9 +196,6 @@ pub fn lookups(
         swapped_names,
         postcode_forename,
     ]
-    .into_iter()
-    .map(Lookup::frame)
-    .collect()
 }
 
 /// A cohort row prepared for comparison.
@@ -332,7 +273,7 @@ pub fn levels(scoring: &Scoring, row: &Prepared<'_>, person: &IndexPerson<'_>) -
         compare::compare_nhs(row.nhs, person.nhs_digits()),
         compare::compare_dob(r.date_of_birth, person.date_of_birth),
         compare::compare_gender(r.gender, person.gender),
-        compare::compare_postcode(r.postcode.as_ref(), person.postcode.as_ref()),
+        compare::compare_postcode(r.postcode.as_ref(), person.postcode),
         forename,
         surname,
     ];
@@ -576,7 +517,6 @@ pub fn queue_entry(
             p.date_of_birth.map(|d| d.to_string()).unwrap_or_default(),
             p.gender.map(|g| g.code().to_string()).unwrap_or_default(),
             p.postcode
-                .as_ref()
                 .map(|p| p.as_str().to_string())
                 .unwrap_or_default(),
             forename.unwrap_or_default().to_string(),

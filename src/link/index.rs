@@ -1,7 +1,8 @@
 //! The master person index as the link stage holds it: one collect of the
-//! columns linkage compares, with every blocking key computed by polars
-//! expressions, and the value frequencies the scoring model weighs an
-//! agreement by.
+//! columns linkage compares, then held column by column with names and
+//! postcodes dictionary-encoded (each distinct value normalised, parsed and
+//! Soundex-coded once), the numbers blocking joins on, and the value
+//! frequencies the scoring model weighs an agreement by.
 //!
 //! Names are read only when the agreement allows manual validation: an
 //! agreement without it never touches them, not even in memory.
@@ -15,13 +16,11 @@ use crate::domain::date::from_epoch_days;
 use crate::domain::nhs_number::digits_of;
 use crate::domain::{Gender, Postcode};
 
-use super::LinkError;
+use super::{compare, phonetic, LinkError};
 
-/// Column names of the collected index and of the cohort's blocking-key
-/// frames (a key joins on the columns of the same name on both sides).
+/// Column names of the collected index, and the names of the columns a
+/// blocking key joins on (see `block::Key::columns`).
 pub mod column {
-    pub const IDX: &str = "idx";
-    pub const ROW: &str = "row";
     pub const PERSON_ID: &str = "person_id";
     pub const NHS_NUMBER: &str = "nhs_number";
     pub const DOB: &str = "dob";
@@ -45,7 +44,7 @@ pub struct IndexPerson<'a> {
     pub nhs_number: Option<&'a str>,
     pub date_of_birth: Option<NaiveDate>,
     pub gender: Option<Gender>,
-    pub postcode: Option<Postcode>,
+    pub postcode: Option<&'a Postcode>,
     pub forename_key: Option<&'a str>,
     pub surname_key: Option<&'a str>,
 }
@@ -56,22 +55,98 @@ impl IndexPerson<'_> {
     }
 }
 
-/// The collected index.
+/// No value: a null in the index (or a value the dictionary lacks).
+pub const NONE: u32 = u32::MAX;
+/// A null date of birth or year.
+pub const NO_DATE: i32 = i32::MIN;
+/// An NHS number that is not ten ASCII digits (it can never equal a
+/// cohort's valid number, which is written as its ten digits).
+pub const NO_NHS: u64 = u64::MAX;
+
+/// The collected index, held column by column. Strings that blocking and
+/// comparison look at are dictionary-encoded: each distinct raw name and
+/// postcode is normalised (upper-cased, Soundex-coded, parsed) once, not
+/// once per person, and blocking joins on the dictionaries' numbers (see
+/// `block`) instead of on strings.
 pub struct Index {
-    pub frame: DataFrame,
     person_id: Int64Chunked,
     nhs_number: StringChunked,
-    dob: Int32Chunked,
-    gender: StringChunked,
-    postcode: StringChunked,
+    /// The NHS number as a number when it is ten ASCII digits, else
+    /// [`NO_NHS`]: the key of tier 1's look-up.
+    pub nhs_code: Vec<u64>,
+    /// Days since 1970-01-01, [`NO_DATE`] when null.
+    pub dob: Vec<i32>,
+    /// Year of birth, [`NO_DATE`] when null.
+    pub year: Vec<i32>,
+    gender: Vec<Option<Gender>>,
+    /// Per person: the raw postcode's number in [`Self::postcodes`], or
+    /// [`NONE`].
+    pub postcode: Vec<u32>,
+    /// Per distinct raw postcode: the value parsed, its district's number
+    /// (the raw value without its last four characters, as polars'
+    /// `str.head(-4)`), and the raw value itself.
+    postcodes: Vec<PostcodeEntry>,
+    postcode_ids: PlHashMap<String, u32>,
+    district_ids: PlHashMap<String, u32>,
     forename: StringChunked,
     surname: StringChunked,
-    forename_key: StringChunked,
-    surname_key: StringChunked,
+    /// Per person: the number of the name key (trimmed, upper case) in
+    /// [`Self::names`], or [`NONE`] when the name is null. Forenames and
+    /// surnames share one dictionary, so that a surname can be looked up
+    /// among forenames (names given the other way round).
+    pub forename_key: Vec<u32>,
+    pub surname_key: Vec<u32>,
+    names: Vec<NameEntry>,
+    name_ids: PlHashMap<String, u32>,
+}
+
+struct PostcodeEntry {
+    raw: String,
+    parsed: Option<Postcode>,
+    district: u32,
+}
+
+/// A name key and what blocking and the model need of it.
+struct NameEntry {
+    key: String,
+    /// Soundex of the key (see `phonetic`), or [`NONE`].
+    soundex: u32,
+    /// The first character as a number, or [`NONE`] for an empty key.
+    initial: u32,
+    /// People whose forename, and whose surname, has this key.
+    forenames: u32,
+    surnames: u32,
+}
+
+/// Numbers the distinct values of `values` in order of first appearance:
+/// each row's number ([`NONE`] for a null) and the values.
+fn dictionary(values: &StringChunked) -> (Vec<u32>, Vec<&str>) {
+    let mut ids: PlHashMap<&str, u32> = PlHashMap::default();
+    let mut distinct = Vec::new();
+    let rows = values
+        .iter()
+        .map(|v| match v {
+            Some(v) => *ids.entry(v).or_insert_with(|| {
+                distinct.push(v);
+                (distinct.len() - 1) as u32
+            }),
+            None => NONE,
+        })
+        .collect();
+    (rows, distinct)
+}
+
+/// The NHS number as a number, for a value of exactly ten ASCII digits.
+pub fn nhs_code(raw: &str) -> u64 {
+    let b = raw.as_bytes();
+    if b.len() != 10 || !b.iter().all(u8::is_ascii_digit) {
+        return NO_NHS;
+    }
+    b.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'))
 }
 
 impl Index {
-    /// Collects the index with its blocking keys.
+    /// Collects the index and encodes what blocking joins on.
     pub fn load(demographics: LazyFrame, names: bool) -> Result<Self, LinkError> {
         use column::*;
         let wrap = |source| LinkError::Demographics { source };
@@ -82,11 +157,7 @@ impl Index {
                 lit(NULL).cast(DataType::String).alias(c)
             }
         };
-        let normalised = |c: &str| name(c).str().strip_chars(lit(NULL)).str().to_uppercase();
-        // Postcodes in the index are normalised "AB1 2CD" (DESIGN.md), so
-        // the district is the postcode without " 2CD".
-        let district = col(POSTCODE).str().head(lit(-4));
-        let frame = crate::tables::collect(
+        let mut frame = crate::tables::collect(
             demographics
                 .select([
                     col(PERSON_ID).cast(DataType::Int64),
@@ -100,84 +171,188 @@ impl Index {
                     name(FORENAME),
                     name(SURNAME),
                 ])
-                .with_row_index(IDX, None)
-                .with_columns([
-                    district.alias(DISTRICT),
-                    normalised(FORENAME).alias(FORENAME_KEY),
-                    normalised(SURNAME).alias(SURNAME_KEY),
+                .with_column(
                     col(DOB)
                         .cast(DataType::Date)
                         .dt()
                         .year()
                         .cast(DataType::Int32)
                         .alias(YEAR),
-                ])
-                .with_column(col(SURNAME_KEY).str().head(lit(1)).alias(SURNAME_INITIAL)),
+                ),
         )
         .map_err(wrap)?;
         // One chunk per column, so that reading person `i` is an offset.
-        let mut frame = frame;
-        let soundex: Int32Chunked = frame
-            .column(SURNAME_KEY)
-            .map_err(wrap)?
-            .str()
-            .map_err(wrap)?
-            .iter()
-            .map(|s| s.and_then(super::phonetic::soundex))
-            .collect();
-        frame
-            .with_column(soundex.with_name(SURNAME_SOUNDEX.into()).into_column())
-            .map_err(wrap)?;
         frame.rechunk_mut_par();
         let str_col = |c: &str| -> Result<StringChunked, LinkError> {
             Ok(frame.column(c).map_err(wrap)?.str().map_err(wrap)?.clone())
         };
-        Ok(Self {
-            person_id: frame
-                .column(PERSON_ID)
-                .map_err(wrap)?
-                .i64()
-                .map_err(wrap)?
-                .clone(),
-            nhs_number: str_col(NHS_NUMBER)?,
-            dob: frame
-                .column(DOB)
+        let int_col = |c: &str| -> Result<Vec<i32>, LinkError> {
+            Ok(frame
+                .column(c)
                 .map_err(wrap)?
                 .i32()
                 .map_err(wrap)?
-                .clone(),
-            gender: str_col(GENDER)?,
-            postcode: str_col(POSTCODE)?,
-            forename: str_col(FORENAME)?,
-            surname: str_col(SURNAME)?,
-            forename_key: str_col(FORENAME_KEY)?,
-            surname_key: str_col(SURNAME_KEY)?,
-            frame,
+                .iter()
+                .map(|v| v.unwrap_or(NO_DATE))
+                .collect())
+        };
+        let person_id = frame
+            .column(PERSON_ID)
+            .map_err(wrap)?
+            .i64()
+            .map_err(wrap)?
+            .clone();
+        let nhs_number = str_col(NHS_NUMBER)?;
+        let gender_raw = str_col(GENDER)?;
+        let postcode_raw = str_col(POSTCODE)?;
+        let forename = str_col(FORENAME)?;
+        let surname = str_col(SURNAME)?;
+        let dob = int_col(DOB)?;
+        let year = int_col(YEAR)?;
+        drop(frame);
+
+        // The dictionaries, three columns at a time.
+        let (((fore_rows, fore_raw), (sur_rows, sur_raw)), ((post_rows, post_raw), rest)) =
+            rayon::join(
+                || rayon::join(|| dictionary(&forename), || dictionary(&surname)),
+                || {
+                    rayon::join(
+                        || dictionary(&postcode_raw),
+                        || {
+                            let (rows, distinct) = dictionary(&gender_raw);
+                            let parsed: Vec<Option<Gender>> =
+                                distinct.iter().map(|g| Gender::parse(g)).collect();
+                            let gender: Vec<Option<Gender>> = rows
+                                .iter()
+                                .map(|&g| if g == NONE { None } else { parsed[g as usize] })
+                                .collect();
+                            let nhs: Vec<u64> = nhs_number
+                                .iter()
+                                .map(|n| n.map_or(NO_NHS, nhs_code))
+                                .collect();
+                            (gender, nhs)
+                        },
+                    )
+                },
+            );
+        let (gender, nhs_code) = rest;
+
+        // Name keys: each distinct raw name normalised once.
+        let mut name_ids: PlHashMap<String, u32> = PlHashMap::default();
+        let mut entries: Vec<NameEntry> = Vec::new();
+        let mut key_of = |raw: &str| -> u32 {
+            let key = compare::name_key(raw);
+            if let Some(&id) = name_ids.get(&key) {
+                return id;
+            }
+            let id = entries.len() as u32;
+            entries.push(NameEntry {
+                soundex: phonetic::soundex(&key).map_or(NONE, |s| s as u32),
+                initial: key.chars().next().map_or(NONE, u32::from),
+                key: key.clone(),
+                forenames: 0,
+                surnames: 0,
+            });
+            name_ids.insert(key, id);
+            id
+        };
+        let fore_keys: Vec<u32> = fore_raw.iter().map(|r| key_of(r)).collect();
+        let sur_keys: Vec<u32> = sur_raw.iter().map(|r| key_of(r)).collect();
+        let to_keys = |rows: &[u32], keys: &[u32]| -> Vec<u32> {
+            rows.iter()
+                .map(|&r| if r == NONE { NONE } else { keys[r as usize] })
+                .collect()
+        };
+        let forename_key = to_keys(&fore_rows, &fore_keys);
+        let surname_key = to_keys(&sur_rows, &sur_keys);
+        for &k in &forename_key {
+            if k != NONE {
+                entries[k as usize].forenames += 1;
+            }
+        }
+        for &k in &surname_key {
+            if k != NONE {
+                entries[k as usize].surnames += 1;
+            }
+        }
+
+        // Postcodes: each distinct raw value parsed once, with its district.
+        let mut district_ids: PlHashMap<String, u32> = PlHashMap::default();
+        let mut postcode_ids: PlHashMap<String, u32> = PlHashMap::default();
+        let mut postcodes = Vec::with_capacity(post_raw.len());
+        for (i, raw) in post_raw.iter().enumerate() {
+            let district = all_but_last(raw, 4);
+            let next = district_ids.len() as u32;
+            let district = match district_ids.get(district) {
+                Some(&d) => d,
+                None => {
+                    district_ids.insert(district.to_string(), next);
+                    next
+                }
+            };
+            postcode_ids.insert((*raw).to_string(), i as u32);
+            postcodes.push(PostcodeEntry {
+                raw: (*raw).to_string(),
+                parsed: Postcode::parse(raw),
+                district,
+            });
+        }
+        Ok(Self {
+            person_id,
+            nhs_number,
+            nhs_code,
+            dob,
+            year,
+            gender,
+            postcode: post_rows,
+            postcodes,
+            postcode_ids,
+            district_ids,
+            forename,
+            surname,
+            forename_key,
+            surname_key,
+            names: entries,
+            name_ids,
         })
     }
 
     pub fn len(&self) -> usize {
-        self.frame.height()
+        self.dob.len()
     }
 
-    /// Person `idx` (a row of the collected frame; always in range for an
-    /// `idx` taken from a join with this frame).
+    /// Person `idx` (a row of the collected index; always in range for an
+    /// `idx` taken from blocking).
     pub fn person(&self, idx: u32) -> IndexPerson<'_> {
         let i = idx as usize;
+        let key = |k: u32| {
+            (k != NONE)
+                .then(|| self.names[k as usize].key.as_str())
+                .filter(|s| !s.is_empty())
+        };
+        let dob = self.dob[i];
+        let postcode = self.postcode[i];
         IndexPerson {
             person_id: self.person_id.get(i).unwrap_or_default(),
             nhs_number: self.nhs_number.get(i),
-            date_of_birth: self.dob.get(i).and_then(from_epoch_days),
-            gender: self.gender.get(i).and_then(Gender::parse),
-            postcode: self.postcode.get(i).and_then(Postcode::parse),
-            forename_key: self.forename_key.get(i).filter(|s| !s.is_empty()),
-            surname_key: self.surname_key.get(i).filter(|s| !s.is_empty()),
+            date_of_birth: (dob != NO_DATE).then(|| from_epoch_days(dob)).flatten(),
+            gender: self.gender[i],
+            postcode: (postcode != NONE)
+                .then(|| self.postcodes[postcode as usize].parsed.as_ref())
+                .flatten(),
+            forename_key: key(self.forename_key[i]),
+            surname_key: key(self.surname_key[i]),
         }
     }
 
     /// Person `idx`'s key in the index.
     pub fn person_id(&self, idx: u32) -> i64 {
         self.person_id.get(idx as usize).unwrap_or_default()
+    }
+
+    /// Every person's key (nulls left out).
+    pub fn person_ids(&self) -> impl Iterator<Item = i64> + '_ {
+        self.person_id.iter().flatten()
     }
 
     /// Person `idx`'s forename and surname as the index holds them, for the
@@ -187,58 +362,66 @@ impl Index {
         (self.forename.get(i), self.surname.get(i))
     }
 
-    /// How often each value of `key_column` occurs: `(value, count)`.
-    pub fn value_counts(&self, key_column: &str) -> Result<Vec<(String, u32)>, LinkError> {
-        let wrap = |source| LinkError::Demographics { source };
-        let df = self
-            .frame
-            .clone()
-            .lazy()
-            .filter(col(key_column).is_not_null())
-            .group_by([col(key_column)])
-            .agg([len().cast(DataType::UInt32).alias("n")])
-            .collect()
-            .map_err(wrap)?;
-        let keys = df.column(key_column).map_err(wrap)?.str().map_err(wrap)?;
-        let counts = df.column("n").map_err(wrap)?.u32().map_err(wrap)?;
-        Ok(keys
+    /// The number of a name key (see [`compare::name_key`]), if anyone in
+    /// the index has it as forename or surname.
+    pub fn name_id(&self, key: &str) -> Option<u32> {
+        self.name_ids.get(key).copied()
+    }
+
+    /// The number of a raw postcode as the index writes it.
+    pub fn postcode_id(&self, raw: &str) -> Option<u32> {
+        self.postcode_ids.get(raw).copied()
+    }
+
+    /// The number of a postcode district.
+    pub fn district_id(&self, district: &str) -> Option<u32> {
+        self.district_ids.get(district).copied()
+    }
+
+    /// The district number of a postcode number.
+    pub fn district_of(&self, postcode: u32) -> u32 {
+        self.postcodes[postcode as usize].district
+    }
+
+    /// Soundex and initial of a name number (each [`NONE`] when it has none).
+    pub fn soundex_of(&self, name: u32) -> u32 {
+        self.names[name as usize].soundex
+    }
+    pub fn initial_of(&self, name: u32) -> u32 {
+        self.names[name as usize].initial
+    }
+
+    /// How often each name key occurs as a forename (`surname` false) or
+    /// surname: `(key, count)` for the keys that occur.
+    pub fn name_counts(&self, surname: bool) -> impl Iterator<Item = (&str, u32)> + '_ {
+        self.names
             .iter()
-            .zip(counts.iter())
-            .filter_map(|(k, n)| Some((k?.to_string(), n?)))
-            .collect())
+            .map(move |e| (e.key.as_str(), if surname { e.surnames } else { e.forenames }))
+            .filter(|&(_, n)| n > 0)
     }
 
     /// The chance that two different people drawn at random share their
     /// date of birth, year of birth, postcode, sector, district and area:
     /// `Σ n_v (n_v − 1) / (N (N − 1))` over the values `v` of each (nulls
-    /// never agree). One group-by of the dates and one count of the
-    /// postcodes over the index; the coarser levels (years, sectors,
+    /// never agree). One count of the dates and one of the postcodes (over
+    /// their dictionary numbers); the coarser levels (years, sectors,
     /// districts, areas) are summed from those groups, which are few beside
     /// the people. The sums are of whole numbers, kept in integers, so they
     /// are exact whatever the order of summing.
-    pub fn coincidences(&self) -> Result<Coincidences, LinkError> {
-        use column::*;
-        let wrap = |source| LinkError::Demographics { source };
+    pub fn coincidences(&self) -> Coincidences {
         let total = self.len().max(2) as f64;
         let pairs = |n: u64| u128::from(n) * u128::from(n.saturating_sub(1));
         let share = |p: u128| p as f64 / (total * (total - 1.0));
 
-        let by_dob = self
-            .frame
-            .clone()
-            .lazy()
-            .select([col(DOB)])
-            .filter(col(DOB).is_not_null())
-            .group_by([col(DOB)])
-            .agg([len().cast(DataType::UInt64).alias("n")])
-            .collect()
-            .map_err(wrap)?;
-        let dates = by_dob.column(DOB).map_err(wrap)?.i32().map_err(wrap)?;
-        let counts = by_dob.column("n").map_err(wrap)?.u64().map_err(wrap)?;
+        let mut by_dob: PlHashMap<i32, u64> = PlHashMap::default();
+        for &d in &self.dob {
+            if d != NO_DATE {
+                *by_dob.entry(d).or_default() += 1;
+            }
+        }
         let mut dob = 0u128;
         let mut years: HashMap<i32, u64> = HashMap::new();
-        for (d, n) in dates.iter().zip(counts.iter()) {
-            let (Some(d), Some(n)) = (d, n) else { continue };
+        for (&d, &n) in &by_dob {
             dob += pairs(n);
             // A date far out of range has no year (and must not overflow).
             let date = d.checked_add(719_163).and_then(|_| from_epoch_days(d));
@@ -248,12 +431,15 @@ impl Index {
         }
         let year = years.values().map(|&n| pairs(n)).sum();
 
-        // Counted here over the column's string views rather than by a
-        // polars group-by: the groups are only summed (never a frame), and
-        // borrowing the views spares materialising 800k group keys.
+        let mut counts = vec![0u64; self.postcodes.len()];
+        for &p in &self.postcode {
+            if p != NONE {
+                counts[p as usize] += 1;
+            }
+        }
         let mut by_postcode: PlHashMap<&str, u64> = PlHashMap::default();
-        for p in self.postcode.iter().flatten() {
-            *by_postcode.entry(p).or_default() += 1;
+        for (e, n) in self.postcodes.iter().zip(counts) {
+            by_postcode.insert(e.raw.as_str(), n);
         }
         // Each level is summed from the one below it: the district is the
         // sector without its last two characters as the sector is the
@@ -273,14 +459,14 @@ impl Index {
         let districts = coarser(&sectors, |s| all_but_last(s, 2));
         let areas = coarser(&districts, area_of);
         let sum = |m: &PlHashMap<&str, u64>| m.values().map(|&n| pairs(n)).sum::<u128>();
-        Ok(Coincidences {
+        Coincidences {
             dob: share(dob),
             year: share(year),
             postcode: share(sum(&by_postcode)),
             sector: share(sum(&sectors)),
             district: share(sum(&districts)),
             area: share(sum(&areas)),
-        })
+        }
     }
 }
 

@@ -20,7 +20,7 @@ use polars::prelude::PlHashMap;
 use rand::{Rng, SeedableRng};
 
 use super::compare::{self, Field, Level};
-use super::index::{column, Index};
+use super::index::Index;
 use super::LinkError;
 
 /// The levels of each field that carry a weight, in [`Field::ALL`] order
@@ -146,19 +146,21 @@ pub struct Model {
 impl Model {
     /// Measures `u` on the index; `m` starts at the prior.
     pub fn measure(index: &Index, names: bool) -> Result<Self, LinkError> {
-        use column::*;
         let people = index.len().max(1) as f64;
-        let p = index.coincidences()?;
+        let p = index.coincidences();
         // Levels are exclusive ("sector" means sector but not full), so
         // each level's `u` is the difference of the nested coincidences,
         // floored so that a tiny index cannot make a level infinitely
         // telling.
         let floor = 1.0 / people;
         let (forename_counts, surname_counts) = if names {
-            (
-                index.value_counts(FORENAME_KEY)?.into_iter().collect(),
-                index.value_counts(SURNAME_KEY)?.into_iter().collect(),
-            )
+            let counts = |surname| {
+                index
+                    .name_counts(surname)
+                    .map(|(k, n)| (k.to_string(), n))
+                    .collect()
+            };
+            (counts(false), counts(true))
         } else {
             (PlHashMap::default(), PlHashMap::default())
         };

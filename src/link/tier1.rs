@@ -80,7 +80,7 @@ pub fn cross_check(
             ),
             CohortField::Postcode => (
                 "postcode",
-                FieldCheck::of(row.postcode.as_ref(), person.postcode.as_ref()),
+                FieldCheck::of(row.postcode.as_ref(), person.postcode),
             ),
             CohortField::Gender => (
                 "gender",

@@ -52,14 +52,13 @@ pub fn run(input: Input<'_>) -> Result<Tier2, LinkError> {
         limits,
         blocking,
     } = input;
-    let wrap = |source| LinkError::Demographics { source };
     let wanted: Vec<u32> = checks
         .iter()
         .enumerate()
         .filter(|(_, c)| matches!(c, CrossCheck::Candidates { .. }))
         .map(|(i, _)| i as u32)
         .collect();
-    let lookups = candidates::lookups(rows, &wanted, scoring.names).map_err(wrap)?;
+    let lookups = candidates::lookups(index, rows, &wanted, scoring.names);
     let mut pairs = block::candidates(index, lookups, limits, blocking)?;
     let wanted_set: HashSet<u32> = wanted.iter().copied().collect();
     pairs.extend(
