@@ -231,16 +231,17 @@ impl Lookups {
 /// Person `i`'s value of `key`'s columns, `None` when a column is null.
 fn person_code(index: &Index, key: Key, i: usize) -> Option<u128> {
     use index::{NONE, NO_DATE, NO_NHS};
-    let dob = || Some(index.dob[i]).filter(|&d| d != NO_DATE).map(code::int);
-    let year = || Some(index.year[i]).filter(|&y| y != NO_DATE).map(code::int);
+    let p = &index.people[i];
+    let dob = || Some(p.dob).filter(|&d| d != NO_DATE).map(code::int);
+    let year = || Some(p.year).filter(|&y| y != NO_DATE).map(code::int);
     let some = |v: u32| Some(v).filter(|&v| v != NONE);
-    let postcode = || some(index.postcode[i]);
+    let postcode = || some(p.postcode);
     let district = || postcode().map(|p| index.district_of(p));
-    let forename = || some(index.forename_key[i]);
-    let surname = || some(index.surname_key[i]);
+    let forename = || some(p.forename);
+    let surname = || some(p.surname);
     match key {
         Key::NhsNumber | Key::NhsNumberNeighbour => {
-            Some(index.nhs_code[i]).filter(|&n| n != NO_NHS).map(code::one)
+            Some(p.nhs).filter(|&n| n != NO_NHS).map(code::one)
         }
         Key::DobDistrict | Key::SwappedDobDistrict => Some(code::two(dob()?, district()?)),
         Key::DobSurnameInitial | Key::SwappedDobSurnameInitial => {
@@ -261,12 +262,27 @@ fn person_code(index: &Index, key: Key, i: usize) -> Option<u128> {
 /// The people of the index whose value of `key`'s columns is in `wanted`,
 /// as (value, person) sorted, and where each value's block starts and ends.
 fn members(index: &Index, key: Key, wanted: &PlHashSet<u128>) -> Blocks {
+    // A bit per hashed value, set for the wanted ones: most people are in
+    // no wanted block, and one bit tells most of them so.
+    let bits = (wanted.len() * 16).next_power_of_two().clamp(1 << 12, 1 << 28);
+    let slot = |c: u128| {
+        let h = ((c as u64) ^ ((c >> 64) as u64).rotate_left(29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        (h >> (64 - bits.trailing_zeros())) as usize
+    };
+    let mut filter = vec![0u64; bits / 64];
+    for &c in wanted {
+        let at = slot(c);
+        filter[at / 64] |= 1 << (at % 64);
+    }
     let mut people: Vec<(u128, u32)> = (0..index.len())
         .into_par_iter()
         .with_min_len(1 << 16)
         .filter_map(|i| {
             person_code(index, key, i)
-                .filter(|c| wanted.contains(c))
+                .filter(|&c| {
+                    let at = slot(c);
+                    filter[at / 64] & (1 << (at % 64)) != 0 && wanted.contains(&c)
+                })
                 .map(|c| (c, i as u32))
         })
         .collect();

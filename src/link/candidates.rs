@@ -8,8 +8,8 @@ use super::compare::{self, CohortNhs, Field, Level};
 use super::estimate::{EmPair, NEUTRAL};
 use super::index::{Index, IndexPerson};
 use super::model::{
-    level_index, Model, NhsGroup, LEVELS, MAX_LEVELS, POSTCODE, POSTCODE_LEVELS, SURNAME,
-    SURNAME_LEVELS,
+    self, level_index, Model, NhsGroup, FORENAME, LEVELS, MAX_LEVELS, NHS, POSTCODE,
+    POSTCODE_LEVELS, SURNAME, SURNAME_LEVELS,
 };
 use super::phonetic;
 use crate::domain::date::to_epoch_days;
@@ -270,7 +270,7 @@ pub fn levels(scoring: &Scoring, row: &Prepared<'_>, person: &IndexPerson<'_>) -
         (Level::NotUsed, Level::NotUsed)
     };
     let mut levels = [
-        compare::compare_nhs(row.nhs, person.nhs_digits()),
+        compare::compare_nhs(row.nhs, person.nhs_digits),
         compare::compare_dob(r.date_of_birth, person.date_of_birth),
         compare::compare_gender(r.gender, person.gender),
         compare::compare_postcode(r.postcode.as_ref(), person.postcode),
@@ -290,36 +290,81 @@ pub fn levels(scoring: &Scoring, row: &Prepared<'_>, person: &IndexPerson<'_>) -
 /// looked up once per row rather than once per pair. Surname and postcode
 /// weigh jointly when both are compared (see `Model::m_joint`), each by its
 /// margin when the other is missing.
+#[derive(Clone)]
 pub struct RowWeights {
     bits: [[f64; MAX_LEVELS]; 6],
     joint_bits: [[f64; POSTCODE_LEVELS]; SURNAME_LEVELS],
     log_u: [[f64; MAX_LEVELS]; 6],
 }
 
+#[derive(Clone)]
+pub struct RowWeightsBase(RowWeights);
+
 impl RowWeights {
-    pub fn new(model: &Model, row: &Prepared<'_>) -> Self {
+    /// The table of a row with no name and no failed NHS number: every
+    /// entry but the few a row's own values change (see [`Self::new`]),
+    /// computed once per model.
+    pub fn base(model: &Model) -> RowWeightsBase {
         let mut bits = [[0.0; MAX_LEVELS]; 6];
         let mut log_u = [[0.0; MAX_LEVELS]; 6];
         for (f, levels) in LEVELS.iter().enumerate() {
             for (l, level) in levels.iter().enumerate() {
-                bits[f][l] = model.weight(f, *level, name_of(row, f), row.held_neighbours);
-                log_u[f][l] = model
-                    .u_of(f, l, name_of(row, f), row.held_neighbours)
-                    .max(1e-300)
-                    .log2();
+                bits[f][l] = model.weight(f, *level, None, 1);
+                log_u[f][l] = model.u_of(f, l, None, 1).max(1e-300).log2();
             }
         }
         let mut joint_bits = [[0.0; POSTCODE_LEVELS]; SURNAME_LEVELS];
         for (s, r) in joint_bits.iter_mut().enumerate() {
             for (p, b) in r.iter_mut().enumerate() {
-                *b = model.joint_weight(s, p, name_of(row, SURNAME));
+                *b = model.joint_weight(s, p, None);
             }
         }
-        Self {
+        RowWeightsBase(Self {
             bits,
             joint_bits,
             log_u,
+        })
+    }
+
+    /// The row's table: `base` with the entries its values change, those
+    /// whose `u` is the row's own (see `Model::u_of`): an exact or swapped
+    /// name weighed by that name's frequency, and an NHS number one edit
+    /// away by the people holding a neighbour of the row's. Each is
+    /// computed as `Model::weight`, `Model::u_of` and `Model::joint_weight`
+    /// compute it, so the table is the one those give for every entry.
+    pub fn new(base: &RowWeightsBase, model: &Model, row: &Prepared<'_>) -> Self {
+        let mut t = base.0.clone();
+        let held = row.held_neighbours;
+        if held != 1 {
+            for (l, level) in LEVELS[NHS].iter().enumerate() {
+                if matches!(level, Level::OneEdit | Level::Transposition) {
+                    t.bits[NHS][l] = model.weight(NHS, *level, None, held);
+                    t.log_u[NHS][l] = model.u_of(NHS, l, None, held).max(1e-300).log2();
+                }
+            }
         }
+        for f in [FORENAME, SURNAME] {
+            let Some(name) = name_of(row, f) else {
+                continue;
+            };
+            for (l, level) in LEVELS[f].iter().enumerate() {
+                if !matches!(level, Level::Exact | Level::Swapped) {
+                    continue;
+                }
+                let u = model.u_of(f, l, Some(name), 1);
+                t.bits[f][l] = model::bits(model.m[f][l], u);
+                t.log_u[f][l] = u.max(1e-300).log2();
+                if f == SURNAME {
+                    for (p, b) in t.joint_bits[l].iter_mut().enumerate() {
+                        *b = model::bits(
+                            model.m_joint[l][p],
+                            u * model.u_of(POSTCODE, p, None, 1),
+                        );
+                    }
+                }
+            }
+        }
+        t
     }
 
     /// The summed weight of a pair at `levels`, in bits.
@@ -461,6 +506,7 @@ pub type Scored = Result<QueueEntry, Option<f64>>;
 /// by its weight like everyone else.
 pub fn queue_entry(
     model: &Model,
+    base: &RowWeightsBase,
     scoring: &Scoring,
     index: &Index,
     position: usize,
@@ -469,7 +515,7 @@ pub fn queue_entry(
 ) -> Scored {
     let prepared = compared.prepared(row, scoring.names);
     let prior = model.pair_prior(compared.group);
-    let table = RowWeights::new(model, &prepared);
+    let table = RowWeights::new(base, model, &prepared);
     let best = table.best(scoring.fields).max(f64::EPSILON);
     let mut candidates: Vec<Candidate> = compared
         .pairs
@@ -511,13 +557,13 @@ pub fn queue_entry(
     for c in &mut candidates {
         let p = index.person(c.idx);
         let (forename, surname) = index.names(c.idx);
-        c.index_nhs_number = p.nhs_number.unwrap_or_default().to_string();
+        let nhs_number = index.nhs_number(c.idx).unwrap_or_default();
+        c.index_nhs_number = nhs_number.to_string();
         c.values = [
-            p.nhs_number.unwrap_or_default().to_string(),
+            nhs_number.to_string(),
             p.date_of_birth.map(|d| d.to_string()).unwrap_or_default(),
             p.gender.map(|g| g.code().to_string()).unwrap_or_default(),
-            p.postcode
-                .map(|p| p.as_str().to_string())
+            p.postcode.map(str::to_string)
                 .unwrap_or_default(),
             forename.unwrap_or_default().to_string(),
             surname.unwrap_or_default().to_string(),

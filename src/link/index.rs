@@ -40,19 +40,14 @@ pub mod column {
 /// One person of the index, as far as linkage compares them.
 #[derive(Clone)]
 pub struct IndexPerson<'a> {
-    pub person_id: i64,
-    pub nhs_number: Option<&'a str>,
+    pub nhs_digits: Option<[u8; 10]>,
     pub date_of_birth: Option<NaiveDate>,
     pub gender: Option<Gender>,
-    pub postcode: Option<&'a Postcode>,
+    /// Normalised ("AB1 2CD"), as [`Postcode::as_str`] writes it; `None`
+    /// when the index's value is not a postcode.
+    pub postcode: Option<&'a str>,
     pub forename_key: Option<&'a str>,
     pub surname_key: Option<&'a str>,
-}
-
-impl IndexPerson<'_> {
-    pub fn nhs_digits(&self) -> Option<[u8; 10]> {
-        self.nhs_number.and_then(digits_of)
-    }
 }
 
 /// No value: a null in the index (or a value the dictionary lacks).
@@ -63,77 +58,145 @@ pub const NO_DATE: i32 = i32::MIN;
 /// cohort's valid number, which is written as its ten digits).
 pub const NO_NHS: u64 = u64::MAX;
 
-/// The collected index, held column by column. Strings that blocking and
-/// comparison look at are dictionary-encoded: each distinct raw name and
-/// postcode is normalised (upper-cased, Soundex-coded, parsed) once, not
-/// once per person, and blocking joins on the dictionaries' numbers (see
-/// `block`) instead of on strings.
-pub struct Index {
-    person_id: Int64Chunked,
-    nhs_number: StringChunked,
+/// What blocking and comparison read of one person, in one record (one
+/// cache line holds two people): the dictionary numbers of the values.
+#[derive(Debug, Clone, Copy)]
+pub struct Person {
     /// The NHS number as a number when it is ten ASCII digits, else
     /// [`NO_NHS`]: the key of tier 1's look-up.
-    pub nhs_code: Vec<u64>,
+    pub nhs: u64,
     /// Days since 1970-01-01, [`NO_DATE`] when null.
-    pub dob: Vec<i32>,
+    pub dob: i32,
     /// Year of birth, [`NO_DATE`] when null.
-    pub year: Vec<i32>,
-    gender: Vec<Option<Gender>>,
-    /// Per person: the raw postcode's number in [`Self::postcodes`], or
-    /// [`NONE`].
-    pub postcode: Vec<u32>,
-    /// Per distinct raw postcode: the value parsed, its district's number
-    /// (the raw value without its last four characters, as polars'
-    /// `str.head(-4)`), and the raw value itself.
-    postcodes: Vec<PostcodeEntry>,
-    postcode_ids: PlHashMap<String, u32>,
-    district_ids: PlHashMap<String, u32>,
-    forename: StringChunked,
-    surname: StringChunked,
-    /// Per person: the number of the name key (trimmed, upper case) in
-    /// [`Self::names`], or [`NONE`] when the name is null. Forenames and
+    pub year: i32,
+    /// The raw postcode's number in the postcode dictionary, or [`NONE`].
+    pub postcode: u32,
+    /// The number of the name key (trimmed, upper case) in the name
+    /// dictionary, or [`NONE`] when the name is null. Forenames and
     /// surnames share one dictionary, so that a surname can be looked up
     /// among forenames (names given the other way round).
-    pub forename_key: Vec<u32>,
-    pub surname_key: Vec<u32>,
-    names: Vec<NameEntry>,
-    name_ids: PlHashMap<String, u32>,
+    pub forename: u32,
+    pub surname: u32,
+    pub gender: Option<Gender>,
 }
 
-struct PostcodeEntry {
-    raw: String,
-    parsed: Option<Postcode>,
-    district: u32,
+/// Distinct strings, each numbered in order of first insertion, in one
+/// buffer with an open-addressing table of their numbers: no allocation
+/// per string, to build or to drop.
+#[derive(Default)]
+pub struct Strings {
+    buf: String,
+    /// End of string `i` in `buf` (it starts where `i - 1` ends).
+    ends: Vec<u32>,
+    hashes: Vec<u64>,
+    /// `id + 1` of the string in each slot, 0 for an empty slot.
+    slots: Vec<u32>,
 }
 
-/// A name key and what blocking and the model need of it.
-struct NameEntry {
-    key: String,
-    /// Soundex of the key (see `phonetic`), or [`NONE`].
-    soundex: u32,
-    /// The first character as a number, or [`NONE`] for an empty key.
-    initial: u32,
-    /// People whose forename, and whose surname, has this key.
-    forenames: u32,
-    surnames: u32,
+fn hash_str(s: &str) -> u64 {
+    const K: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut h = (s.len() as u64).wrapping_mul(K);
+    for chunk in s.as_bytes().chunks(8) {
+        let mut w = [0u8; 8];
+        w[..chunk.len()].copy_from_slice(chunk);
+        h = (h.rotate_left(23) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+    }
+    // The finaliser of MurmurHash3: every input bit reaches the low bits
+    // the table indexes by.
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xFF51_AFD7_ED55_8CCD);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xC4CE_B9FE_1A85_EC53);
+    h ^ (h >> 33)
+}
+
+impl Strings {
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn get(&self, id: u32) -> &str {
+        let i = id as usize;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.buf[start..self.ends[i] as usize]
+    }
+
+    fn bytes(&self, id: u32) -> &[u8] {
+        let i = id as usize;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.buf.as_bytes()[start..self.ends[i] as usize]
+    }
+
+    /// Slot of `s` (hash `h`): where it is, or the empty slot it would go.
+    fn slot(&self, s: &str, h: u64) -> usize {
+        let mask = self.slots.len() - 1;
+        let mut at = h as usize & mask;
+        loop {
+            match self.slots[at] {
+                0 => return at,
+                id => {
+                    let id = id - 1;
+                    if self.hashes[id as usize] == h && self.bytes(id) == s.as_bytes() {
+                        return at;
+                    }
+                }
+            }
+            at = (at + 1) & mask;
+        }
+    }
+
+    /// The number of `s`, if it is here.
+    pub fn find(&self, s: &str) -> Option<u32> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        match self.slots[self.slot(s, hash_str(s))] {
+            0 => None,
+            id => Some(id - 1),
+        }
+    }
+
+    /// The number of `s`, inserted if new.
+    pub fn insert(&mut self, s: &str) -> u32 {
+        if 2 * (self.len() + 1) > self.slots.len() {
+            self.grow();
+        }
+        let h = hash_str(s);
+        let at = self.slot(s, h);
+        if self.slots[at] != 0 {
+            return self.slots[at] - 1;
+        }
+        let id = self.len() as u32;
+        self.buf.push_str(s);
+        self.ends.push(self.buf.len() as u32);
+        self.hashes.push(h);
+        self.slots[at] = id + 1;
+        id
+    }
+
+    fn grow(&mut self) {
+        let size = (self.slots.len() * 2).max(1024);
+        self.slots = vec![0; size];
+        let mask = size - 1;
+        for (id, h) in self.hashes.iter().enumerate() {
+            let mut at = *h as usize & mask;
+            while self.slots[at] != 0 {
+                at = (at + 1) & mask;
+            }
+            self.slots[at] = id as u32 + 1;
+        }
+    }
 }
 
 /// Numbers the distinct values of `values` in order of first appearance:
 /// each row's number ([`NONE`] for a null) and the values.
-fn dictionary(values: &StringChunked) -> (Vec<u32>, Vec<&str>) {
-    let mut ids: PlHashMap<&str, u32> = PlHashMap::default();
-    let mut distinct = Vec::new();
+fn dictionary(values: &StringChunked) -> (Vec<u32>, Strings) {
+    let mut d = Strings::default();
     let rows = values
         .iter()
-        .map(|v| match v {
-            Some(v) => *ids.entry(v).or_insert_with(|| {
-                distinct.push(v);
-                (distinct.len() - 1) as u32
-            }),
-            None => NONE,
-        })
+        .map(|v| v.map_or(NONE, |v| d.insert(v)))
         .collect();
-    (rows, distinct)
+    (rows, d)
 }
 
 /// The NHS number as a number, for a value of exactly ten ASCII digits.
@@ -143,6 +206,52 @@ pub fn nhs_code(raw: &str) -> u64 {
         return NO_NHS;
     }
     b.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'))
+}
+
+/// The digits of a number [`nhs_code`] made.
+fn nhs_digits(mut code: u64) -> [u8; 10] {
+    let mut d = [0u8; 10];
+    for x in d.iter_mut().rev() {
+        *x = (code % 10) as u8;
+        code /= 10;
+    }
+    d
+}
+
+/// The collected index, held as one [`Person`] record each, with the
+/// dictionaries of names and postcodes: each distinct raw name and postcode
+/// is normalised (upper-cased, Soundex-coded, parsed) once, not once per
+/// person, and blocking joins on the dictionaries' numbers (see `block`)
+/// instead of on strings.
+pub struct Index {
+    pub people: Vec<Person>,
+    person_id: Int64Chunked,
+    person_ids: Vec<i64>,
+    nhs_number: StringChunked,
+    /// Raw postcodes as the index writes them.
+    postcodes: Strings,
+    /// Per raw postcode: its normal form ("" when it is not a postcode)
+    /// and its district's number (the raw value without its last four
+    /// characters, as polars' `str.head(-4)`).
+    normal: Strings,
+    normal_of: Vec<u32>,
+    district_of: Vec<u32>,
+    districts: Strings,
+    forename: StringChunked,
+    surname: StringChunked,
+    /// Name keys, and per key its Soundex code and initial (each [`NONE`]
+    /// when it has none) and how many people have it as forename and as
+    /// surname.
+    names: Strings,
+    name_info: Vec<NameInfo>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct NameInfo {
+    soundex: u32,
+    initial: u32,
+    forenames: u32,
+    surnames: u32,
 }
 
 impl Index {
@@ -157,6 +266,7 @@ impl Index {
                 lit(NULL).cast(DataType::String).alias(c)
             }
         };
+        let mut t = std::time::Instant::now();
         let mut frame = crate::tables::collect(
             demographics
                 .select([
@@ -186,15 +296,8 @@ impl Index {
         let str_col = |c: &str| -> Result<StringChunked, LinkError> {
             Ok(frame.column(c).map_err(wrap)?.str().map_err(wrap)?.clone())
         };
-        let int_col = |c: &str| -> Result<Vec<i32>, LinkError> {
-            Ok(frame
-                .column(c)
-                .map_err(wrap)?
-                .i32()
-                .map_err(wrap)?
-                .iter()
-                .map(|v| v.unwrap_or(NO_DATE))
-                .collect())
+        let int_col = |c: &str| -> Result<Int32Chunked, LinkError> {
+            Ok(frame.column(c).map_err(wrap)?.i32().map_err(wrap)?.clone())
         };
         let person_id = frame
             .column(PERSON_ID)
@@ -210,9 +313,10 @@ impl Index {
         let dob = int_col(DOB)?;
         let year = int_col(YEAR)?;
         drop(frame);
+        super::lap("collect", &mut t);
 
         // The dictionaries, three columns at a time.
-        let (((fore_rows, fore_raw), (sur_rows, sur_raw)), ((post_rows, post_raw), rest)) =
+        let (((fore_rows, fore_raw), (sur_rows, sur_raw)), ((post_rows, postcodes), gender)) =
             rayon::join(
                 || rayon::join(|| dictionary(&forename), || dictionary(&surname)),
                 || {
@@ -220,134 +324,135 @@ impl Index {
                         || dictionary(&postcode_raw),
                         || {
                             let (rows, distinct) = dictionary(&gender_raw);
-                            let parsed: Vec<Option<Gender>> =
-                                distinct.iter().map(|g| Gender::parse(g)).collect();
-                            let gender: Vec<Option<Gender>> = rows
-                                .iter()
+                            let parsed: Vec<Option<Gender>> = (0..distinct.len() as u32)
+                                .map(|g| Gender::parse(distinct.get(g)))
+                                .collect();
+                            rows.iter()
                                 .map(|&g| if g == NONE { None } else { parsed[g as usize] })
-                                .collect();
-                            let nhs: Vec<u64> = nhs_number
-                                .iter()
-                                .map(|n| n.map_or(NO_NHS, nhs_code))
-                                .collect();
-                            (gender, nhs)
+                                .collect::<Vec<Option<Gender>>>()
                         },
                     )
                 },
             );
-        let (gender, nhs_code) = rest;
 
+        super::lap("dictionaries", &mut t);
         // Name keys: each distinct raw name normalised once.
-        let mut name_ids: PlHashMap<String, u32> = PlHashMap::default();
-        let mut entries: Vec<NameEntry> = Vec::new();
+        let mut keys = Strings::default();
+        let mut name_info: Vec<NameInfo> = Vec::new();
         let mut key_of = |raw: &str| -> u32 {
             let key = compare::name_key(raw);
-            if let Some(&id) = name_ids.get(&key) {
-                return id;
+            let id = keys.insert(&key);
+            if id as usize == name_info.len() {
+                name_info.push(NameInfo {
+                    soundex: phonetic::soundex(&key).map_or(NONE, |s| s as u32),
+                    initial: key.chars().next().map_or(NONE, u32::from),
+                    forenames: 0,
+                    surnames: 0,
+                });
             }
-            let id = entries.len() as u32;
-            entries.push(NameEntry {
-                soundex: phonetic::soundex(&key).map_or(NONE, |s| s as u32),
-                initial: key.chars().next().map_or(NONE, u32::from),
-                key: key.clone(),
-                forenames: 0,
-                surnames: 0,
-            });
-            name_ids.insert(key, id);
             id
         };
-        let fore_keys: Vec<u32> = fore_raw.iter().map(|r| key_of(r)).collect();
-        let sur_keys: Vec<u32> = sur_raw.iter().map(|r| key_of(r)).collect();
-        let to_keys = |rows: &[u32], keys: &[u32]| -> Vec<u32> {
-            rows.iter()
-                .map(|&r| if r == NONE { NONE } else { keys[r as usize] })
-                .collect()
-        };
-        let forename_key = to_keys(&fore_rows, &fore_keys);
-        let surname_key = to_keys(&sur_rows, &sur_keys);
-        for &k in &forename_key {
-            if k != NONE {
-                entries[k as usize].forenames += 1;
-            }
-        }
-        for &k in &surname_key {
-            if k != NONE {
-                entries[k as usize].surnames += 1;
-            }
-        }
+        let fore_keys: Vec<u32> = (0..fore_raw.len() as u32)
+            .map(|r| key_of(fore_raw.get(r)))
+            .collect();
+        let sur_keys: Vec<u32> = (0..sur_raw.len() as u32)
+            .map(|r| key_of(sur_raw.get(r)))
+            .collect();
+        let key = |raw: u32, keys: &[u32]| if raw == NONE { NONE } else { keys[raw as usize] };
 
+        super::lap("name keys", &mut t);
         // Postcodes: each distinct raw value parsed once, with its district.
-        let mut district_ids: PlHashMap<String, u32> = PlHashMap::default();
-        let mut postcode_ids: PlHashMap<String, u32> = PlHashMap::default();
-        let mut postcodes = Vec::with_capacity(post_raw.len());
-        for (i, raw) in post_raw.iter().enumerate() {
-            let district = all_but_last(raw, 4);
-            let next = district_ids.len() as u32;
-            let district = match district_ids.get(district) {
-                Some(&d) => d,
-                None => {
-                    district_ids.insert(district.to_string(), next);
-                    next
-                }
-            };
-            postcode_ids.insert((*raw).to_string(), i as u32);
-            postcodes.push(PostcodeEntry {
-                raw: (*raw).to_string(),
-                parsed: Postcode::parse(raw),
-                district,
+        let mut normal = Strings::default();
+        let mut districts = Strings::default();
+        let mut normal_of = Vec::with_capacity(postcodes.len());
+        let mut district_of = Vec::with_capacity(postcodes.len());
+        for id in 0..postcodes.len() as u32 {
+            let raw = postcodes.get(id);
+            district_of.push(districts.insert(all_but_last(raw, 4)));
+            normal_of.push(match normal_form(raw) {
+                Normal::Itself => normal.insert(raw),
+                Normal::Parsed(Some(p)) => normal.insert(p.as_str()),
+                Normal::Parsed(None) => normal.insert(""),
             });
         }
+
+        super::lap("postcodes", &mut t);
+        let mut people: Vec<Person> = Vec::with_capacity(dob.len());
+        let nhs = nhs_number.iter().map(|n| n.map_or(NO_NHS, nhs_code));
+        let dates = dob.iter().zip(year.iter());
+        for (i, ((n, (d, y)), g)) in nhs.zip(dates).zip(gender).enumerate() {
+            let (f, s) = (key(fore_rows[i], &fore_keys), key(sur_rows[i], &sur_keys));
+            if f != NONE {
+                name_info[f as usize].forenames += 1;
+            }
+            if s != NONE {
+                name_info[s as usize].surnames += 1;
+            }
+            people.push(Person {
+                nhs: n,
+                dob: d.unwrap_or(NO_DATE),
+                year: y.unwrap_or(NO_DATE),
+                postcode: post_rows[i],
+                forename: f,
+                surname: s,
+                gender: g,
+            });
+        }
+        super::lap("people", &mut t);
         Ok(Self {
+            people,
+            person_ids: person_id.iter().map(Option::unwrap_or_default).collect(),
             person_id,
             nhs_number,
-            nhs_code,
-            dob,
-            year,
-            gender,
-            postcode: post_rows,
             postcodes,
-            postcode_ids,
-            district_ids,
+            normal,
+            normal_of,
+            district_of,
+            districts,
             forename,
             surname,
-            forename_key,
-            surname_key,
-            names: entries,
-            name_ids,
+            names: keys,
+            name_info,
         })
     }
 
     pub fn len(&self) -> usize {
-        self.dob.len()
+        self.people.len()
     }
 
     /// Person `idx` (a row of the collected index; always in range for an
     /// `idx` taken from blocking).
     pub fn person(&self, idx: u32) -> IndexPerson<'_> {
-        let i = idx as usize;
+        let p = &self.people[idx as usize];
         let key = |k: u32| {
             (k != NONE)
-                .then(|| self.names[k as usize].key.as_str())
+                .then(|| self.names.get(k))
                 .filter(|s| !s.is_empty())
         };
-        let dob = self.dob[i];
-        let postcode = self.postcode[i];
         IndexPerson {
-            person_id: self.person_id.get(i).unwrap_or_default(),
-            nhs_number: self.nhs_number.get(i),
-            date_of_birth: (dob != NO_DATE).then(|| from_epoch_days(dob)).flatten(),
-            gender: self.gender[i],
-            postcode: (postcode != NONE)
-                .then(|| self.postcodes[postcode as usize].parsed.as_ref())
-                .flatten(),
-            forename_key: key(self.forename_key[i]),
-            surname_key: key(self.surname_key[i]),
+            nhs_digits: if p.nhs != NO_NHS {
+                Some(nhs_digits(p.nhs))
+            } else {
+                self.nhs_number.get(idx as usize).and_then(digits_of)
+            },
+            date_of_birth: (p.dob != NO_DATE).then(|| from_epoch_days(p.dob)).flatten(),
+            gender: p.gender,
+            postcode: (p.postcode != NONE)
+                .then(|| self.normal.get(self.normal_of[p.postcode as usize]))
+                .filter(|s| !s.is_empty()),
+            forename_key: key(p.forename),
+            surname_key: key(p.surname),
         }
     }
 
     /// Person `idx`'s key in the index.
     pub fn person_id(&self, idx: u32) -> i64 {
-        self.person_id.get(idx as usize).unwrap_or_default()
+        self.person_ids[idx as usize]
+    }
+
+    /// Person `idx`'s NHS number as the index writes it.
+    pub fn nhs_number(&self, idx: u32) -> Option<&str> {
+        self.nhs_number.get(idx as usize)
     }
 
     /// Every person's key (nulls left out).
@@ -365,45 +470,45 @@ impl Index {
     /// The number of a name key (see [`compare::name_key`]), if anyone in
     /// the index has it as forename or surname.
     pub fn name_id(&self, key: &str) -> Option<u32> {
-        self.name_ids.get(key).copied()
+        self.names.find(key)
     }
 
     /// The number of a raw postcode as the index writes it.
     pub fn postcode_id(&self, raw: &str) -> Option<u32> {
-        self.postcode_ids.get(raw).copied()
+        self.postcodes.find(raw)
     }
 
     /// The number of a postcode district.
     pub fn district_id(&self, district: &str) -> Option<u32> {
-        self.district_ids.get(district).copied()
+        self.districts.find(district)
     }
 
     /// The district number of a postcode number.
     pub fn district_of(&self, postcode: u32) -> u32 {
-        self.postcodes[postcode as usize].district
+        self.district_of[postcode as usize]
     }
 
     /// Soundex and initial of a name number (each [`NONE`] when it has none).
     pub fn soundex_of(&self, name: u32) -> u32 {
-        self.names[name as usize].soundex
+        self.name_info[name as usize].soundex
     }
     pub fn initial_of(&self, name: u32) -> u32 {
-        self.names[name as usize].initial
+        self.name_info[name as usize].initial
     }
 
     /// How often each name key occurs as a forename (`surname` false) or
     /// surname: `(key, count)` for the keys that occur.
     pub fn name_counts(&self, surname: bool) -> impl Iterator<Item = (&str, u32)> + '_ {
-        self.names
-            .iter()
-            .map(move |e| (e.key.as_str(), if surname { e.surnames } else { e.forenames }))
-            .filter(|&(_, n)| n > 0)
+        self.name_info.iter().enumerate().filter_map(move |(id, e)| {
+            let n = if surname { e.surnames } else { e.forenames };
+            (n > 0).then(|| (self.names.get(id as u32), n))
+        })
     }
 
     /// The chance that two different people drawn at random share their
     /// date of birth, year of birth, postcode, sector, district and area:
     /// `Σ n_v (n_v − 1) / (N (N − 1))` over the values `v` of each (nulls
-    /// never agree). One count of the dates and one of the postcodes (over
+    /// never agree). One count of the dates and one of the postcodes (by
     /// their dictionary numbers); the coarser levels (years, sectors,
     /// districts, areas) are summed from those groups, which are few beside
     /// the people. The sums are of whole numbers, kept in integers, so they
@@ -413,15 +518,40 @@ impl Index {
         let pairs = |n: u64| u128::from(n) * u128::from(n.saturating_sub(1));
         let share = |p: u128| p as f64 / (total * (total - 1.0));
 
-        let mut by_dob: PlHashMap<i32, u64> = PlHashMap::default();
-        for &d in &self.dob {
-            if d != NO_DATE {
-                *by_dob.entry(d).or_default() += 1;
+        // Dates by day: counted in an array over the dates' span when it
+        // is a few thousand years or less, else in a map.
+        let (lo, hi) = self
+            .people
+            .iter()
+            .filter(|p| p.dob != NO_DATE)
+            .fold((i32::MAX, i32::MIN), |(lo, hi), p| (lo.min(p.dob), hi.max(p.dob)));
+        let mut by_dob: Vec<(i32, u64)> = Vec::new();
+        if lo <= hi && i64::from(hi) - i64::from(lo) < 2_000_000 {
+            let mut counts = vec![0u64; (hi - lo) as usize + 1];
+            for p in &self.people {
+                if p.dob != NO_DATE {
+                    counts[(p.dob - lo) as usize] += 1;
+                }
             }
+            by_dob.extend(
+                counts
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &n)| n > 0)
+                    .map(|(d, &n)| (lo + d as i32, n)),
+            );
+        } else {
+            let mut map: HashMap<i32, u64> = HashMap::new();
+            for p in &self.people {
+                if p.dob != NO_DATE {
+                    *map.entry(p.dob).or_default() += 1;
+                }
+            }
+            by_dob.extend(map);
         }
         let mut dob = 0u128;
         let mut years: HashMap<i32, u64> = HashMap::new();
-        for (&d, &n) in &by_dob {
+        for &(d, n) in &by_dob {
             dob += pairs(n);
             // A date far out of range has no year (and must not overflow).
             let date = d.checked_add(719_163).and_then(|_| from_epoch_days(d));
@@ -431,34 +561,38 @@ impl Index {
         }
         let year = years.values().map(|&n| pairs(n)).sum();
 
-        let mut counts = vec![0u64; self.postcodes.len()];
-        for &p in &self.postcode {
-            if p != NONE {
-                counts[p as usize] += 1;
+        // Postcodes by raw value; each coarser level is summed from the
+        // one below it: the district is the sector without its last two
+        // characters as the sector is the postcode without its last two,
+        // so only the first step sees every postcode.
+        let mut by_postcode = vec![0u64; self.postcodes.len()];
+        for p in &self.people {
+            if p.postcode != NONE {
+                by_postcode[p.postcode as usize] += 1;
             }
         }
-        let mut by_postcode: PlHashMap<&str, u64> = PlHashMap::default();
-        for (e, n) in self.postcodes.iter().zip(counts) {
-            by_postcode.insert(e.raw.as_str(), n);
-        }
-        // Each level is summed from the one below it: the district is the
-        // sector without its last two characters as the sector is the
-        // postcode without its last two, so only the first step sees every
-        // postcode.
-        fn coarser<'s>(
-            finer: &PlHashMap<&'s str, u64>,
-            key: impl Fn(&'s str) -> &'s str,
-        ) -> PlHashMap<&'s str, u64> {
-            let mut out: PlHashMap<&str, u64> = PlHashMap::default();
-            for (&k, &n) in finer {
-                *out.entry(key(k)).or_default() += n;
+        fn coarser<'a>(
+            finer: &[u64],
+            name: impl Fn(u32) -> &'a str,
+            cut: impl Fn(&'a str) -> &'a str,
+        ) -> (Strings, Vec<u64>) {
+            let mut out = Strings::default();
+            let mut counts: Vec<u64> = Vec::new();
+            for (id, &n) in finer.iter().enumerate() {
+                let c = out.insert(cut(name(id as u32))) as usize;
+                if c == counts.len() {
+                    counts.push(0);
+                }
+                counts[c] += n;
             }
-            out
+            (out, counts)
         }
-        let sectors = coarser(&by_postcode, |p| all_but_last(p, 2));
-        let districts = coarser(&sectors, |s| all_but_last(s, 2));
-        let areas = coarser(&districts, area_of);
-        let sum = |m: &PlHashMap<&str, u64>| m.values().map(|&n| pairs(n)).sum::<u128>();
+        let (sector_names, sectors) =
+            coarser(&by_postcode, |id| self.postcodes.get(id), |p| all_but_last(p, 2));
+        let (district_names, districts) =
+            coarser(&sectors, |id| sector_names.get(id), |s| all_but_last(s, 2));
+        let (_, areas) = coarser(&districts, |id| district_names.get(id), area_of);
+        let sum = |counts: &[u64]| counts.iter().map(|&n| pairs(n)).sum::<u128>();
         Coincidences {
             dob: share(dob),
             year: share(year),
@@ -470,10 +604,61 @@ impl Index {
     }
 }
 
+/// What [`Postcode::parse`] makes of a raw postcode.
+enum Normal {
+    /// The value is already in normal form: `parse` gives it back.
+    Itself,
+    Parsed(Option<Postcode>),
+}
+
+/// [`Postcode::parse`] of `raw`, without its two allocations when `raw` is
+/// already written as `parse` writes a postcode (upper-case letters and
+/// digits, one space before the last three characters), which is how an
+/// index holds nearly all of them (DESIGN.md): then the layout is checked
+/// by the same rules. Anything else is parsed. A test holds the two to
+/// the same answer.
+fn normal_form(raw: &str) -> Normal {
+    let b = raw.as_bytes();
+    let n = b.len();
+    let canonical = (6..=8).contains(&n)
+        && b.iter().enumerate().all(|(i, &c)| {
+            if i == n - 4 {
+                c == b' '
+            } else {
+                c.is_ascii_uppercase() || c.is_ascii_digit()
+            }
+        });
+    if !canonical {
+        return Normal::Parsed(Postcode::parse(raw));
+    }
+    if raw == "GIR 0AA" {
+        return Normal::Itself;
+    }
+    let (outward, inward) = (&b[..n - 4], &b[n - 3..]);
+    let a = |i: usize| outward.get(i).is_some_and(u8::is_ascii_alphabetic);
+    let d = |i: usize| outward.get(i).is_some_and(u8::is_ascii_digit);
+    let outward_ok = match outward.len() {
+        2 => a(0) && d(1),
+        3 => a(0) && ((d(1) && d(2)) || (a(1) && d(2)) || (d(1) && a(2))),
+        4 => a(0) && a(1) && d(2) && (d(3) || a(3)),
+        _ => false,
+    };
+    let inward_ok =
+        inward[0].is_ascii_digit() && inward[1].is_ascii_alphabetic() && inward[2].is_ascii_alphabetic();
+    if outward_ok && inward_ok {
+        Normal::Itself
+    } else {
+        Normal::Parsed(None)
+    }
+}
+
 /// `s` without its last `n` characters (empty when it has no more), as
 /// polars' `str.head(-n)`: the sector is the postcode without its last two
 /// characters, the district without its last four.
 fn all_but_last(s: &str, n: usize) -> &str {
+    if s.is_ascii() {
+        return &s[..s.len().saturating_sub(n)];
+    }
     let keep = s.chars().count().saturating_sub(n);
     match s.char_indices().nth(keep) {
         Some((at, _)) => &s[..at],
@@ -493,7 +678,63 @@ fn area_of(district: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use super::{all_but_last, area_of};
+    use super::{all_but_last, area_of, normal_form, Normal, Strings};
+    use crate::domain::Postcode;
+    use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn the_normal_form_is_what_postcode_parse_gives() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(10);
+        let alphabet = b"ABCEGLMNSWZ0123456789 az\t-";
+        let mut cases: Vec<String> = [
+            "LS1 4AP", "GIR 0AA", "EC1A 1BB", "W1A 0AX", "M1 1AE", "M11 1AE", "LS14 4AP",
+            "ls1 4ap", "LS14AP", "LS1  4AP", " LS1 4AP", "LS1 4A", "1S1 4AP", "LS1 AAP", "LSS 4AP",
+            "AB1C 2DE", "AB12C 3DE", "LS1 4AÉ", "",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for _ in 0..200_000 {
+            let len = rng.gen_range(5..=9);
+            let mut s: String = (0..len)
+                .map(|_| char::from(alphabet[rng.gen_range(0..alphabet.len())]))
+                .collect();
+            if rng.gen_bool(0.7) && s.len() > 4 {
+                // Mostly the canonical layout, so the rules get tested.
+                let at = s.len() - 4;
+                s.replace_range(at..=at, " ");
+            }
+            cases.push(s);
+        }
+        let mut itself = 0;
+        for raw in &cases {
+            let want = Postcode::parse(raw).map(|p| p.as_str().to_string());
+            let got = match normal_form(raw) {
+                Normal::Itself => {
+                    itself += 1;
+                    Some(raw.clone())
+                }
+                Normal::Parsed(p) => p.map(|p| p.as_str().to_string()),
+            };
+            assert_eq!(got, want, "{raw:?}");
+        }
+        assert!(itself > 1_000, "the fast path ran {itself} times");
+    }
+
+    #[test]
+    fn strings_number_each_value_once() {
+        let mut s = Strings::default();
+        let words: Vec<String> = (0..5_000).map(|i| format!("W{}", i % 1_234)).collect();
+        let ids: Vec<u32> = words.iter().map(|w| s.insert(w)).collect();
+        assert_eq!(s.len(), 1_234);
+        for (w, id) in words.iter().zip(&ids) {
+            assert_eq!(s.get(*id), w);
+            assert_eq!(s.find(w), Some(*id));
+        }
+        assert_eq!(s.find("nope"), None);
+        assert_eq!(s.insert(""), 1_234);
+        assert_eq!(s.get(1_234), "");
+    }
 
     #[test]
     fn postcode_levels_cut_as_polars_head_does() {

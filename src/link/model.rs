@@ -68,6 +68,9 @@ pub const MAX_LEVELS: usize = 7;
 /// [`Model::m_joint`]), by their index in [`Field::ALL`].
 pub const SURNAME: usize = 5;
 pub const POSTCODE: usize = 3;
+/// NHS number and forename, by their index in [`Field::ALL`].
+pub const NHS: usize = 0;
+pub const FORENAME: usize = 4;
 /// Levels of surname and of postcode.
 pub const SURNAME_LEVELS: usize = NAME_LEVELS.len();
 pub const POSTCODE_LEVELS: usize = 5;
@@ -113,7 +116,7 @@ pub mod prior {
 /// Pairs of people drawn for the `u` of names and gender.
 const U_SAMPLE: usize = 100_000;
 
-fn bits(m: f64, u: f64) -> f64 {
+pub fn bits(m: f64, u: f64) -> f64 {
     (m.max(1e-12) / u.max(1e-12)).log2()
 }
 
@@ -147,7 +150,9 @@ impl Model {
     /// Measures `u` on the index; `m` starts at the prior.
     pub fn measure(index: &Index, names: bool) -> Result<Self, LinkError> {
         let people = index.len().max(1) as f64;
+        let mut t = std::time::Instant::now();
         let p = index.coincidences();
+        super::lap("coincidences", &mut t);
         // Levels are exclusive ("sector" means sector but not full), so
         // each level's `u` is the difference of the nested coincidences,
         // floored so that a tiny index cannot make a level infinitely
@@ -168,7 +173,9 @@ impl Model {
             let squares: f64 = c.values().map(|n| (f64::from(*n) / people).powi(2)).sum();
             squares.max(floor)
         };
+        super::lap("name counts", &mut t);
         let sample = sample_u(index, names);
+        super::lap("sample_u", &mut t);
         let mut forename_u = sample.forename;
         forename_u[0] = typical(&forename_counts);
         let mut surname_u = sample.surname;

@@ -86,14 +86,15 @@ pub fn build(input: Input<'_>) -> PolarsResult<(Vec<LinkageRow>, DataFrame)> {
             }
             CrossCheck::Validated { idx, reason } => {
                 let p = index.person(*idx);
+                let person_id = index.person_id(*idx);
                 result.outcome = Outcome::Validated;
-                result.person_id = Some(p.person_id);
+                result.person_id = Some(person_id);
                 result.tier = Some(1);
                 result.score = Some(100.0);
                 result.reason = with_problems((*reason).into());
                 link_to = Some((
-                    p.person_id,
-                    p.nhs_number.unwrap_or_default().into(),
+                    person_id,
+                    index.nhs_number(*idx).unwrap_or_default().into(),
                     p.date_of_birth,
                 ));
             }

@@ -58,8 +58,11 @@ pub fn run(input: Input<'_>) -> Result<Tier2, LinkError> {
         .filter(|(_, c)| matches!(c, CrossCheck::Candidates { .. }))
         .map(|(i, _)| i as u32)
         .collect();
+    let mut t = Instant::now();
     let lookups = candidates::lookups(index, rows, &wanted, scoring.names);
+    super::lap("lookups", &mut t);
     let mut pairs = block::candidates(index, lookups, limits, blocking)?;
+    super::lap("block", &mut t);
     let wanted_set: HashSet<u32> = wanted.iter().copied().collect();
     pairs.extend(
         nhs_pairs
@@ -79,6 +82,7 @@ pub fn run(input: Input<'_>) -> Result<Tier2, LinkError> {
         })
         .collect();
     drop(pairs);
+    super::lap("compare", &mut t);
 
     // Estimate on every k-th row with pairs: tier 1's validated rows (one
     // pair each, the holder) and tier 2's, in cohort order.
@@ -91,6 +95,7 @@ pub fn run(input: Input<'_>) -> Result<Tier2, LinkError> {
         .div_ceil(estimate::MAX_ROWS)
         .max(1);
     let mut em = EmData::default();
+    let base = RowWeights::base(model);
     let mut next_wanted = 0usize;
     let mut seen = 0usize;
     for (i, check) in checks.iter().enumerate() {
@@ -110,7 +115,7 @@ pub fn run(input: Input<'_>) -> Result<Tier2, LinkError> {
                         keys: Key::NhsNumber.bit(),
                     }];
                     let rp = candidates::compare_row(scoring, index, &rows[i], &holder);
-                    let table = RowWeights::new(model, &rp.prepared(&rows[i], scoring.names));
+                    let table = RowWeights::new(&base, model, &rp.prepared(&rows[i], scoring.names));
                     em.push_row(
                         rp.pairs.iter().map(|p| table.em_pair(&p.levels)),
                         NhsGroup::Held,
@@ -122,7 +127,7 @@ pub fn run(input: Input<'_>) -> Result<Tier2, LinkError> {
                 next_wanted += 1;
                 if take {
                     let rp = &compared[k];
-                    let table = RowWeights::new(model, &rp.prepared(&rows[i], scoring.names));
+                    let table = RowWeights::new(&base, model, &rp.prepared(&rows[i], scoring.names));
                     em.push_row(rp.pairs.iter().map(|p| table.em_pair(&p.levels)), rp.group);
                 }
             }
@@ -135,14 +140,16 @@ pub fn run(input: Input<'_>) -> Result<Tier2, LinkError> {
 
     // Score and queue under the estimated model.
     let model = &*model;
+    let base = RowWeights::base(model);
     let scored: Vec<candidates::Scored> = wanted
         .par_iter()
         .zip(compared.par_iter())
         .map(|(&w, rp)| {
             let w = w as usize;
-            candidates::queue_entry(model, scoring, index, w, &rows[w], rp)
+            candidates::queue_entry(model, &base, scoring, index, w, &rows[w], rp)
         })
         .collect();
+    super::lap("queue_entry", &mut t);
     let mut best_below: HashMap<usize, f64> = HashMap::new();
     let mut queue = Vec::with_capacity(scored.len());
     for (s, &w) in scored.into_iter().zip(&wanted) {
