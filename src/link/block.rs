@@ -264,9 +264,12 @@ fn person_code(index: &Index, key: Key, i: usize) -> Option<u128> {
 fn members(index: &Index, key: Key, wanted: &PlHashSet<u128>) -> Blocks {
     // A bit per hashed value, set for the wanted ones: most people are in
     // no wanted block, and one bit tells most of them so.
-    let bits = (wanted.len() * 16).next_power_of_two().clamp(1 << 12, 1 << 28);
+    let bits = (wanted.len() * 16)
+        .next_power_of_two()
+        .clamp(1 << 12, 1 << 28);
     let slot = |c: u128| {
-        let h = ((c as u64) ^ ((c >> 64) as u64).rotate_left(29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let h =
+            ((c as u64) ^ ((c >> 64) as u64).rotate_left(29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         (h >> (64 - bits.trailing_zeros())) as usize
     };
     let mut filter = vec![0u64; bits / 64];

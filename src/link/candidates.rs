@@ -117,7 +117,8 @@ pub fn lookups(index: &Index, rows: &[CohortRow], wanted: &[u32], names: bool) -
     let mut swapped_names = Lookups::new(Key::SwappedNamesDob);
     let mut postcode_forename = Lookups::new(Key::PostcodeForename);
     // A column's number, or `None` for a value nobody in the index has.
-    let two = |a: Option<u32>, b: Option<u32>| a.zip(b).map_or(code::ABSENT, |(a, b)| code::two(a, b));
+    let two =
+        |a: Option<u32>, b: Option<u32>| a.zip(b).map_or(code::ABSENT, |(a, b)| code::two(a, b));
     let three = |a: Option<u32>, b: Option<u32>, c: Option<u32>| match (a, b, c) {
         (Some(a), Some(b), Some(c)) => code::three(a, b, c),
         _ => code::ABSENT,
@@ -356,10 +357,7 @@ impl RowWeights {
                 t.log_u[f][l] = u.max(1e-300).log2();
                 if f == SURNAME {
                     for (p, b) in t.joint_bits[l].iter_mut().enumerate() {
-                        *b = model::bits(
-                            model.m_joint[l][p],
-                            u * model.u_of(POSTCODE, p, None, 1),
-                        );
+                        *b = model::bits(model.m_joint[l][p], u * model.u_of(POSTCODE, p, None, 1));
                     }
                 }
             }
@@ -563,8 +561,7 @@ pub fn queue_entry(
             nhs_number.to_string(),
             p.date_of_birth.map(|d| d.to_string()).unwrap_or_default(),
             p.gender.map(|g| g.code().to_string()).unwrap_or_default(),
-            p.postcode.map(str::to_string)
-                .unwrap_or_default(),
+            p.postcode.map(str::to_string).unwrap_or_default(),
             forename.unwrap_or_default().to_string(),
             surname.unwrap_or_default().to_string(),
         ];

@@ -386,7 +386,11 @@ mod tests {
                     PostcodeLevel::Area => Level::Area,
                     PostcodeLevel::None => Level::Disagree,
                 };
-                assert_eq!(compare_postcode(Some(&pa), Some(pb.as_str())), want, "{a} / {b}");
+                assert_eq!(
+                    compare_postcode(Some(&pa), Some(pb.as_str())),
+                    want,
+                    "{a} / {b}"
+                );
             }
         }
         assert_eq!(compare_postcode(None, Some("LS1 4AP")), Level::Missing);

@@ -259,11 +259,8 @@ pub fn link(
     let mut timings = LinkTimings::default();
     let started = Instant::now();
     let names = config.manual_validation;
-    let mut t = Instant::now();
     let index = Index::load(demographics, names)?;
-    lap("index load", &mut t);
     let mut model = Model::measure(&index, names)?;
-    lap("model measure", &mut t);
     timings.index_people = index.len();
     timings.index_seconds = started.elapsed().as_secs_f64();
     timings.index_peak_mib = peak_rss_mib();
@@ -334,7 +331,6 @@ pub fn link(
     let reviewed = tier3::apply(&index, &mut queue, config)?;
     timings.decisions_seconds = started.elapsed().as_secs_f64();
 
-    let mut t = Instant::now();
     // Outcomes, in cohort order.
     let mut counts = LinkCounts {
         accepted: reviewed.accepted_count,
@@ -363,7 +359,6 @@ pub fn link(
         counts: &mut counts,
     })
     .map_err(wrap)?;
-    lap("outcomes", &mut t);
     queue.retain(|e| {
         !reviewed.accepted.contains_key(&e.row) && !reviewed.rejected_all.contains(&e.row)
     });
@@ -383,27 +378,14 @@ pub fn link(
         em_iterations = counts.model.iterations,
         "linkage done"
     );
-    lap("end", &mut t);
-    let t0 = Instant::now();
-    let l = Linkage {
+    Ok(Linkage {
         rows: out,
         counts,
         linked: Linked { persons },
         queue,
         blocking,
         timings,
-    };
-    drop(index);
-    drop(model);
-    lap("drop index", &mut { t0 });
-    Ok(l)
-}
-
-pub(crate) fn lap(label: &str, t: &mut Instant) {
-    if std::env::var_os("DARS_LAP").is_some() {
-        eprintln!("LAP {label:<24} {:.3}", t.elapsed().as_secs_f64());
-    }
-    *t = Instant::now();
+    })
 }
 
 /// For pairs sorted by row, the range of each row's pairs.

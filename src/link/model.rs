@@ -150,9 +150,7 @@ impl Model {
     /// Measures `u` on the index; `m` starts at the prior.
     pub fn measure(index: &Index, names: bool) -> Result<Self, LinkError> {
         let people = index.len().max(1) as f64;
-        let mut t = std::time::Instant::now();
         let p = index.coincidences();
-        super::lap("coincidences", &mut t);
         // Levels are exclusive ("sector" means sector but not full), so
         // each level's `u` is the difference of the nested coincidences,
         // floored so that a tiny index cannot make a level infinitely
@@ -173,9 +171,7 @@ impl Model {
             let squares: f64 = c.values().map(|n| (f64::from(*n) / people).powi(2)).sum();
             squares.max(floor)
         };
-        super::lap("name counts", &mut t);
         let sample = sample_u(index, names);
-        super::lap("sample_u", &mut t);
         let mut forename_u = sample.forename;
         forename_u[0] = typical(&forename_counts);
         let mut surname_u = sample.surname;

@@ -58,11 +58,8 @@ pub fn run(input: Input<'_>) -> Result<Tier2, LinkError> {
         .filter(|(_, c)| matches!(c, CrossCheck::Candidates { .. }))
         .map(|(i, _)| i as u32)
         .collect();
-    let mut t = Instant::now();
     let lookups = candidates::lookups(index, rows, &wanted, scoring.names);
-    super::lap("lookups", &mut t);
     let mut pairs = block::candidates(index, lookups, limits, blocking)?;
-    super::lap("block", &mut t);
     let wanted_set: HashSet<u32> = wanted.iter().copied().collect();
     pairs.extend(
         nhs_pairs
@@ -82,7 +79,6 @@ pub fn run(input: Input<'_>) -> Result<Tier2, LinkError> {
         })
         .collect();
     drop(pairs);
-    super::lap("compare", &mut t);
 
     // Estimate on every k-th row with pairs: tier 1's validated rows (one
     // pair each, the holder) and tier 2's, in cohort order.
@@ -115,7 +111,8 @@ pub fn run(input: Input<'_>) -> Result<Tier2, LinkError> {
                         keys: Key::NhsNumber.bit(),
                     }];
                     let rp = candidates::compare_row(scoring, index, &rows[i], &holder);
-                    let table = RowWeights::new(&base, model, &rp.prepared(&rows[i], scoring.names));
+                    let table =
+                        RowWeights::new(&base, model, &rp.prepared(&rows[i], scoring.names));
                     em.push_row(
                         rp.pairs.iter().map(|p| table.em_pair(&p.levels)),
                         NhsGroup::Held,
@@ -127,7 +124,8 @@ pub fn run(input: Input<'_>) -> Result<Tier2, LinkError> {
                 next_wanted += 1;
                 if take {
                     let rp = &compared[k];
-                    let table = RowWeights::new(&base, model, &rp.prepared(&rows[i], scoring.names));
+                    let table =
+                        RowWeights::new(&base, model, &rp.prepared(&rows[i], scoring.names));
                     em.push_row(rp.pairs.iter().map(|p| table.em_pair(&p.levels)), rp.group);
                 }
             }
@@ -149,7 +147,6 @@ pub fn run(input: Input<'_>) -> Result<Tier2, LinkError> {
             candidates::queue_entry(model, &base, scoring, index, w, &rows[w], rp)
         })
         .collect();
-    super::lap("queue_entry", &mut t);
     let mut best_below: HashMap<usize, f64> = HashMap::new();
     let mut queue = Vec::with_capacity(scored.len());
     for (s, &w) in scored.into_iter().zip(&wanted) {
