@@ -1,18 +1,22 @@
-//! Candidate generation: blocking on a union of keys, with polars joins.
+//! Candidate generation: blocking on a union of keys.
 //!
 //! Each [`Key`] is a set of columns; a cohort row and a person of the index
 //! are compared when they share the values of every column of at least one
-//! key. Before any pair is made, the size of every block (the people of the
-//! index sharing one key value) is counted with a semi-join and a group-by,
-//! so that the comparisons are known up front: a block larger than
-//! `max_block` is dropped and reported, and if the total still exceeds
-//! `max_comparisons` the largest remaining blocks are dropped until it
-//! fits. Memory is therefore bounded by `max_comparisons`, whatever the
-//! data, and the report says what was left out and why.
+//! key. Key values are numbers (see [`code`]), so blocking hashes and
+//! compares integers, never strings. Before any pair is made, the people of
+//! every wanted block (those sharing a value some cohort row looks up) are
+//! found in one parallel pass over the index per set of key columns and
+//! grouped by value, so that the comparisons are known up front: a block
+//! larger than `max_block` is dropped and reported, and if the total still
+//! exceeds `max_comparisons` the largest remaining blocks are dropped until
+//! it fits. Memory is therefore bounded by `max_comparisons` (and the
+//! index), whatever the data, and the report says what was left out and
+//! why.
 
-use polars::prelude::*;
+use polars::prelude::{PlHashMap, PlHashSet};
+use rayon::prelude::*;
 
-use super::index::{column, Index};
+use super::index::{self, column, Index};
 use super::LinkError;
 
 /// A blocking key.
@@ -173,103 +177,216 @@ pub struct Limits {
     pub max_comparisons: u64,
 }
 
-/// The candidate pairs of the cohort key frames `lookups` (each with a
-/// `row` column and its key's columns), deduplicated, sorted by row then
-/// index row, and what each key cost. `report` accumulates across calls.
+/// Key values as numbers: each column of a key is a number (a date in
+/// days, a year, a Soundex code, a character, or the number of a name,
+/// postcode or district in the index's dictionaries, see `index`), and a
+/// key's value is its columns packed side by side, so two values are equal
+/// exactly when every column is. Values are compared only within one key's
+/// columns.
+pub mod code {
+    /// A cohort value that nobody in the index has (a name or postcode the
+    /// dictionaries lack): a look-up with an empty block. No packing gives
+    /// it, since no column is `u32::MAX` in the top word.
+    pub const ABSENT: u128 = u128::MAX;
+
+    pub fn one(a: u64) -> u128 {
+        u128::from(a)
+    }
+    pub fn two(a: u32, b: u32) -> u128 {
+        (u128::from(a) << 32) | u128::from(b)
+    }
+    pub fn three(a: u32, b: u32, c: u32) -> u128 {
+        (u128::from(a) << 64) | (u128::from(b) << 32) | u128::from(c)
+    }
+    /// A date (days) or year as a column.
+    pub fn int(v: i32) -> u32 {
+        v as u32
+    }
+}
+
+/// One key's look-ups: the cohort position of each and its value (see
+/// [`code`]). A row may have several (the neighbours of a failed NHS
+/// number).
+pub struct Lookups {
+    pub key: Key,
+    pub rows: Vec<u32>,
+    pub codes: Vec<u128>,
+}
+
+impl Lookups {
+    pub fn new(key: Key) -> Self {
+        Self {
+            key,
+            rows: Vec::new(),
+            codes: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, row: u32, code: u128) {
+        self.rows.push(row);
+        self.codes.push(code);
+    }
+}
+
+/// Person `i`'s value of `key`'s columns, `None` when a column is null.
+fn person_code(index: &Index, key: Key, i: usize) -> Option<u128> {
+    use index::{NONE, NO_DATE, NO_NHS};
+    let p = &index.people[i];
+    let dob = || Some(p.dob).filter(|&d| d != NO_DATE).map(code::int);
+    let year = || Some(p.year).filter(|&y| y != NO_DATE).map(code::int);
+    let some = |v: u32| Some(v).filter(|&v| v != NONE);
+    let postcode = || some(p.postcode);
+    let district = || postcode().map(|p| index.district_of(p));
+    let forename = || some(p.forename);
+    let surname = || some(p.surname);
+    match key {
+        Key::NhsNumber | Key::NhsNumberNeighbour => {
+            Some(p.nhs).filter(|&n| n != NO_NHS).map(code::one)
+        }
+        Key::DobDistrict | Key::SwappedDobDistrict => Some(code::two(dob()?, district()?)),
+        Key::DobSurnameInitial | Key::SwappedDobSurnameInitial => {
+            Some(code::two(dob()?, some(index.initial_of(surname()?))?))
+        }
+        Key::NamesYear => Some(code::three(
+            forename()?,
+            some(index.soundex_of(surname()?))?,
+            year()?,
+        )),
+        Key::DobForename | Key::SwappedNamesDob => Some(code::two(dob()?, forename()?)),
+        Key::PostcodeYear => Some(code::two(postcode()?, year()?)),
+        Key::NamesDistrict => Some(code::three(forename()?, surname()?, district()?)),
+        Key::PostcodeForename => Some(code::two(postcode()?, forename()?)),
+    }
+}
+
+/// The people of the index whose value of `key`'s columns is in `wanted`,
+/// as (value, person) sorted, and where each value's block starts and ends.
+fn members(index: &Index, key: Key, wanted: &PlHashSet<u128>) -> Blocks {
+    // A bit per hashed value, set for the wanted ones: most people are in
+    // no wanted block, and one bit tells most of them so.
+    let bits = (wanted.len() * 16)
+        .next_power_of_two()
+        .clamp(1 << 12, 1 << 28);
+    let slot = |c: u128| {
+        let h =
+            ((c as u64) ^ ((c >> 64) as u64).rotate_left(29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        (h >> (64 - bits.trailing_zeros())) as usize
+    };
+    let mut filter = vec![0u64; bits / 64];
+    for &c in wanted {
+        let at = slot(c);
+        filter[at / 64] |= 1 << (at % 64);
+    }
+    let mut people: Vec<(u128, u32)> = (0..index.len())
+        .into_par_iter()
+        .with_min_len(1 << 16)
+        .filter_map(|i| {
+            person_code(index, key, i)
+                .filter(|&c| {
+                    let at = slot(c);
+                    filter[at / 64] & (1 << (at % 64)) != 0 && wanted.contains(&c)
+                })
+                .map(|c| (c, i as u32))
+        })
+        .collect();
+    people.par_sort_unstable();
+    let mut ranges: PlHashMap<u128, (u32, u32)> = PlHashMap::default();
+    let mut start = 0usize;
+    while start < people.len() {
+        let c = people[start].0;
+        let mut end = start + 1;
+        while end < people.len() && people[end].0 == c {
+            end += 1;
+        }
+        ranges.insert(c, (start as u32, end as u32));
+        start = end;
+    }
+    Blocks {
+        people: people.into_iter().map(|(_, i)| i).collect(),
+        ranges,
+    }
+}
+
+/// The people of the wanted blocks of one set of key columns.
+struct Blocks {
+    people: Vec<u32>,
+    ranges: PlHashMap<u128, (u32, u32)>,
+}
+
+impl Blocks {
+    fn block(&self, code: u128) -> &[u32] {
+        match self.ranges.get(&code) {
+            Some(&(a, b)) => &self.people[a as usize..b as usize],
+            None => &[],
+        }
+    }
+}
+
+/// The candidate pairs of the cohort look-ups `lookups`, deduplicated,
+/// sorted by row then index row, and what each key cost. `report`
+/// accumulates across calls.
 pub fn candidates(
     index: &Index,
-    lookups: Vec<(Key, DataFrame)>,
+    lookups: Vec<Lookups>,
     limits: Limits,
     report: &mut BlockingReport,
 ) -> Result<Vec<Pair>, LinkError> {
-    let wrap = |source| LinkError::Demographics { source };
-    // 1. Block sizes, before any pair is made: the people of the index
-    // in a wanted block, grouped. Keys on the same columns (a date of birth
-    // and the same date swapped) share one semi-join pass over the index,
-    // on the union of their wanted values.
-    let lookups: Vec<(Key, DataFrame)> = lookups
-        .into_iter()
-        .filter(|(_, f)| f.height() > 0)
-        .collect();
-    let mut passes: Vec<(&'static [&'static str], DataFrame, LazyFrame)> = Vec::new();
-    for (key, _) in &lookups {
-        let columns = key.columns();
-        if passes.iter().any(|(c, _, _)| *c == columns) {
+    // 1. Block sizes, before any pair is made: the people of the index in
+    // a wanted block, grouped by value. Keys on the same columns (a date of
+    // birth and the same date swapped) share one pass over the index, on
+    // the union of their wanted values.
+    let lookups: Vec<Lookups> = lookups.into_iter().filter(|l| !l.rows.is_empty()).collect();
+    let mut passes: Vec<(&'static [&'static str], Blocks)> = Vec::new();
+    for l in &lookups {
+        let columns = l.key.columns();
+        if passes.iter().any(|(c, _)| *c == columns) {
             continue;
         }
-        let on: Vec<Expr> = columns.iter().map(|c| col(*c)).collect();
-        let wanted: Vec<LazyFrame> = lookups
+        let wanted: PlHashSet<u128> = lookups
             .iter()
-            .filter(|(k, _)| k.columns() == columns)
-            .map(|(_, frame)| frame.clone().lazy().select(on.clone()))
+            .filter(|k| k.key.columns() == columns)
+            .flat_map(|k| k.codes.iter().copied())
+            .filter(|&c| c != code::ABSENT)
             .collect();
-        let wanted = concat(wanted, UnionArgs::default())
-            .map_err(wrap)?
-            .unique(None, UniqueKeepStrategy::Any);
-        let mut index_side = vec![col(column::IDX)];
-        index_side.extend(on.clone());
-        let members = index
-            .frame
-            .clone()
-            .lazy()
-            .select(index_side)
-            .join(
-                wanted,
-                on.clone(),
-                on.clone(),
-                JoinArgs::new(JoinType::Semi),
-            )
-            .collect()
-            .map_err(wrap)?;
-        let sizes = members
-            .clone()
-            .lazy()
-            .group_by(on)
-            .agg([len().cast(DataType::UInt64).alias("block")])
-            .collect()
-            .map_err(wrap)?
-            .lazy();
-        passes.push((columns, members, sizes));
+        passes.push((columns, members(index, l.key, &wanted)));
     }
-    let mut sized = Vec::with_capacity(lookups.len());
-    for (key, frame) in lookups {
-        let Some((_, members, sizes)) = passes.iter().find(|(c, _, _)| *c == key.columns()) else {
-            // Every key with a lookup had its pass above.
-            continue;
-        };
-        let on: Vec<Expr> = key.columns().iter().map(|c| col(*c)).collect();
-        let with_sizes = frame
-            .lazy()
-            .join(sizes.clone(), on.clone(), on, JoinArgs::new(JoinType::Left))
-            .with_column(col("block").fill_null(lit(0u64)))
-            .collect()
-            .map_err(wrap)?;
-        let blocks: Vec<u64> = with_sizes
-            .column("block")
-            .map_err(wrap)?
-            .u64()
-            .map_err(wrap)?
-            .into_no_null_iter()
-            .collect();
-        sized.push((key, with_sizes, blocks, members.clone()));
-    }
+    let block_of = |key: Key| -> &Blocks {
+        // Every key with a look-up had its pass above.
+        &passes
+            .iter()
+            .find(|(c, _)| *c == key.columns())
+            .expect("a pass for every key")
+            .1
+    };
+    let sized: Vec<(Lookups, Vec<u64>)> = lookups
+        .into_iter()
+        .map(|l| {
+            let blocks = block_of(l.key);
+            let sizes = l
+                .codes
+                .iter()
+                .map(|&c| blocks.block(c).len() as u64)
+                .collect();
+            (l, sizes)
+        })
+        .collect();
 
     // 2. Caps: every block above `max_block`, then the largest blocks
     // until the total fits `max_comparisons`.
     let mut keep: Vec<Vec<bool>> = sized
         .iter()
-        .map(|(_, _, b, _)| b.iter().map(|&n| n as usize <= limits.max_block).collect())
+        .map(|(_, b)| b.iter().map(|&n| n as usize <= limits.max_block).collect())
         .collect();
     let mut total: u64 = sized
         .iter()
         .zip(&keep)
-        .flat_map(|((_, _, b, _), k)| b.iter().zip(k).filter(|(_, &k)| k).map(|(n, _)| *n))
+        .flat_map(|((_, b), k)| b.iter().zip(k).filter(|(_, &k)| k).map(|(n, _)| *n))
         .sum();
     if total > limits.max_comparisons {
         let mut order: Vec<(u64, usize, usize)> = sized
             .iter()
             .enumerate()
-            .flat_map(|(s, (_, _, b, _))| b.iter().enumerate().map(move |(i, &n)| (n, s, i)))
+            .flat_map(|(s, (_, b))| b.iter().enumerate().map(move |(i, &n)| (n, s, i)))
             .filter(|&(_, s, i)| keep[s][i])
             .collect();
         order.sort_unstable_by(|a, b| b.cmp(a));
@@ -282,20 +399,21 @@ pub fn candidates(
         }
     }
 
-    // 3. Pairs, by an inner join of the kept lookups with the index.
-    let mut pairs = Vec::new();
+    // 3. Pairs: every kept look-up with every person of its block.
+    let mut pairs = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
     let mut this = BlockingReport {
         keys: Vec::new(),
         max_block: limits.max_block,
         max_comparisons: limits.max_comparisons,
     };
-    for ((key, frame, blocks, members), kept) in sized.into_iter().zip(keep) {
+    for ((l, sizes), kept) in sized.iter().zip(keep) {
+        let key = l.key;
         let mut r = KeyReport {
             key: key.name(),
-            lookups: blocks.len(),
+            lookups: sizes.len(),
             ..Default::default()
         };
-        for (n, k) in blocks.iter().zip(&kept) {
+        for (n, k) in sizes.iter().zip(&kept) {
             r.comparisons += n;
             if !k {
                 r.capped_lookups += 1;
@@ -312,48 +430,16 @@ pub fn candidates(
             );
         }
         this.keys.push(r);
-        let mask = BooleanChunked::from_slice("keep".into(), &kept);
-        let frame = frame.filter(&mask).map_err(wrap)?;
-        if frame.height() == 0 {
-            continue;
-        }
-        let on: Vec<Expr> = key.columns().iter().map(|c| col(*c)).collect();
-        let mut cohort_side = vec![col(column::ROW)];
-        cohort_side.extend(on.clone());
-        let joined = frame
-            .lazy()
-            .select(cohort_side)
-            .join(
-                members.lazy(),
-                on.clone(),
-                on,
-                JoinArgs::new(JoinType::Inner),
-            )
-            .select([
-                col(column::ROW).cast(DataType::UInt32),
-                col(column::IDX).cast(DataType::UInt32),
-            ])
-            .collect()
-            .map_err(wrap)?;
-        let rows = joined
-            .column(column::ROW)
-            .map_err(wrap)?
-            .u32()
-            .map_err(wrap)?;
-        let idxs = joined
-            .column(column::IDX)
-            .map_err(wrap)?
-            .u32()
-            .map_err(wrap)?;
-        pairs.extend(
-            rows.into_no_null_iter()
-                .zip(idxs.into_no_null_iter())
-                .map(|(row, idx)| Pair {
+        let blocks = block_of(key);
+        for ((&row, &c), k) in l.rows.iter().zip(&l.codes).zip(&kept) {
+            if *k {
+                pairs.extend(blocks.block(c).iter().map(|&idx| Pair {
                     row,
                     idx,
                     keys: key.bit(),
-                }),
-        );
+                }));
+            }
+        }
     }
     report.merge(this);
     Ok(merge_pairs(pairs))

@@ -2,15 +2,14 @@
 //! (with rayon), and the review queue entry of each row.
 
 use chrono::{Datelike, NaiveDate};
-use polars::prelude::*;
 
-use super::block::Key;
+use super::block::{code, Key, Lookups};
 use super::compare::{self, CohortNhs, Field, Level};
 use super::estimate::{EmPair, NEUTRAL};
-use super::index::{column, Index, IndexPerson};
+use super::index::{Index, IndexPerson};
 use super::model::{
-    level_index, Model, NhsGroup, LEVELS, MAX_LEVELS, POSTCODE, POSTCODE_LEVELS, SURNAME,
-    SURNAME_LEVELS,
+    self, level_index, Model, NhsGroup, FORENAME, LEVELS, MAX_LEVELS, NHS, POSTCODE,
+    POSTCODE_LEVELS, SURNAME, SURNAME_LEVELS,
 };
 use super::phonetic;
 use crate::domain::date::to_epoch_days;
@@ -76,20 +75,21 @@ pub struct Scoring {
     pub max_candidates: usize,
 }
 
-/// Valid NHS numbers of `rows`: the lookup of tier 1 and of key `nhs_number`.
-pub fn nhs_lookup(rows: &[CohortRow]) -> PolarsResult<DataFrame> {
-    let mut row = Vec::new();
-    let mut nhs = Vec::new();
+/// Valid NHS numbers of `rows`: the look-ups of tier 1 and of key
+/// `nhs_number`.
+pub fn nhs_lookup(rows: &[CohortRow]) -> Lookups {
+    let mut out = Lookups::new(Key::NhsNumber);
     for (i, r) in rows.iter().enumerate() {
         if let Some(n) = r.nhs_number {
-            row.push(i as u32);
-            nhs.push(n.as_string());
+            out.push(i as u32, nhs_code(n));
         }
     }
-    DataFrame::new_infer_height(vec![
-        Column::new(column::ROW.into(), row),
-        Column::new(column::NHS_NUMBER.into(), nhs),
-    ])
+    out
+}
+
+/// A valid NHS number as the index's `nhs_code` encodes it.
+fn nhs_code(n: NhsNumber) -> u128 {
+    code::one(n.digits().iter().fold(0u64, |a, d| a * 10 + u64::from(*d)))
 }
 
 fn swapped(d: NaiveDate) -> Option<NaiveDate> {
@@ -98,97 +98,36 @@ fn swapped(d: NaiveDate) -> Option<NaiveDate> {
         .flatten()
 }
 
-fn initial(key: &str) -> String {
-    key.chars().next().map(String::from).unwrap_or_default()
-}
-
-/// One key's lookup frame under construction: the cohort position of each
-/// lookup and its key columns.
-struct Lookup {
-    key: Key,
-    row: Vec<u32>,
-    columns: Vec<KeyColumn>,
-}
-
-enum KeyColumn {
-    Str(Vec<String>),
-    Int(Vec<i32>),
-}
-
-impl Lookup {
-    fn new(key: Key) -> Self {
-        let columns = key
-            .columns()
-            .iter()
-            .map(|c| match *c {
-                column::DOB | column::YEAR | column::SURNAME_SOUNDEX => KeyColumn::Int(Vec::new()),
-                _ => KeyColumn::Str(Vec::new()),
-            })
-            .collect();
-        Self {
-            key,
-            row: Vec::new(),
-            columns,
-        }
-    }
-
-    /// Adds one lookup; `values` in the key's column order, integers for
-    /// the integer columns.
-    fn push(&mut self, row: u32, values: &[KeyValue<'_>]) {
-        self.row.push(row);
-        for (c, v) in self.columns.iter_mut().zip(values) {
-            match (c, v) {
-                (KeyColumn::Str(c), KeyValue::Str(v)) => c.push((*v).to_string()),
-                (KeyColumn::Int(c), KeyValue::Int(v)) => c.push(*v),
-                // Every call below passes the key's own column types.
-                _ => unreachable!("a key value of the wrong type"),
-            }
-        }
-    }
-
-    fn frame(self) -> PolarsResult<(Key, DataFrame)> {
-        let mut cols = vec![Column::new(column::ROW.into(), self.row)];
-        for (name, c) in self.key.columns().iter().zip(self.columns) {
-            cols.push(match c {
-                KeyColumn::Str(v) => Column::new((*name).into(), v),
-                KeyColumn::Int(v) => Column::new((*name).into(), v),
-            });
-        }
-        Ok((self.key, DataFrame::new_infer_height(cols)?))
-    }
-}
-
-#[derive(Clone, Copy)]
-enum KeyValue<'a> {
-    Str(&'a str),
-    Int(i32),
-}
-
-/// The lookups of every tier-2 key for `wanted` (cohort positions), besides
-/// the NHS number itself. Name keys only when names are in use; a blank
-/// name or a missing date makes no lookup (never a block of all blanks).
-pub fn lookups(
-    rows: &[CohortRow],
-    wanted: &[u32],
-    names: bool,
-) -> PolarsResult<Vec<(Key, DataFrame)>> {
-    use KeyValue::{Int, Str};
-    let mut neighbours = Lookup::new(Key::NhsNumberNeighbour);
-    let mut dob_district = Lookup::new(Key::DobDistrict);
-    let mut swapped_district = Lookup::new(Key::SwappedDobDistrict);
-    let mut postcode_year = Lookup::new(Key::PostcodeYear);
-    let mut dob_initial = Lookup::new(Key::DobSurnameInitial);
-    let mut swapped_initial = Lookup::new(Key::SwappedDobSurnameInitial);
-    let mut names_year = Lookup::new(Key::NamesYear);
-    let mut dob_forename = Lookup::new(Key::DobForename);
-    let mut names_district = Lookup::new(Key::NamesDistrict);
-    let mut swapped_names = Lookup::new(Key::SwappedNamesDob);
-    let mut postcode_forename = Lookup::new(Key::PostcodeForename);
+/// The look-ups of every tier-2 key for `wanted` (cohort positions),
+/// besides the NHS number itself, as numbers (see `block::code`): a name,
+/// postcode or district nobody in the index has is looked up as
+/// [`code::ABSENT`] (an empty block, still counted). Name keys only when
+/// names are in use; a blank name or a missing date makes no look-up
+/// (never a block of all blanks).
+pub fn lookups(index: &Index, rows: &[CohortRow], wanted: &[u32], names: bool) -> Vec<Lookups> {
+    let mut neighbours = Lookups::new(Key::NhsNumberNeighbour);
+    let mut dob_district = Lookups::new(Key::DobDistrict);
+    let mut swapped_district = Lookups::new(Key::SwappedDobDistrict);
+    let mut postcode_year = Lookups::new(Key::PostcodeYear);
+    let mut dob_initial = Lookups::new(Key::DobSurnameInitial);
+    let mut swapped_initial = Lookups::new(Key::SwappedDobSurnameInitial);
+    let mut names_year = Lookups::new(Key::NamesYear);
+    let mut dob_forename = Lookups::new(Key::DobForename);
+    let mut names_district = Lookups::new(Key::NamesDistrict);
+    let mut swapped_names = Lookups::new(Key::SwappedNamesDob);
+    let mut postcode_forename = Lookups::new(Key::PostcodeForename);
+    // A column's number, or `None` for a value nobody in the index has.
+    let two =
+        |a: Option<u32>, b: Option<u32>| a.zip(b).map_or(code::ABSENT, |(a, b)| code::two(a, b));
+    let three = |a: Option<u32>, b: Option<u32>, c: Option<u32>| match (a, b, c) {
+        (Some(a), Some(b), Some(c)) => code::three(a, b, c),
+        _ => code::ABSENT,
+    };
     for &w in wanted {
         let r = &rows[w as usize];
         if let Some(typo) = r.nhs_number_typo {
             for n in NhsNumber::typo_neighbours(typo) {
-                neighbours.push(w, &[Str(&n.as_string())]);
+                neighbours.push(w, nhs_code(n));
             }
         }
         let key = |s: &Option<String>| {
@@ -198,48 +137,54 @@ pub fn lookups(
         };
         let surname = key(&r.surname);
         let forename = key(&r.forename);
+        let forename_id = forename.as_deref().map(|f| index.name_id(f));
+        let surname_id = surname.as_deref().map(|s| index.name_id(s));
         let dob = r.date_of_birth;
-        let days = dob.map(to_epoch_days);
-        let swapped_days = dob.and_then(swapped).map(to_epoch_days);
-        let year = dob.map(|d| d.year());
+        let days = dob.map(|d| Some(code::int(to_epoch_days(d))));
+        let swapped_days = dob
+            .and_then(swapped)
+            .map(|d| Some(code::int(to_epoch_days(d))));
+        let year = dob.map(|d| Some(code::int(d.year())));
         if let Some(p) = &r.postcode {
+            let district = index.district_id(p.district());
+            let postcode = index.postcode_id(p.as_str());
             if let Some(d) = days {
-                dob_district.push(w, &[Int(d), Str(p.district())]);
+                dob_district.push(w, two(d, district));
             }
             if let Some(d) = swapped_days {
-                swapped_district.push(w, &[Int(d), Str(p.district())]);
+                swapped_district.push(w, two(d, district));
             }
             if let Some(y) = year {
-                postcode_year.push(w, &[Str(p.as_str()), Int(y)]);
+                postcode_year.push(w, two(postcode, y));
             }
-            if let (Some(f), Some(s)) = (&forename, &surname) {
-                names_district.push(w, &[Str(f), Str(s), Str(p.district())]);
+            if let (Some(f), Some(s)) = (forename_id, surname_id) {
+                names_district.push(w, three(f, s, district));
             }
-            if let Some(f) = &forename {
-                postcode_forename.push(w, &[Str(p.as_str()), Str(f)]);
+            if let Some(f) = forename_id {
+                postcode_forename.push(w, two(postcode, f));
             }
         }
-        if let Some(s) = &surname {
-            let i = initial(s);
+        if let (Some(s), Some(s_id)) = (&surname, surname_id) {
+            let initial = s.chars().next().map(u32::from);
             if let Some(d) = days {
-                dob_initial.push(w, &[Int(d), Str(&i)]);
+                dob_initial.push(w, two(d, initial));
             }
             if let Some(d) = swapped_days {
-                swapped_initial.push(w, &[Int(d), Str(&i)]);
+                swapped_initial.push(w, two(d, initial));
             }
             if let Some(d) = days {
                 // The surname looked up among forenames.
-                swapped_names.push(w, &[Int(d), Str(s)]);
+                swapped_names.push(w, two(d, s_id));
             }
-            if let (Some(f), Some(y), Some(code)) = (&forename, year, phonetic::soundex(s)) {
-                names_year.push(w, &[Str(f), Int(code), Int(y)]);
+            if let (Some(f), Some(y), Some(sound)) = (forename_id, year, phonetic::soundex(s)) {
+                names_year.push(w, three(f, Some(sound as u32), y));
             }
         }
-        if let (Some(f), Some(d)) = (&forename, days) {
-            dob_forename.push(w, &[Int(d), Str(f)]);
+        if let (Some(f), Some(d)) = (forename_id, days) {
+            dob_forename.push(w, two(d, f));
         }
     }
-    [
+    vec![
         neighbours,
         dob_district,
         swapped_district,
@@ -252,9 +197,6 @@ pub fn lookups(
         swapped_names,
         postcode_forename,
     ]
-    .into_iter()
-    .map(Lookup::frame)
-    .collect()
 }
 
 /// A cohort row prepared for comparison.
@@ -329,10 +271,10 @@ pub fn levels(scoring: &Scoring, row: &Prepared<'_>, person: &IndexPerson<'_>) -
         (Level::NotUsed, Level::NotUsed)
     };
     let mut levels = [
-        compare::compare_nhs(row.nhs, person.nhs_digits()),
+        compare::compare_nhs(row.nhs, person.nhs_digits),
         compare::compare_dob(r.date_of_birth, person.date_of_birth),
         compare::compare_gender(r.gender, person.gender),
-        compare::compare_postcode(r.postcode.as_ref(), person.postcode.as_ref()),
+        compare::compare_postcode(r.postcode.as_ref(), person.postcode),
         forename,
         surname,
     ];
@@ -349,36 +291,78 @@ pub fn levels(scoring: &Scoring, row: &Prepared<'_>, person: &IndexPerson<'_>) -
 /// looked up once per row rather than once per pair. Surname and postcode
 /// weigh jointly when both are compared (see `Model::m_joint`), each by its
 /// margin when the other is missing.
+#[derive(Clone)]
 pub struct RowWeights {
     bits: [[f64; MAX_LEVELS]; 6],
     joint_bits: [[f64; POSTCODE_LEVELS]; SURNAME_LEVELS],
     log_u: [[f64; MAX_LEVELS]; 6],
 }
 
+#[derive(Clone)]
+pub struct RowWeightsBase(RowWeights);
+
 impl RowWeights {
-    pub fn new(model: &Model, row: &Prepared<'_>) -> Self {
+    /// The table of a row with no name and no failed NHS number: every
+    /// entry but the few a row's own values change (see [`Self::new`]),
+    /// computed once per model.
+    pub fn base(model: &Model) -> RowWeightsBase {
         let mut bits = [[0.0; MAX_LEVELS]; 6];
         let mut log_u = [[0.0; MAX_LEVELS]; 6];
         for (f, levels) in LEVELS.iter().enumerate() {
             for (l, level) in levels.iter().enumerate() {
-                bits[f][l] = model.weight(f, *level, name_of(row, f), row.held_neighbours);
-                log_u[f][l] = model
-                    .u_of(f, l, name_of(row, f), row.held_neighbours)
-                    .max(1e-300)
-                    .log2();
+                bits[f][l] = model.weight(f, *level, None, 1);
+                log_u[f][l] = model.u_of(f, l, None, 1).max(1e-300).log2();
             }
         }
         let mut joint_bits = [[0.0; POSTCODE_LEVELS]; SURNAME_LEVELS];
         for (s, r) in joint_bits.iter_mut().enumerate() {
             for (p, b) in r.iter_mut().enumerate() {
-                *b = model.joint_weight(s, p, name_of(row, SURNAME));
+                *b = model.joint_weight(s, p, None);
             }
         }
-        Self {
+        RowWeightsBase(Self {
             bits,
             joint_bits,
             log_u,
+        })
+    }
+
+    /// The row's table: `base` with the entries its values change, those
+    /// whose `u` is the row's own (see `Model::u_of`): an exact or swapped
+    /// name weighed by that name's frequency, and an NHS number one edit
+    /// away by the people holding a neighbour of the row's. Each is
+    /// computed as `Model::weight`, `Model::u_of` and `Model::joint_weight`
+    /// compute it, so the table is the one those give for every entry.
+    pub fn new(base: &RowWeightsBase, model: &Model, row: &Prepared<'_>) -> Self {
+        let mut t = base.0.clone();
+        let held = row.held_neighbours;
+        if held != 1 {
+            for (l, level) in LEVELS[NHS].iter().enumerate() {
+                if matches!(level, Level::OneEdit | Level::Transposition) {
+                    t.bits[NHS][l] = model.weight(NHS, *level, None, held);
+                    t.log_u[NHS][l] = model.u_of(NHS, l, None, held).max(1e-300).log2();
+                }
+            }
         }
+        for f in [FORENAME, SURNAME] {
+            let Some(name) = name_of(row, f) else {
+                continue;
+            };
+            for (l, level) in LEVELS[f].iter().enumerate() {
+                if !matches!(level, Level::Exact | Level::Swapped) {
+                    continue;
+                }
+                let u = model.u_of(f, l, Some(name), 1);
+                t.bits[f][l] = model::bits(model.m[f][l], u);
+                t.log_u[f][l] = u.max(1e-300).log2();
+                if f == SURNAME {
+                    for (p, b) in t.joint_bits[l].iter_mut().enumerate() {
+                        *b = model::bits(model.m_joint[l][p], u * model.u_of(POSTCODE, p, None, 1));
+                    }
+                }
+            }
+        }
+        t
     }
 
     /// The summed weight of a pair at `levels`, in bits.
@@ -520,6 +504,7 @@ pub type Scored = Result<QueueEntry, Option<f64>>;
 /// by its weight like everyone else.
 pub fn queue_entry(
     model: &Model,
+    base: &RowWeightsBase,
     scoring: &Scoring,
     index: &Index,
     position: usize,
@@ -528,7 +513,7 @@ pub fn queue_entry(
 ) -> Scored {
     let prepared = compared.prepared(row, scoring.names);
     let prior = model.pair_prior(compared.group);
-    let table = RowWeights::new(model, &prepared);
+    let table = RowWeights::new(base, model, &prepared);
     let best = table.best(scoring.fields).max(f64::EPSILON);
     let mut candidates: Vec<Candidate> = compared
         .pairs
@@ -570,15 +555,13 @@ pub fn queue_entry(
     for c in &mut candidates {
         let p = index.person(c.idx);
         let (forename, surname) = index.names(c.idx);
-        c.index_nhs_number = p.nhs_number.unwrap_or_default().to_string();
+        let nhs_number = index.nhs_number(c.idx).unwrap_or_default();
+        c.index_nhs_number = nhs_number.to_string();
         c.values = [
-            p.nhs_number.unwrap_or_default().to_string(),
+            nhs_number.to_string(),
             p.date_of_birth.map(|d| d.to_string()).unwrap_or_default(),
             p.gender.map(|g| g.code().to_string()).unwrap_or_default(),
-            p.postcode
-                .as_ref()
-                .map(|p| p.as_str().to_string())
-                .unwrap_or_default(),
+            p.postcode.map(str::to_string).unwrap_or_default(),
             forename.unwrap_or_default().to_string(),
             surname.unwrap_or_default().to_string(),
         ];

@@ -11,7 +11,7 @@
 use chrono::{Datelike, NaiveDate};
 
 use crate::domain::gender::GenderAgreement;
-use crate::domain::{Gender, Postcode, PostcodeLevel};
+use crate::domain::{Gender, Postcode};
 
 /// The fields compared, in the order of the review queue's columns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -184,16 +184,27 @@ pub fn compare_gender(cohort: Option<Gender>, index: Option<Gender>) -> Level {
     }
 }
 
-pub fn compare_postcode(cohort: Option<&Postcode>, index: Option<&Postcode>) -> Level {
+/// The cohort's postcode against the index's, given in its normal form
+/// ([`Postcode::as_str`], which the index holds once per distinct value):
+/// the levels of [`Postcode::compare`], on the strings.
+pub fn compare_postcode(cohort: Option<&Postcode>, index: Option<&str>) -> Level {
     let (Some(c), Some(i)) = (cohort, index) else {
         return Level::Missing;
     };
-    match c.compare(i) {
-        PostcodeLevel::Full => Level::Full,
-        PostcodeLevel::Sector => Level::Sector,
-        PostcodeLevel::District => Level::District,
-        PostcodeLevel::Area => Level::Area,
-        PostcodeLevel::None => Level::Disagree,
+    let c = c.as_str();
+    // As `Postcode::district`, `sector` and `area`.
+    let district = |s: &str| s.split(' ').next().unwrap_or(s).len();
+    let area = |s: &str| s.bytes().take_while(u8::is_ascii_alphabetic).count();
+    if c == i {
+        Level::Full
+    } else if c.get(..district(c) + 2) == i.get(..district(i) + 2) {
+        Level::Sector
+    } else if c[..district(c)] == i[..district(i)] {
+        Level::District
+    } else if c[..area(c)] == i[..area(i)] {
+        Level::Area
+    } else {
+        Level::Disagree
     }
 }
 
@@ -292,7 +303,10 @@ pub fn compare_name(cohort: Option<&str>, index: Option<&str>) -> Level {
     if jw >= 0.92 {
         return Level::Similar92;
     }
-    let multi_part = name_parts(c).nth(1).is_some() || name_parts(i).nth(1).is_some();
+    // A name without a separator is one part.
+    let separated = |s: &str| s.contains([' ', '-', '\'']);
+    let multi_part = (separated(c) || separated(i))
+        && (name_parts(c).nth(1).is_some() || name_parts(i).nth(1).is_some());
     if multi_part && name_parts(c).any(|p| name_parts(i).any(|q| p == q)) {
         return Level::TokenOverlap;
     }
@@ -328,6 +342,7 @@ pub fn compare_names(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::PostcodeLevel;
 
     fn d(s: &str) -> Option<NaiveDate> {
         NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()
@@ -353,6 +368,32 @@ mod tests {
             Level::Transposition
         );
         assert_eq!(compare_nhs(None, Some(valid)), Level::Missing);
+    }
+
+    #[test]
+    fn postcode_levels_are_postcode_compare() {
+        let all = [
+            "LS1 4AP", "LS1 4AQ", "LS1 5AP", "LS2 4AP", "LS14 4AP", "L1 4AP", "M1 1AE", "M11 1AE",
+            "EC1A 1BB", "EC1A 1BC", "EC1B 1BB", "E1 6AN", "GIR 0AA", "W1A 0AX",
+        ];
+        for a in all {
+            for b in all {
+                let (pa, pb) = (Postcode::parse(a).unwrap(), Postcode::parse(b).unwrap());
+                let want = match pa.compare(&pb) {
+                    PostcodeLevel::Full => Level::Full,
+                    PostcodeLevel::Sector => Level::Sector,
+                    PostcodeLevel::District => Level::District,
+                    PostcodeLevel::Area => Level::Area,
+                    PostcodeLevel::None => Level::Disagree,
+                };
+                assert_eq!(
+                    compare_postcode(Some(&pa), Some(pb.as_str())),
+                    want,
+                    "{a} / {b}"
+                );
+            }
+        }
+        assert_eq!(compare_postcode(None, Some("LS1 4AP")), Level::Missing);
     }
 
     #[test]

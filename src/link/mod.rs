@@ -24,8 +24,9 @@
 //! any pair is made, and capped with a report (and a count in the run
 //! summary), so a key that degenerates (a default date of birth shared by
 //! a million people, thousands of blank names: blanks make no lookup)
-//! cannot exhaust memory. Pairs come from polars joins; comparing and
-//! scoring run on rayon.
+//! cannot exhaust memory. Key values are numbers (names and postcodes by
+//! their number in the index's dictionaries, see `index`), so blocking
+//! hashes integers; blocking, comparing and scoring run on rayon.
 //!
 //! **Scoring model (Fellegi–Sunter, estimated at each run).** Each field of
 //! a pair is compared at a level of agreement: NHS number exact / one edit
@@ -117,7 +118,7 @@ use rayon::prelude::*;
 
 use crate::ingest::{Cohort, CohortField};
 use crate::memory::peak_rss_mib;
-use block::{Key, Limits, Pair};
+use block::{Limits, Pair};
 use candidates::Scoring;
 use index::Index;
 use model::Model;
@@ -274,7 +275,7 @@ pub fn link(
     let rows = &cohort.rows;
     let nhs_pairs = block::candidates(
         &index,
-        vec![(Key::NhsNumber, candidates::nhs_lookup(rows).map_err(wrap)?)],
+        vec![candidates::nhs_lookup(rows)],
         limits,
         &mut blocking,
     )?;

@@ -20,7 +20,7 @@ use polars::prelude::PlHashMap;
 use rand::{Rng, SeedableRng};
 
 use super::compare::{self, Field, Level};
-use super::index::{column, Index};
+use super::index::Index;
 use super::LinkError;
 
 /// The levels of each field that carry a weight, in [`Field::ALL`] order
@@ -68,6 +68,9 @@ pub const MAX_LEVELS: usize = 7;
 /// [`Model::m_joint`]), by their index in [`Field::ALL`].
 pub const SURNAME: usize = 5;
 pub const POSTCODE: usize = 3;
+/// NHS number and forename, by their index in [`Field::ALL`].
+pub const NHS: usize = 0;
+pub const FORENAME: usize = 4;
 /// Levels of surname and of postcode.
 pub const SURNAME_LEVELS: usize = NAME_LEVELS.len();
 pub const POSTCODE_LEVELS: usize = 5;
@@ -113,7 +116,7 @@ pub mod prior {
 /// Pairs of people drawn for the `u` of names and gender.
 const U_SAMPLE: usize = 100_000;
 
-fn bits(m: f64, u: f64) -> f64 {
+pub fn bits(m: f64, u: f64) -> f64 {
     (m.max(1e-12) / u.max(1e-12)).log2()
 }
 
@@ -146,19 +149,21 @@ pub struct Model {
 impl Model {
     /// Measures `u` on the index; `m` starts at the prior.
     pub fn measure(index: &Index, names: bool) -> Result<Self, LinkError> {
-        use column::*;
         let people = index.len().max(1) as f64;
-        let p = index.coincidences()?;
+        let p = index.coincidences();
         // Levels are exclusive ("sector" means sector but not full), so
         // each level's `u` is the difference of the nested coincidences,
         // floored so that a tiny index cannot make a level infinitely
         // telling.
         let floor = 1.0 / people;
         let (forename_counts, surname_counts) = if names {
-            (
-                index.value_counts(FORENAME_KEY)?.into_iter().collect(),
-                index.value_counts(SURNAME_KEY)?.into_iter().collect(),
-            )
+            let counts = |surname| {
+                index
+                    .name_counts(surname)
+                    .map(|(k, n)| (k.to_string(), n))
+                    .collect()
+            };
+            (counts(false), counts(true))
         } else {
             (PlHashMap::default(), PlHashMap::default())
         };

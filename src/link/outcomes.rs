@@ -78,23 +78,23 @@ pub fn build(input: Input<'_>) -> PolarsResult<(Vec<LinkageRow>, DataFrame)> {
             score: None,
             reason: String::new(),
         };
-        let mut link_to: Option<(i64, String, Option<chrono::NaiveDate>)> = None;
+        let mut link_to: Option<(i64, String, Option<i32>)> = None;
         match check {
             CrossCheck::Invalid => {
                 result.outcome = Outcome::Invalid;
                 result.reason = with_problems("nothing to match on".into());
             }
             CrossCheck::Validated { idx, reason } => {
-                let p = index.person(*idx);
+                let person_id = index.person_id(*idx);
                 result.outcome = Outcome::Validated;
-                result.person_id = Some(p.person_id);
+                result.person_id = Some(person_id);
                 result.tier = Some(1);
                 result.score = Some(100.0);
                 result.reason = with_problems((*reason).into());
                 link_to = Some((
-                    p.person_id,
-                    p.nhs_number.unwrap_or_default().into(),
-                    p.date_of_birth,
+                    person_id,
+                    index.nhs_number(*idx).unwrap_or_default().into(),
+                    index.dob_days(*idx),
                 ));
             }
             CrossCheck::Candidates { reason, partial } => {
@@ -107,7 +107,7 @@ pub fn build(input: Input<'_>) -> PolarsResult<(Vec<LinkageRow>, DataFrame)> {
                     link_to = Some((
                         c.person_id,
                         c.index_nhs_number.clone(),
-                        index.person(c.idx).date_of_birth,
+                        index.dob_days(c.idx),
                     ));
                 } else if reviewed.rejected_all.contains(&i) {
                     result.reason =
@@ -172,7 +172,7 @@ pub fn build(input: Input<'_>) -> PolarsResult<(Vec<LinkageRow>, DataFrame)> {
         Column::new("study_id".into(), linked_study),
         Column::new("person_id".into(), linked_person),
         Column::new("nhs_number".into(), linked_nhs),
-        Column::new("date_of_birth".into(), linked_dob),
+        Column::new("date_of_birth".into(), linked_dob).cast(&DataType::Date)?,
         Column::new("cohort_nhs_number".into(), linked_cohort_nhs),
     ])?;
     Ok((out, persons))

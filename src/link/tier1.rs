@@ -12,6 +12,7 @@
 //! NHS number. Everything else goes to tier 2 with the reason.
 
 use crate::domain::gender::GenderAgreement;
+use crate::domain::Postcode;
 use crate::ingest::{CohortField, CohortRow};
 
 use super::block::Pair;
@@ -80,7 +81,7 @@ pub fn cross_check(
             ),
             CohortField::Postcode => (
                 "postcode",
-                FieldCheck::of(row.postcode.as_ref(), person.postcode.as_ref()),
+                FieldCheck::of(row.postcode.as_ref().map(Postcode::as_str), person.postcode),
             ),
             CohortField::Gender => (
                 "gender",
@@ -165,7 +166,7 @@ enum FieldCheck {
 }
 
 impl FieldCheck {
-    fn of<T: PartialEq>(cohort: Option<&T>, index: Option<&T>) -> Self {
+    fn of<T: PartialEq + ?Sized>(cohort: Option<&T>, index: Option<&T>) -> Self {
         match (cohort, index) {
             (Some(c), Some(i)) if c == i => Self::Agree,
             (Some(_), Some(_)) => Self::Disagree,

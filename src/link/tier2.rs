@@ -52,14 +52,13 @@ pub fn run(input: Input<'_>) -> Result<Tier2, LinkError> {
         limits,
         blocking,
     } = input;
-    let wrap = |source| LinkError::Demographics { source };
     let wanted: Vec<u32> = checks
         .iter()
         .enumerate()
         .filter(|(_, c)| matches!(c, CrossCheck::Candidates { .. }))
         .map(|(i, _)| i as u32)
         .collect();
-    let lookups = candidates::lookups(rows, &wanted, scoring.names).map_err(wrap)?;
+    let lookups = candidates::lookups(index, rows, &wanted, scoring.names);
     let mut pairs = block::candidates(index, lookups, limits, blocking)?;
     let wanted_set: HashSet<u32> = wanted.iter().copied().collect();
     pairs.extend(
@@ -92,6 +91,7 @@ pub fn run(input: Input<'_>) -> Result<Tier2, LinkError> {
         .div_ceil(estimate::MAX_ROWS)
         .max(1);
     let mut em = EmData::default();
+    let base = RowWeights::base(model);
     let mut next_wanted = 0usize;
     let mut seen = 0usize;
     for (i, check) in checks.iter().enumerate() {
@@ -111,7 +111,8 @@ pub fn run(input: Input<'_>) -> Result<Tier2, LinkError> {
                         keys: Key::NhsNumber.bit(),
                     }];
                     let rp = candidates::compare_row(scoring, index, &rows[i], &holder);
-                    let table = RowWeights::new(model, &rp.prepared(&rows[i], scoring.names));
+                    let table =
+                        RowWeights::new(&base, model, &rp.prepared(&rows[i], scoring.names));
                     em.push_row(
                         rp.pairs.iter().map(|p| table.em_pair(&p.levels)),
                         NhsGroup::Held,
@@ -123,7 +124,8 @@ pub fn run(input: Input<'_>) -> Result<Tier2, LinkError> {
                 next_wanted += 1;
                 if take {
                     let rp = &compared[k];
-                    let table = RowWeights::new(model, &rp.prepared(&rows[i], scoring.names));
+                    let table =
+                        RowWeights::new(&base, model, &rp.prepared(&rows[i], scoring.names));
                     em.push_row(rp.pairs.iter().map(|p| table.em_pair(&p.levels)), rp.group);
                 }
             }
@@ -136,12 +138,13 @@ pub fn run(input: Input<'_>) -> Result<Tier2, LinkError> {
 
     // Score and queue under the estimated model.
     let model = &*model;
+    let base = RowWeights::base(model);
     let scored: Vec<candidates::Scored> = wanted
         .par_iter()
         .zip(compared.par_iter())
         .map(|(&w, rp)| {
             let w = w as usize;
-            candidates::queue_entry(model, scoring, index, w, &rows[w], rp)
+            candidates::queue_entry(model, &base, scoring, index, w, &rows[w], rp)
         })
         .collect();
     let mut best_below: HashMap<usize, f64> = HashMap::new();

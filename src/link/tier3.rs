@@ -5,11 +5,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use polars::prelude::*;
-
 use super::candidates::{self, Candidate, QueueEntry};
 use super::decisions;
-use super::index::{column, Index};
+use super::index::Index;
 use super::{LinkConfig, LinkError};
 
 /// What the decisions did, by cohort position.
@@ -40,7 +38,7 @@ pub fn apply(
         .enumerate()
         .map(|(i, e)| (e.study_id.as_str(), i))
         .collect();
-    let existing = existing_people(index, decisions.iter().map(|d| d.person_id))?;
+    let existing = existing_people(index, decisions.iter().map(|d| d.person_id));
     decisions::check(
         path,
         &decisions,
@@ -86,34 +84,8 @@ pub fn apply(
     Ok(out)
 }
 
-/// Which of `people` exist in the index (a semi-join on `person_id`).
-fn existing_people(
-    index: &Index,
-    people: impl Iterator<Item = i64>,
-) -> Result<HashSet<i64>, LinkError> {
-    let wrap = |source| LinkError::Demographics { source };
-    let wanted: Vec<i64> = people.collect();
-    let wanted = DataFrame::new_infer_height(vec![Column::new(column::PERSON_ID.into(), wanted)])
-        .map_err(wrap)?;
-    let found = index
-        .frame
-        .clone()
-        .lazy()
-        .select([col(column::PERSON_ID)])
-        .join(
-            wanted.lazy(),
-            [col(column::PERSON_ID)],
-            [col(column::PERSON_ID)],
-            JoinArgs::new(JoinType::Semi),
-        )
-        .collect()
-        .map_err(wrap)?;
-    Ok(found
-        .column(column::PERSON_ID)
-        .map_err(wrap)?
-        .i64()
-        .map_err(wrap)?
-        .iter()
-        .flatten()
-        .collect())
+/// Which of `people` exist in the index.
+fn existing_people(index: &Index, people: impl Iterator<Item = i64>) -> HashSet<i64> {
+    let wanted: HashSet<i64> = people.collect();
+    index.person_ids().filter(|p| wanted.contains(p)).collect()
 }
