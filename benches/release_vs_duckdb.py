@@ -2,7 +2,7 @@
 """Bench (issue #11): the whole release, `dars run` beside the DuckDB peer.
 
     python3 benches/release_vs_duckdb.py [--people 2000000] [--cohort 200000]
-        [--episodes 20000000] [--runs 3] [--dars BIN] [--bench-dir DIR]
+        [--episodes 20000000[,50000000,...]] [--runs 3] [--dars BIN] [--bench-dir DIR]
 
 Makes the data once with `dars synth` (kept in BENCH_DIR, outside the
 repository, and reused), then runs `dars run` and the peer
@@ -98,30 +98,14 @@ def timed(cmd, cwd, log):
     return float(wall), int(kib) / 1024, p.stdout
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--people", type=int, default=2_000_000)
-    ap.add_argument("--cohort", type=int, default=200_000)
-    ap.add_argument("--episodes", type=int, default=20_000_000)
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--dars", help="dars binary (default: build the release profile)")
-    ap.add_argument("--dataset", help="dataset path relative to the data folder's parent "
-                    "(default data/site/hes_apc.parquet), e.g. a hive-partitioned folder")
-    ap.add_argument("--bench-dir", default=os.environ.get("BENCH_DIR", "/var/tmp/dars-bench"))
-    a = ap.parse_args()
-
-    if a.dars:
-        dars = Path(a.dars).resolve()
-    else:
-        target = Path(os.environ.get("CARGO_TARGET_DIR", "/var/tmp/dars-target"))
-        subprocess.run(["cargo", "build", "--release", "--locked", "--bin", "dars"],
-                       cwd=REPO, check=True, env={**os.environ, "CARGO_TARGET_DIR": str(target)})
-        dars = target / "release" / "dars"
-    d = Path(a.bench_dir) / f"p{a.people}-c{a.cohort}-e{a.episodes}"
+def bench_scale(a, dars, episodes):
+    """One scale: the data (made once), RUNS alternating runs each; prints
+    them and returns the medians."""
+    d = Path(a.bench_dir) / f"p{a.people}-c{a.cohort}-e{episodes}"
     (d / "keys").mkdir(parents=True, exist_ok=True)
     if not (d / "data" / "truth.csv").is_file():
         w, m, _ = timed([str(dars), "synth", "--out", str(d / "data"), "--people", str(a.people),
-                         "--cohort", str(a.cohort), "--episodes", str(a.episodes), "--seed", "1"],
+                         "--cohort", str(a.cohort), "--episodes", str(episodes), "--seed", "1"],
                         d, d / "synth.log")
         print(f"synth: {w:.1f} s, {m:.0f} MiB peak")
     for k in ("release_signing_ed25519", "recipient_TEST-ONLY.agepub"):
@@ -146,15 +130,20 @@ def main():
                 summary = max((d / "work").glob("*/runs/*/summary.json"), key=os.path.getmtime)
                 s = json.loads(summary.read_text())
                 stages.append({st["stage"]: (st["seconds"], st.get("peak_rss_mib")) for st in s["stages"]})
+                # dars resets the kernel's high-water mark between stages to
+                # measure each, which lowers what /usr/bin/time reads at exit
+                # to the last stages' peak; the summary's peak_rss_mib is the
+                # process's VmHWM folded over every reset.
+                m = max(m, s.get("peak_rss_mib") or 0)
             else:
-                w, m, out = timed([sys.executable, str(PEER), "--site", str(peer_site), "--cohort",
+                w, m, out = timed([sys.executable, a.peer, "--site", str(peer_site), "--cohort",
                                    str(d / "data" / "cohort.csv"), "--recipient", recipient,
                                    "--out", str(d / "peer-out")], d, d / "peer-run.log")
             results[who].append((w, m))
             print(f"run {i + 1} {who:<5} {w:8.2f} s {m:8.0f} MiB peak", flush=True)
 
     med = {k: (statistics.median(w for w, _ in v), max(m for _, m in v)) for k, v in results.items()}
-    print(f"\nscale: {a.people:,} people, {a.cohort:,} cohort rows, {a.episodes:,} episodes; "
+    print(f"\nscale: {a.people:,} people, {a.cohort:,} cohort rows, {episodes:,} episodes; "
           f"median of {a.runs}; dars = {dars}")
     print(f"{'':<6}{'wall s':>10}{'peak MiB':>10}")
     for k in ("dars", "peer"):
@@ -165,6 +154,45 @@ def main():
         secs = statistics.median(s[name][0] for s in stages if name in s)
         peak = max((s[name][1] or 0) for s in stages if name in s)
         print(f"  {name:<12}{secs:>8.2f}{peak:>8}")
+
+    return med
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--people", type=int, default=2_000_000)
+    ap.add_argument("--cohort", type=int, default=200_000)
+    ap.add_argument("--episodes", default="20000000",
+                    help="episodes, or a comma-separated list of scales for a scaling table")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--dars", help="dars binary (default: build the release profile)")
+    ap.add_argument("--dataset", help="dataset path relative to the data folder's parent "
+                    "(default data/site/hes_apc.parquet), e.g. a hive-partitioned folder")
+    ap.add_argument("--peer", default=str(PEER),
+                    help="the DuckDB peer script (default ../shared/peers/duckdb_release.py)")
+    ap.add_argument("--bench-dir", default=os.environ.get("BENCH_DIR", "/var/tmp/dars-bench"))
+    a = ap.parse_args()
+
+    if a.dars:
+        dars = Path(a.dars).resolve()
+    else:
+        target = Path(os.environ.get("CARGO_TARGET_DIR", "/var/tmp/dars-target"))
+        subprocess.run(["cargo", "build", "--release", "--locked", "--bin", "dars"],
+                       cwd=REPO, check=True, env={**os.environ, "CARGO_TARGET_DIR": str(target)})
+        dars = target / "release" / "dars"
+    scales = [int(e) for e in str(a.episodes).split(",")]
+    meds = [(e, bench_scale(a, dars, e)) for e in scales]
+    if len(meds) > 1:
+        # How wall time and peak memory grow with the dataset: time should
+        # grow with the episodes, memory stay flat (bounded by the cohort).
+        e0, m0 = meds[0]
+        print(f"\nscaling ({a.people:,} people, {a.cohort:,} cohort rows; median wall, largest peak):")
+        print(f"{'episodes':>12}{'dars s':>9}{'MiB':>7}{'peer s':>9}{'MiB':>7}{'dars/peer':>11}"
+              f"{'dars s/10M ep':>15}{'dars MiB vs first':>19}")
+        for e, m in meds:
+            print(f"{e:>12,}{m['dars'][0]:>9.2f}{m['dars'][1]:>7.0f}{m['peer'][0]:>9.2f}{m['peer'][1]:>7.0f}"
+                  f"{m['dars'][0] / m['peer'][0]:>11.2f}{m['dars'][0] / e * 1e7:>15.2f}"
+                  f"{(m['dars'][1] / m0['dars'][1] - 1) * 100:>+18.0f}%")
 
 
 if __name__ == "__main__":

@@ -163,7 +163,8 @@ fn check_parquet_types(file: &Path, folder: Option<&Path>) -> PolarsResult<()> {
         None => file.display().to_string(),
     };
     let opened = std::fs::File::open(file)?;
-    let schema = ParquetReader::new(opened).schema().map_err(|e| {
+    let file_len = opened.metadata()?.len();
+    let unreadable = |e: PolarsError| {
         PolarsError::ComputeError(
             format!(
                 "{} is not a Parquet file polars can read: {}",
@@ -172,7 +173,34 @@ fn check_parquet_types(file: &Path, folder: Option<&Path>) -> PolarsResult<()> {
             )
             .into(),
         )
-    })?;
+    };
+    let mut reader = ParquetReader::new(opened);
+    // Every column chunk the footer lists must lie inside the file, before
+    // the footer: a copy cut short with its footer written after what
+    // arrived lists chunks past the end, and polars' reader slices those
+    // ranges unchecked (a panic in a test build, an out-of-bounds read in
+    // a release build).
+    let data_end = file_len.saturating_sub(8);
+    if let Some(range) = reader
+        .get_metadata()
+        .map_err(unreadable)?
+        .row_groups
+        .iter()
+        .flat_map(|rg| rg.byte_ranges_iter())
+        .find(|r| r.start > r.end || r.end > data_end)
+    {
+        return Err(PolarsError::ComputeError(
+            format!(
+                "{} is truncated or damaged: its footer lists data at bytes {}..{}, past the end of its {} bytes\n  fix: copy the file again from its source (compare its size and checksum with the source's), then run again",
+                shown(),
+                range.start,
+                range.end,
+                file_len
+            )
+            .into(),
+        ));
+    }
+    let schema = reader.schema().map_err(unreadable)?;
     for (name, field) in schema.iter() {
         if let Some(kind) = unreadable_type(&field.dtype) {
             return Err(PolarsError::ComputeError(
@@ -320,6 +348,83 @@ fn has_parquet_magic(file: &Path) -> std::io::Result<bool> {
     Ok(&head == b"PAR1" && &tail == b"PAR1")
 }
 
+/// The first file of a dataset (a file, or a folder's files left after
+/// `keep` prunes its partitions, in the order they are scanned) that cannot
+/// be read to its end, with the error it gives: a file truncated or damaged
+/// midway, whose footer still reads. Every row of every file is decoded and
+/// dropped batch by batch, so memory stays bounded; a run calls this only
+/// after a scan failed, to name the file instead of leaving a decoder's
+/// message without one (polars' errors do not say which file of a folder).
+pub fn damaged_file(
+    path: &Path,
+    keep: &dyn Fn(&str, &str) -> bool,
+) -> Option<(std::path::PathBuf, PolarsError)> {
+    let files = if path.is_dir() {
+        let files = dataset_files(path).ok()?;
+        files
+            .into_iter()
+            .filter(|file| {
+                let rel = file.strip_prefix(path).unwrap_or(file);
+                rel.parent()
+                    .into_iter()
+                    .flat_map(|p| p.components())
+                    .all(|c| match c.as_os_str().to_string_lossy().split_once('=') {
+                        Some((name, value)) => keep(name, value),
+                        None => true,
+                    })
+            })
+            .collect()
+    } else {
+        vec![path.to_path_buf()]
+    };
+    for file in files {
+        if let Err(e) = read_to_end(&file) {
+            return Some((file, redact(e)));
+        }
+    }
+    None
+}
+
+/// Decodes every row of one file and drops it.
+fn read_to_end(file: &Path) -> PolarsResult<()> {
+    let lf = scan(file)?;
+    let callback = PlanCallback::new(|_df: DataFrame| Ok(false));
+    lf.sink_batches(callback, false, None)?
+        .collect_with_engine(Engine::Streaming)
+        .map(|_| ())
+}
+
+/// `df` with every text column's values copied into buffers of its own.
+/// A polars text column holds views into buffers that may be shared: rows
+/// taken from a batch keep the whole batch's buffers (and the scanned row
+/// groups' behind them) alive. What is kept across a stream (a sample of
+/// it, the distinct rows of a count) must not pin every batch it saw, or
+/// memory would grow with the dataset (issue #11; on the bench's data the
+/// texts are short enough to sit inside their views, so the measured peak
+/// did not change, but a dataset with long texts would pin its batches).
+pub fn owned_strings(df: DataFrame) -> PolarsResult<DataFrame> {
+    if !df.columns().iter().any(|c| c.dtype() == &DataType::String) {
+        return Ok(df);
+    }
+    let height = df.height();
+    let columns = df
+        .into_columns()
+        .into_iter()
+        .map(|c| {
+            if c.dtype() != &DataType::String {
+                return Ok(c);
+            }
+            let ca = c.str()?;
+            let ca = StringChunked::from_chunk_iter(
+                ca.name().clone(),
+                ca.downcast_iter().map(|a| a.clone().gc()),
+            );
+            Ok(ca.into_column())
+        })
+        .collect::<PolarsResult<Vec<Column>>>()?;
+    DataFrame::new(height, columns)
+}
+
 /// Collects on the streaming engine.
 pub fn collect(lf: LazyFrame) -> PolarsResult<DataFrame> {
     // A query built here has one sink, so the result is always `Single`
@@ -338,6 +443,27 @@ pub fn column_names(lf: &mut LazyFrame) -> PolarsResult<Vec<String>> {
         .iter_names()
         .map(|n| n.to_string())
         .collect())
+}
+
+/// What a dataset's key column holds when it is not whole numbers, for an
+/// error that names the column and the type it expected; `None` for the
+/// integer types, which join to `demographics.person_id` (Int64). A float
+/// or text key is refused rather than cast: a cast would turn `P123` into
+/// no person and `123.5` into person 123, and rows would be released for
+/// the wrong people or silently left out.
+pub fn key_type_problem(dtype: &DataType) -> Option<String> {
+    if dtype.is_integer() {
+        return None;
+    }
+    let what = match dtype {
+        DataType::String => "text".to_string(),
+        DataType::Float32 | DataType::Float64 => "floating-point numbers".to_string(),
+        DataType::Boolean => "true/false values".to_string(),
+        DataType::Date | DataType::Datetime(..) => "dates".to_string(),
+        DataType::Null => "only empty values".to_string(),
+        other => format!("values of type {other}"),
+    };
+    Some(format!("{what} ({dtype})"))
 }
 
 /// Writes `df` as Parquet or CSV into any writer (an age stream).
@@ -694,6 +820,36 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(!err.contains("943"), "{err}");
+    }
+
+    #[test]
+    fn issue_11_rows_kept_from_a_batch_do_not_keep_its_buffers() {
+        // 10 000 texts of 40 bytes each (longer than the 12 a view inlines).
+        let texts: Vec<String> = (0..10_000).map(|i| format!("{i:040}")).collect();
+        let batch = df!("t" => texts, "n" => (0..10_000i64).collect::<Vec<_>>()).unwrap();
+        let taken = batch
+            .take(&IdxCa::from_vec("idx".into(), vec![3, 9_000]))
+            .unwrap();
+        let buffers = |df: &DataFrame| -> usize {
+            df.column("t")
+                .unwrap()
+                .str()
+                .unwrap()
+                .downcast_iter()
+                .map(|a| a.total_buffer_len())
+                .sum()
+        };
+        assert!(
+            buffers(&taken) >= 400_000,
+            "taking rows shares the batch's buffers"
+        );
+        let owned = owned_strings(taken.clone()).unwrap();
+        assert!(
+            buffers(&owned) <= 80,
+            "{} bytes kept for 2 rows",
+            buffers(&owned)
+        );
+        assert!(owned.equals_missing(&taken));
     }
 
     #[test]

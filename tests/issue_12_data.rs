@@ -36,18 +36,6 @@ fn strings(df: &DataFrame, column: &str) -> Vec<String> {
         .collect()
 }
 
-fn age_decrypt(w: &Workdir, file: &Path) -> Vec<u8> {
-    let out = Command::new("age")
-        .arg("-d")
-        .arg("-i")
-        .arg(w.path("keys/recipient_TEST-ONLY.agekey"))
-        .arg(file)
-        .output()
-        .expect("the age command is installed (.ci/run installs it)");
-    assert!(out.status.success(), "age -d: {}", stderr(&out));
-    out.stdout
-}
-
 /// The released study IDs of the episodes output.
 fn released_study_ids(w: &Workdir) -> HashSet<String> {
     let file = w
@@ -55,7 +43,7 @@ fn released_study_ids(w: &Workdir) -> HashSet<String> {
         .into_iter()
         .find(|p| p.ends_with("episodes.parquet.age"))
         .expect("a release at the destination");
-    let bytes = age_decrypt(w, &file);
+    let bytes = w.age_decrypt(&file);
     let df = ParquetReader::new(std::io::Cursor::new(bytes))
         .finish()
         .unwrap();

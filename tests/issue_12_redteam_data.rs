@@ -8,27 +8,9 @@
 mod common;
 
 use std::fs;
-use std::path::Path;
-use std::process::Command;
 
 use common::*;
 use polars::prelude::*;
-
-/// Runs a pyarrow script in the work folder.
-fn python(w: &Workdir, script: &str) {
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .current_dir(w.dir.path())
-        .output()
-        .expect("python3 with pyarrow is installed (.ci/run installs it)");
-    assert!(
-        out.status.success(),
-        "python: {}\n{}",
-        stdout(&out),
-        stderr(&out)
-    );
-}
 
 fn add_dataset(w: &Workdir, name: &str, path: &str, extra: &str) {
     let site = fs::read_to_string(w.path("site.toml")).unwrap().replace(
@@ -56,18 +38,6 @@ fn agreement_on(w: &Workdir, file: &str, dataset: &str, fields: &str) -> String 
     file.to_string()
 }
 
-fn age_decrypt(w: &Workdir, file: &Path) -> Vec<u8> {
-    let out = Command::new("age")
-        .arg("-d")
-        .arg("-i")
-        .arg(w.path("keys/recipient_TEST-ONLY.agekey"))
-        .arg(file)
-        .output()
-        .expect("the age command is installed (.ci/run installs it)");
-    assert!(out.status.success(), "age -d: {}", stderr(&out));
-    out.stdout
-}
-
 /// The released episodes table of the latest release, sorted.
 fn released_episodes(w: &Workdir) -> DataFrame {
     let mut files: Vec<_> = w
@@ -77,7 +47,7 @@ fn released_episodes(w: &Workdir) -> DataFrame {
         .collect();
     files.sort_by_key(|p| fs::metadata(p).unwrap().modified().unwrap());
     let file = files.last().expect("a release at the destination");
-    let bytes = age_decrypt(w, file);
+    let bytes = w.age_decrypt(file);
     let df = ParquetReader::new(std::io::Cursor::new(bytes))
         .finish()
         .unwrap();
@@ -138,7 +108,7 @@ pq.write_table(t, 'data/site/wide2.parquet')
 #[test]
 fn issue_12_identifiers_of_any_type_share_or_format_are_refused_by_their_values() {
     let w = Workdir::new(600, 120, 2400, 12101);
-    python(&w, IDENTIFIERS_ANY_TYPE);
+    w.python(IDENTIFIERS_ANY_TYPE);
     add_dataset(&w, "wide2", "data/site/wide2.parquet", "");
     for (field, what) in [
         ("ref_float", "an NHS number"),
@@ -205,19 +175,16 @@ fn issue_12_names_and_hospital_numbers_under_their_usual_names_are_refused() {
         "baby_dob",
     ];
     let list: Vec<String> = names.iter().map(|n| format!("'{n}'")).collect();
-    python(
-        &w,
-        &format!(
-            r#"
+    w.python(&format!(
+        r#"
 import pyarrow as pa, pyarrow.parquet as pq
 t = pq.read_table('data/site/hes_apc.parquet')
 for i, name in enumerate([{}]):
     t = t.append_column(name, pa.array(['X%07d' % (j + i) for j in range(t.num_rows)]))
 pq.write_table(t, 'data/site/named.parquet')
 "#,
-            list.join(", ")
-        ),
-    );
+        list.join(", ")
+    ));
     add_dataset(&w, "named", "data/site/named.parquet", "");
     for name in names {
         let a = agreement_on(&w, "a.toml", "named", &format!("\"{name}\", \"region\""));
@@ -243,9 +210,7 @@ pq.write_table(t, 'data/site/named.parquet')
 #[test]
 fn issue_12_bands_generalise_ages_only() {
     let w = Workdir::new(400, 80, 1200, 12103);
-    python(
-        &w,
-        r#"
+    w.python(r#"
 import pyarrow as pa, pyarrow.parquet as pq
 demo = {r['person_id']: r for r in pq.read_table('data/site/demographics.parquet').to_pylist()}
 t = pq.read_table('data/site/hes_apc.parquet')
@@ -307,9 +272,7 @@ fn issue_12_a_partitioned_dataset_folder_is_read_whole() {
     // The same rows as hes_apc.parquet, written as custodians' tools write
     // folders: Hive partitions by year, parts without an extension, a
     // Spark-style _SUCCESS marker.
-    python(
-        &w,
-        r#"
+    w.python(r#"
 import os
 import pyarrow as pa, pyarrow.parquet as pq, pyarrow.dataset as ds, pyarrow.compute as pc
 t = pq.read_table('data/site/hes_apc.parquet')
@@ -351,8 +314,7 @@ assert n >= 3, n
 #[test]
 fn issue_12_a_dataset_folder_with_a_file_it_cannot_read_or_no_file_is_refused() {
     let w = Workdir::new(300, 60, 600, 12105);
-    python(
-        &w,
+    w.python(
         r#"
 import os
 import pyarrow.parquet as pq
@@ -394,8 +356,7 @@ fn issue_12_an_objections_register_with_no_rows_is_refused() {
     let a = a.to_str().unwrap();
     // Header only, as an export that found nothing writes it; then a file
     // cut to nothing.
-    python(
-        &w,
+    w.python(
         r#"
 import pyarrow.parquet as pq
 t = pq.read_table('data/site/objections.parquet')
@@ -621,8 +582,7 @@ fn issue_12_decisions_file_errors_never_print_a_value() {
 #[test]
 fn issue_12_a_decimal_column_does_not_panic() {
     let w = Workdir::new(300, 60, 600, 12111);
-    python(
-        &w,
+    w.python(
         r#"
 import decimal
 import pyarrow as pa, pyarrow.parquet as pq

@@ -9,7 +9,6 @@ mod common;
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::*;
 use polars::prelude::*;
@@ -20,18 +19,6 @@ const PERIOD: &str =
     r#"period = { column = "admission_date", from = 2019-04-01, to = 2022-03-31 }"#;
 const RECORDS_FIELDS: &str =
     r#"fields = ["admission_date:month", "diagnosis_primary", "age_at_admission:band5", "region"]"#;
-
-fn age_decrypt(w: &Workdir, file: &Path) -> Vec<u8> {
-    let out = Command::new("age")
-        .arg("-d")
-        .arg("-i")
-        .arg(w.path("keys/recipient_TEST-ONLY.agekey"))
-        .arg(file)
-        .output()
-        .expect("the age command is installed (.ci/run installs it)");
-    assert!(out.status.success(), "age -d: {}", stderr(&out));
-    out.stdout
-}
 
 fn strings(df: &DataFrame, column: &str) -> Vec<String> {
     df.column(column)
@@ -79,7 +66,7 @@ fn release_dir(w: &Workdir, reference: &str) -> PathBuf {
 
 /// The released (study_id, admission_date) pairs, one per row, sorted.
 fn released_rows(w: &Workdir, reference: &str) -> Vec<(String, String)> {
-    let bytes = age_decrypt(w, &release_dir(w, reference).join("episodes.parquet.age"));
+    let bytes = w.age_decrypt(&release_dir(w, reference).join("episodes.parquet.age"));
     let df = ParquetReader::new(std::io::Cursor::new(bytes))
         .finish()
         .unwrap();
@@ -93,10 +80,7 @@ fn released_rows(w: &Workdir, reference: &str) -> Vec<(String, String)> {
 
 /// The admission years counted by the aggregate (margins left out).
 fn counted_years(w: &Workdir, reference: &str) -> BTreeSet<i32> {
-    let bytes = age_decrypt(
-        w,
-        &release_dir(w, reference).join("admissions_by_region.csv.age"),
-    );
+    let bytes = w.age_decrypt(&release_dir(w, reference).join("admissions_by_region.csv.age"));
     let text = String::from_utf8(bytes).unwrap();
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
@@ -481,7 +465,7 @@ fn releases(w: &Workdir, reference: &str) -> Vec<(PathBuf, serde_json::Value)> {
 
 /// The (study_id, admission_date) rows of the records file in `dir`.
 fn rows_in(w: &Workdir, dir: &Path) -> Vec<(String, String)> {
-    let bytes = age_decrypt(w, &dir.join("episodes.parquet.age"));
+    let bytes = w.age_decrypt(&dir.join("episodes.parquet.age"));
     let df = ParquetReader::new(std::io::Cursor::new(bytes))
         .finish()
         .unwrap();

@@ -24,18 +24,6 @@ const SOURCE: &str = "DARS-NIC-000001-DEMO1-01";
 const REUSER: &str = "DARS-NIC-000002-REUSE-01";
 const OTHER_ORG: &str = "DARS-NIC-000003-OTHER-01";
 
-fn age_decrypt(w: &Workdir, file: &Path) -> Vec<u8> {
-    let out = Command::new("age")
-        .arg("-d")
-        .arg("-i")
-        .arg(w.path("keys/recipient_TEST-ONLY.agekey"))
-        .arg(file)
-        .output()
-        .expect("the age command is installed (.ci/run installs it)");
-    assert!(out.status.success(), "age -d: {}", stderr(&out));
-    out.stdout
-}
-
 fn study_ids(df: &DataFrame) -> BTreeSet<String> {
     df.column("study_id")
         .unwrap()
@@ -87,7 +75,7 @@ fn release_dir(w: &Workdir, reference: &str, run_id: &str) -> PathBuf {
 
 /// The study IDs in the decrypted records output of a release.
 fn released_study_ids(w: &Workdir, dir: &Path) -> BTreeSet<String> {
-    let bytes = age_decrypt(w, &dir.join("episodes.parquet.age"));
+    let bytes = w.age_decrypt(&dir.join("episodes.parquet.age"));
     let df = ParquetReader::new(std::io::Cursor::new(bytes))
         .finish()
         .unwrap();

@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::HashSet;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use common::*;
@@ -19,23 +19,6 @@ fn released_folder(w: &Workdir) -> PathBuf {
         .find(|p| p.ends_with("manifest.json.sig"))
         .expect("a signature at the destination");
     sig.parent().unwrap().to_path_buf()
-}
-
-fn age_decrypt(w: &Workdir, file: &Path) -> Vec<u8> {
-    let out = Command::new("age")
-        .arg("-d")
-        .arg("-i")
-        .arg(w.path("keys/recipient_TEST-ONLY.agekey"))
-        .arg(file)
-        .output()
-        .expect("the age command is installed (.ci/run installs it)");
-    assert!(
-        out.status.success(),
-        "age -d failed on {}: {}",
-        file.display(),
-        stderr(&out)
-    );
-    out.stdout
 }
 
 /// Study IDs of cohort rows whose true person has an objection.
@@ -123,11 +106,11 @@ fn a_release_arrives_whole_signed_encrypted_and_safe() {
     // The stock age decrypts every output with the test identity.
     let manifest: serde_json::Value =
         serde_json::from_slice(&fs::read(folder.join("manifest.json")).unwrap()).unwrap();
-    let episodes = age_decrypt(&w, &folder.join("episodes.parquet.age"));
+    let episodes = w.age_decrypt(&folder.join("episodes.parquet.age"));
     let episodes = ParquetReader::new(std::io::Cursor::new(episodes))
         .finish()
         .unwrap();
-    let aggregate = age_decrypt(&w, &folder.join("admissions_by_region.csv.age"));
+    let aggregate = w.age_decrypt(&folder.join("admissions_by_region.csv.age"));
     fs::write(w.path("aggregate.csv"), &aggregate).unwrap();
     let files = manifest["files"].as_array().unwrap();
     let rows_of = |name: &str| {

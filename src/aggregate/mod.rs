@@ -147,6 +147,12 @@ pub enum AggregateError {
     },
     #[error("output `{output}`: dataset has no key column `{key}`\n  fix: correct the dataset's `key` in the site config; if the dataset is a CSV file, check its first line names the columns")]
     MissingKey { output: String, key: String },
+    #[error("output `{output}`: the dataset's key column `{key}` holds {found}, not integers\n  fix: write `{key}` as integers (the index's person_id, Int64), or name the dataset's integer key column in the site config's `datasets.NAME.key`")]
+    KeyType {
+        output: String,
+        key: String,
+        found: String,
+    },
     #[error("output `{output}`: {source}")]
     Polars {
         output: String,
@@ -180,13 +186,21 @@ pub fn count_fields(
         output: spec.name.clone(),
         source: crate::tables::redact(source),
     };
-    let available = crate::tables::column_names(&mut dataset).map_err(wrap)?;
+    let schema = dataset.collect_schema().map_err(|e| wrap(e))?;
+    let available: Vec<String> = schema.iter_names().map(|n| n.to_string()).collect();
     // The key first: a CSV file without a header has no key column, and its
     // "column names" are values that must not be listed.
-    if !available.iter().any(|c| c == key) {
+    let Some(key_type) = schema.get(key) else {
         return Err(AggregateError::MissingKey {
             output: spec.name.clone(),
             key: key.to_string(),
+        });
+    };
+    if let Some(found) = crate::tables::key_type_problem(key_type) {
+        return Err(AggregateError::KeyType {
+            output: spec.name.clone(),
+            key: key.to_string(),
+            found,
         });
     }
     for (raw, f) in spec.group_by.iter().zip(fields) {
@@ -235,7 +249,7 @@ pub fn count_fields(
         .collect();
     select.push(col("__dars_key").alias("__dars_person"));
     let semi = dataset
-        .with_column(col(key).cast(DataType::Int64).alias("__dars_key"))
+        .with_column(col(key).strict_cast(DataType::Int64).alias("__dars_key"))
         .join(
             persons,
             [col("__dars_key")],
@@ -277,6 +291,7 @@ pub fn count_fields(
                 })
                 .collect();
             crate::tables::collect(distinct)
+                .and_then(crate::tables::owned_strings)
                 .map_err(|source| AggregateError::Polars {
                     output: spec.name.clone(),
                     source,

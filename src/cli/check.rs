@@ -12,7 +12,8 @@
 //! that is really a row of data is itself identifiable: `check` opens no
 //! dataset at all, except the schema of a dataset an output's `period`
 //! reads (the period column's type, from a Parquet footer or a CSV file's
-//! inferred types; no value is printed). With `[cohort] reuse`, it
+//! inferred types; no value is printed) and a Parquet dataset's footers for
+//! its key column's type (issue #11: a key that is not integers). With `[cohort] reuse`, it
 //! verifies the ledger and reads the kept linkage file it names.
 
 use std::path::PathBuf;

@@ -146,6 +146,7 @@ impl From<crate::pipeline::PipelineError> for Failure {
             | E::Minimise(_)
             | E::Aggregate(_)
             | E::Dataset { .. }
+            | E::DamagedFile { .. }
             // The engine (unreachable, a refused token, a failed query) is
             // the site's input, like a dataset that cannot be read.
             | E::Engine(_) => exit::INPUT,

@@ -417,8 +417,8 @@ impl Agreement {
                 ));
             }
             if let Some(site) = site {
-                if !site.datasets.contains_key(o.dataset()) {
-                    problems.push(Problem::error(
+                match site.datasets.get(o.dataset()) {
+                    None => problems.push(Problem::error(
                         path,
                         format!("{key}.dataset"),
                         format!("`{}` is not a dataset of the site", o.dataset()),
@@ -426,7 +426,10 @@ impl Agreement {
                             "use one of: {}",
                             site.datasets.keys().cloned().collect::<Vec<_>>().join(", ")
                         ),
-                    ));
+                    )),
+                    Some(dataset) => {
+                        problems.extend(key_type_problems(path, &key, o.dataset(), dataset))
+                    }
                 }
             }
             if o.incremental() && o.period().is_none() {
@@ -619,6 +622,48 @@ fn reuse_problems(c: &CohortSection, meta: Option<&AgreementMeta>, file: &Path) 
         }
     }
     problems
+}
+
+/// The dataset's key column type, from its Parquet footers (never a CSV
+/// file: its types would be inferred from every row, and a first line that
+/// is data is identifiable). A key that is not integers would join no one,
+/// or the wrong people, so the run refuses it too. Nothing is said when the
+/// footer cannot be read or the key is missing: the run reports that.
+fn key_type_problems(
+    file: &Path,
+    key: &str,
+    name: &str,
+    dataset: &crate::site::DatasetSource,
+) -> Vec<Problem> {
+    let is_csv = dataset
+        .path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    if is_csv {
+        return Vec::new();
+    }
+    let Ok(schema) = crate::tables::scan(&dataset.path).and_then(|mut lf| lf.collect_schema())
+    else {
+        return Vec::new();
+    };
+    let Some(found) = schema
+        .get(&dataset.key)
+        .and_then(crate::tables::key_type_problem)
+    else {
+        return Vec::new();
+    };
+    vec![Problem::error(
+        file,
+        format!("{key}.dataset"),
+        format!(
+            "dataset `{name}`: its key column `{}` holds {found}, not integers",
+            dataset.key
+        ),
+        format!(
+            "write `{}` as integers (the index's person_id, Int64), or name the dataset's integer key column in `datasets.{name}.key` in the site config",
+            dataset.key
+        ),
+    )]
 }
 
 /// With the site, the period column's presence and type in the dataset's

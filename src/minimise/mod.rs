@@ -45,6 +45,13 @@ pub enum MinimiseError {
         dataset: String,
         key: String,
     },
+    #[error("output `{output}`: the key column `{key}` of dataset `{dataset}` holds {found}, not integers\n  fix: write `{key}` as integers (the index's person_id, Int64), or name the dataset's integer key column in `datasets.{dataset}.key` in the site config")]
+    KeyType {
+        output: String,
+        dataset: String,
+        key: String,
+        found: String,
+    },
     #[error("output `{output}`: field `{field}` of dataset `{dataset}` holds {what} ({rule}), and the agreement is not identifiable: nothing was released\n  fix: {fix}")]
     DirectIdentifier {
         output: String,
@@ -56,13 +63,32 @@ pub enum MinimiseError {
     },
     #[error("output `{output}`: the cohort's study IDs are NHS numbers ({rule}), every record output carries study_id, and the agreement is not identifiable: nothing was released\n  fix: ask the applicant for a cohort keyed by study IDs that are not NHS numbers")]
     StudyIdIsIdentifier { output: String, rule: Rule },
-    #[error("output `{output}` (dataset `{dataset}`): {source}\n  fix: check that each transform suits its column's type (dates: year, month; postcodes: district, sector; ages: band5, band10)")]
+    #[error("output `{output}` (dataset `{dataset}`): {source}\n  fix: {}", polars_fix(.source))]
     Polars {
         output: String,
         dataset: String,
         #[source]
         source: PolarsError,
     },
+}
+
+/// The fix for a polars error while an output is built: a transform that
+/// does not suit its column's type is the usual cause of an invalid
+/// operation; anything else (an I/O or decoding error) is the data's.
+pub fn polars_fix(e: &PolarsError) -> &'static str {
+    match e {
+        PolarsError::InvalidOperation(_)
+        | PolarsError::SchemaMismatch(_)
+        | PolarsError::ColumnNotFound(_) => {
+            "check that each transform suits its column's type (dates: year, month; postcodes: district, sector; ages: band5, band10)"
+        }
+        PolarsError::Context { error, .. } | PolarsError::ExprContext { error, .. } => {
+            polars_fix(error)
+        }
+        _ => {
+            "check that the dataset's files are whole and readable, then run again (the run resumes)"
+        }
+    }
 }
 
 /// The index's date of birth of each row's person, beside the output's
@@ -110,14 +136,23 @@ pub fn plan_records<'s>(
         dataset: spec.dataset.clone(),
         source: crate::tables::redact(source),
     };
-    let available = crate::tables::column_names(&mut dataset).map_err(wrap)?;
+    let schema = dataset.collect_schema().map_err(|e| wrap(e))?;
+    let available: Vec<String> = schema.iter_names().map(|n| n.to_string()).collect();
     // The key first: a CSV file without a header has no key column, and its
     // "column names" are values that must not be listed.
-    if !available.iter().any(|c| c == key) {
+    let Some(key_type) = schema.get(key) else {
         return Err(MinimiseError::MissingKey {
             output: spec.name.clone(),
             dataset: spec.dataset.clone(),
             key: key.to_string(),
+        });
+    };
+    if let Some(found) = crate::tables::key_type_problem(key_type) {
+        return Err(MinimiseError::KeyType {
+            output: spec.name.clone(),
+            dataset: spec.dataset.clone(),
+            key: key.to_string(),
+            found,
         });
     }
     let policy = &spec.identifiers;
@@ -168,7 +203,7 @@ pub fn plan_records<'s>(
     args.maintain_order = MaintainOrderJoin::Left;
     args.build_side = Some(JoinBuildSide::ForceRight);
     let mut lf = dataset
-        .with_column(col(key).cast(DataType::Int64).alias(key_alias))
+        .with_column(col(key).strict_cast(DataType::Int64).alias(key_alias))
         .join(persons, [col(key_alias)], [col("person_id")], args);
     if let Some(recruited) = recruited {
         lf = lf.filter(recruited);
@@ -336,7 +371,9 @@ impl Sample {
         if idx.is_empty() {
             return Ok(());
         }
-        let taken = batch.take(&IdxCa::from_vec("idx".into(), idx))?;
+        // Copied out of the batch's buffers, which would otherwise stay
+        // alive as long as the sample (see `tables::owned_strings`).
+        let taken = crate::tables::owned_strings(batch.take(&IdxCa::from_vec("idx".into(), idx))?)?;
         self.frame = Some(match self.frame.take() {
             Some(mut f) => {
                 f.vstack_mut_owned(taken)?;
@@ -349,6 +386,7 @@ impl Sample {
             let even: Vec<IdxSize> = (0..f.height() as IdxSize).step_by(2).collect();
             *f = f.take(&IdxCa::from_vec("idx".into(), even))?;
             f.rechunk_mut();
+            *f = crate::tables::owned_strings(std::mem::take(f))?;
             self.stride *= 2;
         }
         Ok(())

@@ -95,6 +95,10 @@ pub struct RunSummary {
     pub objection_policy: crate::config::ObjectionsSection,
     pub outputs: Vec<OutputSummary>,
     pub stages: Vec<StageMetrics>,
+    /// The whole run's peak resident memory, MiB, across the resets that
+    /// measure each stage's (see [`crate::memory`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_rss_mib: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub release: Option<PushReport>,
 }
@@ -168,12 +172,19 @@ pub enum PipelineError {
         owner: u32,
         euid: u32,
     },
-    #[error("dataset `{dataset}` of output `{output}`: {source}\n  fix: check `datasets.{dataset}.path` in the site config")]
+    #[error("dataset `{dataset}` of output `{output}`: {source}{}", dataset_fix(.source, .dataset))]
     Dataset {
         output: String,
         dataset: String,
         #[source]
         source: polars::error::PolarsError,
+    },
+    #[error("dataset `{dataset}` of output `{output}`: file {file} cannot be read to its end: {problem}; nothing was released\n  fix: the file is truncated or damaged; copy it again from its source (compare its size and checksum with the source's), then run again: the run resumes")]
+    DamagedFile {
+        output: String,
+        dataset: String,
+        file: PathBuf,
+        problem: polars::error::PolarsError,
     },
     #[error(
         "output `{output}` is incremental and its rows up to {through} have been released: \
@@ -190,6 +201,16 @@ pub enum PipelineError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// The fix for a dataset that cannot be scanned, unless the message has
+/// its own (a damaged file, a type dars cannot read).
+fn dataset_fix(source: &polars::error::PolarsError, dataset: &str) -> String {
+    if source.to_string().contains("\n  fix: ") {
+        String::new()
+    } else {
+        format!("\n  fix: check `datasets.{dataset}.path` in the site config")
+    }
 }
 
 impl From<crate::engine::EngineError> for PipelineError {

@@ -27,7 +27,7 @@ use crate::ingest::{self, IngestConfig};
 use crate::ledger::{Ledger, LedgerEvent};
 use crate::link::{self, LinkConfig, LinkError};
 use crate::lock::Lock;
-use crate::minimise::{self, PseudonymKey};
+use crate::minimise::{self, MinimiseError, PseudonymKey};
 use crate::objections::{self, Linked, ObjectionsError, Released};
 use crate::package::{self, Manifest, ManifestFile, Recipients, SigningKey};
 use crate::period::{Period, Window};
@@ -426,6 +426,29 @@ impl<'a> Run<'a> {
                 period: own_period,
                 window,
             };
+            // A scan that fails midway (a file truncated or damaged, its
+            // footer whole) is told by a decoder's message that names no
+            // file: find the file, and name it.
+            let damaged = |e: PipelineError| -> PipelineError {
+                let failed_on_data = matches!(
+                    e,
+                    PipelineError::Minimise(MinimiseError::Polars { .. })
+                        | PipelineError::Aggregate(AggregateError::Polars { .. })
+                );
+                if !failed_on_data {
+                    return e;
+                }
+                let keep = |k: &str, v: &str| period.is_none_or(|p| p.keeps_partition(k, v));
+                match crate::tables::damaged_file(&source.path, &keep) {
+                    Some((file, problem)) => PipelineError::DamagedFile {
+                        output: planned.name().to_string(),
+                        dataset: dataset_name.to_string(),
+                        file,
+                        problem,
+                    },
+                    None => e,
+                }
+            };
             match planned {
                 Planned::Records {
                     spec: r, fields, ..
@@ -446,9 +469,12 @@ impl<'a> Run<'a> {
                             dataset()?,
                             &source.key,
                             &pseudonym,
-                        )?,
+                        )
+                        .map_err(|e| damaged(e.into()))?,
                     };
-                    let sealed = sealer.seal_records(&r.name, r.format, stream, scoped)?;
+                    let sealed = sealer
+                        .seal_records(&r.name, r.format, stream, scoped)
+                        .map_err(|e| if spark.is_none() { damaged(e) } else { e })?;
                     self.st.outputs.insert(r.name.clone(), sealed);
                     self.checkpointed(Step::Output)?;
                     self.stage("records", t);
@@ -471,7 +497,8 @@ impl<'a> Run<'a> {
                             dataset()?,
                             &source.key,
                             &pseudonym,
-                        )?,
+                        )
+                        .map_err(|e| damaged(e.into()))?,
                     };
                     tables.push((
                         *a,
@@ -589,6 +616,7 @@ impl<'a> Run<'a> {
             objection_policy: self.agreement.objections.clone(),
             outputs: sealed.iter().map(|o| o.summary.clone()).collect(),
             stages: Vec::new(),
+            peak_rss_mib: None,
             release: None,
         }
     }
@@ -780,6 +808,7 @@ impl<'a> Run<'a> {
     /// Writes `summary.json` with the stages' timings, and returns it.
     pub(super) fn finish(self, mut summary: RunSummary) -> Result<RunSummary, PipelineError> {
         summary.stages = self.stages;
+        summary.peak_rss_mib = crate::memory::whole_peak_rss_mib();
         let json = serde_json::to_vec_pretty(&summary).map_err(|e| {
             PipelineError::work(&self.run_dir, "writing summary.json")(std::io::Error::other(e))
         })?;

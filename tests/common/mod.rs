@@ -172,6 +172,37 @@ destination = "file://outbox"
             .unwrap()
     }
 
+    /// Runs a Python script in the work folder (pyarrow is installed by
+    /// `.ci/run`): for data written as other tools write it.
+    pub fn python(&self, script: &str) {
+        let out = Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .current_dir(self.dir.path())
+            .output()
+            .expect("python3 with pyarrow is installed (.ci/run installs it)");
+        assert!(
+            out.status.success(),
+            "python: {}\n{}",
+            stdout(&out),
+            stderr(&out)
+        );
+    }
+
+    /// A released file decrypted by the real `age` command with the TEST-ONLY
+    /// recipient key.
+    pub fn age_decrypt(&self, file: &Path) -> Vec<u8> {
+        let out = Command::new("age")
+            .arg("-d")
+            .arg("-i")
+            .arg(self.path("keys/recipient_TEST-ONLY.agekey"))
+            .arg(file)
+            .output()
+            .expect("the age command is installed (.ci/run installs it)");
+        assert!(out.status.success(), "age -d: {}", stderr(&out));
+        out.stdout
+    }
+
     /// Every file under the outbox, relative paths.
     pub fn outbox_files(&self) -> Vec<PathBuf> {
         let mut out = Vec::new();
