@@ -381,6 +381,72 @@ fn failing(w: &Workdir, engine: &str, dataset: &Path, outbox: &str) -> String {
     text
 }
 
+/// A run killed while Spark's results stream back (the first batch of the
+/// records output written, the file not finished) leaves nothing under a
+/// final name, and the re-run resumes and releases what polars releases.
+#[test]
+fn issue_14_a_run_killed_while_results_stream_back_resumes() {
+    let w = Workdir::new(300, 60, 2000, 1402);
+    let dataset = split_dataset(&w);
+    let polars = site(&w, "polars.toml", &dataset, "");
+    let spark = site(&w, "spark.toml", &dataset, &spark_engine());
+    fs::create_dir_all(w.path("outbox_polars")).unwrap();
+    fs::create_dir_all(w.path("outbox_spark")).unwrap();
+    let a_polars = agreement(&w, "a_polars.toml", "outbox_polars");
+    let a_spark = agreement(&w, "a_spark.toml", "outbox_spark");
+    ok(&run(&w, &polars, &a_polars));
+    let key = |site: &str| w.path(&format!("work_{site}/{}/pseudonym.key", release::REFERENCE));
+    fs::create_dir_all(key("spark.toml").parent().unwrap()).unwrap();
+    fs::set_permissions(
+        key("spark.toml").parent().unwrap(),
+        fs::Permissions::from_mode(0o700),
+    )
+    .unwrap();
+    fs::copy(key("polars.toml"), key("spark.toml")).unwrap();
+
+    let killed = Command::new(env!("CARGO_BIN_EXE_dars"))
+        .current_dir(w.dir.path())
+        .arg("--site")
+        .arg(&spark)
+        .arg("run")
+        .arg(&a_spark)
+        .env_remove("DARS_TODAY")
+        .env("DARS_FAIL_AFTER", "stream:episodes")
+        .output()
+        .unwrap();
+    assert!(!killed.status.success(), "{}", stderr(&killed));
+    assert!(
+        stderr(&killed).contains("DARS_FAIL_AFTER=stream:episodes"),
+        "the run died mid-stream: {}",
+        stderr(&killed)
+    );
+    assert!(
+        decrypted(&w, "outbox_spark").is_empty(),
+        "nothing delivered"
+    );
+    // No sealed file under its final name in the work folder either.
+    let mut finals = Vec::new();
+    fn walk(d: &Path, out: &mut Vec<PathBuf>) {
+        for e in fs::read_dir(d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out)
+            } else if p.file_name().is_some_and(|n| n == "episodes.parquet.age") {
+                out.push(p)
+            }
+        }
+    }
+    walk(&w.path("work_spark.toml"), &mut finals);
+    assert!(finals.is_empty(), "a final name after the kill: {finals:?}");
+
+    let resumed = run(&w, &spark, &a_spark);
+    ok(&resumed);
+    let p = decrypted(&w, "outbox_polars");
+    let s = decrypted(&w, "outbox_spark");
+    assert_eq!(p.len(), 4);
+    assert!(p == s, "the resumed Spark release differs from polars'");
+}
+
 #[test]
 fn issue_14_engine_failures_name_the_url_and_dataset_and_release_nothing() {
     let w = Workdir::new(200, 40, 800, 15);

@@ -136,7 +136,7 @@ pub fn plan_records<'s>(
         dataset: spec.dataset.clone(),
         source: crate::tables::redact(source),
     };
-    let schema = dataset.collect_schema().map_err(|e| wrap(e))?;
+    let schema = dataset.collect_schema().map_err(&wrap)?;
     let available: Vec<String> = schema.iter_names().map(|n| n.to_string()).collect();
     // The key first: a CSV file without a header has no key column, and its
     // "column names" are values that must not be listed.

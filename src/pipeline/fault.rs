@@ -10,7 +10,8 @@
 //!   so a test can start a second dars while the first is mid-run.
 //!
 //! Points: `lock` (the agreement's lock taken), `link`, `objections`,
-//! `output:NAME`, `package`, `delivered` (every file of the release at the
+//! `stream:NAME` (the first batch of a records output written, the file
+//! not finished), `output:NAME`, `package`, `delivered` (every file of the release at the
 //! destination, nothing recorded yet), `push` (the delivery saved in
 //! `state.json`).
 

@@ -869,11 +869,18 @@ impl Sealer<'_> {
                 // A failed write (a full disk) is the sealing's error, which
                 // says what filled up; anything else is the stage's.
                 let mut write_error = None;
+                let mut batches = 0u64;
                 let ran = stream.run(&mut |df| {
                     writer.write(df).map_err(|e| {
                         write_error = Some(e);
                         PolarsError::ComputeError("the write failed".into())
-                    })
+                    })?;
+                    batches += 1;
+                    if batches == 1 {
+                        // A run killed while the rows stream in (issue #14).
+                        fault::point(&format!("stream:{name}"));
+                    }
+                    Ok(())
                 });
                 match (ran, write_error) {
                     (Ok(n), _) => rows = n,
