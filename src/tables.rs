@@ -62,19 +62,7 @@ pub fn scan_pruned(path: &Path, keep: &dyn Fn(&str, &str) -> bool) -> PolarsResu
             dataset_files(path).map_err(|problem| PolarsError::ComputeError(problem.into()))?;
         let kept: Vec<&std::path::PathBuf> = files
             .iter()
-            .filter(|file| {
-                let rel = file.strip_prefix(path).unwrap_or(file);
-                rel.parent()
-                    .into_iter()
-                    .flat_map(|p| p.components())
-                    .all(|c| {
-                        let c = c.as_os_str().to_string_lossy();
-                        match c.split_once('=') {
-                            Some((name, value)) => keep(name, value),
-                            None => true,
-                        }
-                    })
-            })
+            .filter(|file| in_kept_partitions(path, file, keep))
             .collect();
         if kept.len() < files.len() {
             if kept.is_empty() {
@@ -147,6 +135,19 @@ pub fn scan_pruned(path: &Path, keep: &dyn Fn(&str, &str) -> bool) -> PolarsResu
         }
         LazyFrame::scan_parquet(p, ScanArgsParquet::default()).map_err(redact)
     }
+}
+
+/// Whether every Hive partition folder `name=value` between the dataset
+/// folder `dir` and `file` is one that `keep(name, value)` keeps.
+fn in_kept_partitions(dir: &Path, file: &Path, keep: &dyn Fn(&str, &str) -> bool) -> bool {
+    let rel = file.strip_prefix(dir).unwrap_or(file);
+    rel.parent()
+        .into_iter()
+        .flat_map(|p| p.components())
+        .all(|c| match c.as_os_str().to_string_lossy().split_once('=') {
+            Some((name, value)) => keep(name, value),
+            None => true,
+        })
 }
 
 /// Refuses a Parquet file with a column of a type this build of polars
@@ -363,16 +364,7 @@ pub fn damaged_file(
         let files = dataset_files(path).ok()?;
         files
             .into_iter()
-            .filter(|file| {
-                let rel = file.strip_prefix(path).unwrap_or(file);
-                rel.parent()
-                    .into_iter()
-                    .flat_map(|p| p.components())
-                    .all(|c| match c.as_os_str().to_string_lossy().split_once('=') {
-                        Some((name, value)) => keep(name, value),
-                        None => true,
-                    })
-            })
+            .filter(|file| in_kept_partitions(path, file, keep))
             .collect()
     } else {
         vec![path.to_path_buf()]

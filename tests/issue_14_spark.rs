@@ -33,18 +33,6 @@ fn token_file() -> PathBuf {
     ))
 }
 
-fn age_decrypt(w: &Workdir, file: &Path) -> Vec<u8> {
-    let out = Command::new("age")
-        .arg("-d")
-        .arg("-i")
-        .arg(w.path("keys/recipient_TEST-ONLY.agekey"))
-        .arg(file)
-        .output()
-        .expect("the age command is installed (.ci/run installs it)");
-    assert!(out.status.success(), "age -d: {}", stderr(&out));
-    out.stdout
-}
-
 /// The synthetic episodes rewritten as a folder of three Parquet files,
 /// with NULL keys, duplicated episodes and a postcode column.
 fn split_dataset(w: &Workdir) -> PathBuf {
@@ -201,6 +189,20 @@ fn run(w: &Workdir, site: &Path, agreement: &Path) -> std::process::Output {
         .unwrap()
 }
 
+/// One pseudonym key for the polars and the Spark run: the key is the
+/// agreement's, kept in its work folder, and each site here has a work
+/// folder of its own.
+fn share_pseudonym_key(w: &Workdir) {
+    let key = |site: &str| w.path(&format!("work_{site}/{}/pseudonym.key", release::REFERENCE));
+    fs::create_dir_all(key("spark.toml").parent().unwrap()).unwrap();
+    fs::set_permissions(
+        key("spark.toml").parent().unwrap(),
+        fs::Permissions::from_mode(0o700),
+    )
+    .unwrap();
+    fs::copy(key("polars.toml"), key("spark.toml")).unwrap();
+}
+
 /// Every sealed file under `outbox`, by name, decrypted.
 fn decrypted(w: &Workdir, outbox: &str) -> Vec<(String, Vec<u8>)> {
     let mut files: Vec<PathBuf> = Vec::new();
@@ -221,7 +223,7 @@ fn decrypted(w: &Workdir, outbox: &str) -> Vec<(String, Vec<u8>)> {
         .map(|p| {
             (
                 p.file_name().unwrap().to_string_lossy().into_owned(),
-                age_decrypt(w, p),
+                w.age_decrypt(p),
             )
         })
         .collect();
@@ -254,16 +256,7 @@ fn issue_14_the_same_agreement_on_polars_and_on_spark_releases_identical_files()
 
     let by_polars = run(&w, &polars, &a_polars);
     ok(&by_polars);
-    // One pseudonym key for both runs: the key is the agreement's, kept in
-    // its work folder, and each site here has a work folder of its own.
-    let key = |site: &str| w.path(&format!("work_{site}/{}/pseudonym.key", release::REFERENCE));
-    fs::create_dir_all(key("spark.toml").parent().unwrap()).unwrap();
-    fs::set_permissions(
-        key("spark.toml").parent().unwrap(),
-        fs::Permissions::from_mode(0o700),
-    )
-    .unwrap();
-    fs::copy(key("polars.toml"), key("spark.toml")).unwrap();
+    share_pseudonym_key(&w);
     let by_spark = run(&w, &spark, &a_spark);
     ok(&by_spark);
     let log = format!("{}{}", stdout(&by_spark), stderr(&by_spark));
@@ -395,14 +388,7 @@ fn issue_14_a_run_killed_while_results_stream_back_resumes() {
     let a_polars = agreement(&w, "a_polars.toml", "outbox_polars");
     let a_spark = agreement(&w, "a_spark.toml", "outbox_spark");
     ok(&run(&w, &polars, &a_polars));
-    let key = |site: &str| w.path(&format!("work_{site}/{}/pseudonym.key", release::REFERENCE));
-    fs::create_dir_all(key("spark.toml").parent().unwrap()).unwrap();
-    fs::set_permissions(
-        key("spark.toml").parent().unwrap(),
-        fs::Permissions::from_mode(0o700),
-    )
-    .unwrap();
-    fs::copy(key("polars.toml"), key("spark.toml")).unwrap();
+    share_pseudonym_key(&w);
 
     let killed = Command::new(env!("CARGO_BIN_EXE_dars"))
         .current_dir(w.dir.path())
