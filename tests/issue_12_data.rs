@@ -24,18 +24,6 @@ fn write_parquet(path: &Path, df: &mut DataFrame) {
     ParquetWriter::new(f).finish(df).unwrap();
 }
 
-fn strings(df: &DataFrame, column: &str) -> Vec<String> {
-    df.column(column)
-        .unwrap()
-        .cast(&DataType::String)
-        .unwrap()
-        .str()
-        .unwrap()
-        .iter()
-        .map(|v| v.unwrap_or("").to_string())
-        .collect()
-}
-
 /// The released study IDs of the episodes output.
 fn released_study_ids(w: &Workdir) -> HashSet<String> {
     let file = w

@@ -20,18 +20,6 @@ const PERIOD: &str =
 const RECORDS_FIELDS: &str =
     r#"fields = ["admission_date:month", "diagnosis_primary", "age_at_admission:band5", "region"]"#;
 
-fn strings(df: &DataFrame, column: &str) -> Vec<String> {
-    df.column(column)
-        .unwrap()
-        .cast(&DataType::String)
-        .unwrap()
-        .str()
-        .unwrap()
-        .iter()
-        .map(|v| v.unwrap_or("").to_string())
-        .collect()
-}
-
 /// An agreement under `reference` whose records output releases study ID,
 /// admission date and region from `dataset`, and whose aggregate counts
 /// episodes by admission year; both with `period` (TOML, may be empty).

@@ -25,15 +25,7 @@ const REUSER: &str = "DARS-NIC-000002-REUSE-01";
 const OTHER_ORG: &str = "DARS-NIC-000003-OTHER-01";
 
 fn study_ids(df: &DataFrame) -> BTreeSet<String> {
-    df.column("study_id")
-        .unwrap()
-        .cast(&DataType::String)
-        .unwrap()
-        .str()
-        .unwrap()
-        .iter()
-        .map(|v| v.unwrap_or("").to_string())
-        .collect()
+    strings(df, "study_id").into_iter().collect()
 }
 
 /// The example agreement's `[cohort]` replaced by `cohort` (TOML lines),
