@@ -38,6 +38,8 @@ fn main() {
     let mut names_only = false;
     let mut dump: Option<PathBuf> = None;
     let mut show_model = false;
+    let mut bar: Option<f64> = None;
+    let mut candidates: Option<PathBuf> = None;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut number = || -> usize {
@@ -54,6 +56,14 @@ fn main() {
             "--names-only" => names_only = true,
             "--dump" => dump = args.next().map(PathBuf::from),
             "--model" => show_model = true,
+            "--review-probability" => {
+                let v = args.next().unwrap_or_default();
+                bar = Some(v.parse().unwrap_or_else(|_| {
+                    eprintln!("--review-probability needs a number, got {v:?}");
+                    std::process::exit(2)
+                }))
+            }
+            "--candidates" => candidates = args.next().map(PathBuf::from),
             // `cargo bench` passes `--bench`; ignore it and any filter.
             _ => {}
         }
@@ -84,15 +94,31 @@ fn main() {
         runs.push(false);
     }
     for names in runs {
-        run(&dir, &demographics, names, dump.as_deref(), show_model);
+        let out = Outputs {
+            dump: dump.as_deref(),
+            candidates: candidates.as_deref(),
+            show_model,
+        };
+        run(&dir, &demographics, names, bar, &out);
     }
 }
 
-fn run(dir: &Path, demographics: &Path, names: bool, dump: Option<&Path>, show_model: bool) {
-    let config = LinkConfig {
+/// What a run writes besides its timings.
+struct Outputs<'a> {
+    dump: Option<&'a Path>,
+    candidates: Option<&'a Path>,
+    show_model: bool,
+}
+
+fn run(dir: &Path, demographics: &Path, names: bool, bar: Option<f64>, out: &Outputs<'_>) {
+    let mut config = LinkConfig {
         manual_validation: names,
         ..LinkConfig::default()
     };
+    if let Some(bar) = bar {
+        config.review_probability = bar;
+    }
+    let (dump, show_model) = (out.dump, out.show_model);
     let started = Instant::now();
     let cohort = read_cohort(&IngestConfig {
         path: dir.join("cohort.csv"),
@@ -176,6 +202,12 @@ fn run(dir: &Path, demographics: &Path, names: bool, dump: Option<&Path>, show_m
         "  outcomes: {} validated, {} queued ({} partial, {} ambiguous, {} pairs), {} unmatched, {} invalid",
         c.validated, c.queued, c.partial, c.ambiguous, c.queue_pairs, c.unmatched, c.invalid
     );
+    if let Some(path) = out.candidates.filter(|_| names) {
+        if let Err(e) = write_candidates(path, &linkage) {
+            eprintln!("--candidates {}: {e}", path.display());
+            std::process::exit(1)
+        }
+    }
     if let Some(out) = dump {
         let suffix = if names { "names" } else { "no_names" };
         let written = std::fs::create_dir_all(out)
@@ -193,4 +225,42 @@ fn run(dir: &Path, demographics: &Path, names: bool, dump: Option<&Path>, show_m
             std::process::exit(1)
         }
     }
+}
+
+/// Every queued candidate with its posterior and levels (identifiable:
+/// person IDs and study IDs; mode 0600 like the stage's own outputs).
+fn write_candidates(path: &Path, linkage: &link::Linkage) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    let mut w = std::io::BufWriter::new(file);
+    write!(w, "study_id,rank,person_id,score,probability,weight")?;
+    for f in link::Field::ALL {
+        write!(w, ",{}_level", f.name())?;
+    }
+    writeln!(w)?;
+    for entry in &linkage.queue {
+        for (rank, c) in entry.candidates.iter().enumerate() {
+            write!(
+                w,
+                "{},{},{},{:.1},{:.6e},{:.4}",
+                entry.study_id,
+                rank + 1,
+                c.person_id,
+                c.score,
+                c.probability,
+                c.weight
+            )?;
+            for l in c.levels {
+                write!(w, ",{}", l.as_str())?;
+            }
+            writeln!(w)?;
+        }
+    }
+    w.flush()
 }

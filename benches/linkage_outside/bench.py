@@ -5,7 +5,7 @@ this project tuned for (issue #10). Not run in CI.
     python3.11 benches/linkage_outside/bench.py --dars PATH_TO_dars \\
         [--datasets febrl1,febrl2,febrl3,outside] [--people 200000 --cohort 20000] \\
         [--seed 10] [--work DIR] [--splink PATH_TO_splink_peer.py] \\
-        [--linkers dars,splink] [--reuse]
+        [--linkers dars,splink] [--reuse] [--curve LINK_BENCH]
 
 Per dataset it writes DATA_DIR = WORK/NAME/data (cohort.csv and
 site/demographics.parquet, the DESIGN.md schemas) and WORK/NAME/truth.csv
@@ -36,6 +36,13 @@ it is not an outside reference).
 For larger runs, and for figures to quote against Splink, pass a release
 build (`cargo build --release`, `--dars target/release/dars`) and e.g.
 `--people 2000000 --cohort 200000`.
+
+`--curve LINK_BENCH` (the executable `cargo bench --bench link --no-run`
+prints) also prints the trade-off of the review bar `REVIEW_PROBABILITY`:
+absent people queued and rank-1 at bars 0.3-0.8, from one run at bar 0.
+For absent people it also prints how many queued ones someone in the index
+matches on every field the row carries but the postcode: the floor no
+linker beats without losing true matches (that person, had they moved).
 
 `--reuse` keeps data already generated for the same parameters and Splink's
 output (and its measured time) from an earlier run on that data, so a linker
@@ -335,6 +342,11 @@ def _pc(v):
     return "".join((v or "").upper().split())
 
 
+def _gender(v):
+    v = (v or "").strip().upper()[:1]
+    return {"1": "1", "M": "1", "2": "2", "F": "2"}.get(v, "")
+
+
 def true_pair_fields(ddir, truth, sids):
     """The bench's own comparison of each cohort row with its true person
     (not dars's levels): sid -> 'nhs=.. dob=.. pc=.. fn=.. sn=..'."""
@@ -349,7 +361,10 @@ def true_pair_fields(ddir, truth, sids):
         up = lambda v: (v or "").strip().upper()  # noqa: E731
         look = {"surname+postcode": {(up(r["surname"]), _pc(r["postcode"])) for r in t},
                 "forename+surname": {(up(r["forename"]), up(r["surname"])) for r in t},
-                "surname+dob": {(up(r["surname"]), r["date_of_birth"]) for r in t}}
+                "surname+dob": {(up(r["surname"]), r["date_of_birth"]) for r in t},
+                # every field but the postcode: that person, had they moved
+                "all but postcode": {(up(r["forename"]), up(r["surname"]), r["date_of_birth"],
+                                      _gender(r["gender"])) for r in t}}
     del t
     out = {}
     with open(os.path.join(ddir, "data", "cohort.csv"), newline="", encoding="utf-8-sig") as fh:
@@ -363,6 +378,10 @@ def true_pair_fields(ddir, truth, sids):
                 fn, sn = row[5].strip().upper(), row[6].strip().upper()
                 keys = {"surname+postcode": (sn, _pc(row[4])), "forename+surname": (fn, sn),
                         "surname+dob": (sn, _date(row[2]))}
+                # An absent person's valid number is nobody's, so only a row
+                # without one can agree on everything but the postcode.
+                if not _digits(row[1]):
+                    keys["all but postcode"] = (fn, sn, _date(row[2]), _gender(row[3]))
                 shared = [k for k, v in keys.items() if v in look[k]]
                 nhs = "number" if _digits(row[1]) else "no number"
                 out[sid] = f"shares {' and '.join(shared) or 'nothing'} with someone; {nhs}"
@@ -478,6 +497,69 @@ def dars_misses(truth, outputs, rowwise, path):
     return groups, patterns, lines
 
 
+CURVE_BARS = (0.3, 0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.8)
+
+
+def curve(bench_bin, ddir, truth):
+    """The trade-off of the review bar (`REVIEW_PROBABILITY`): the link bench
+    (`benches/link.rs`, built by `cargo bench --bench link --no-run`) links
+    once with bar 0 and writes every row's top candidates with their
+    posterior; a row's candidates pass any bar in order of weight, so one
+    run gives, per bar, absent people queued and the true person ranked
+    first, as `evaluate` counts them. -> {bar: {...}}"""
+    cands_path = os.path.join(ddir, "curve_candidates.csv")
+    dump = os.path.join(ddir, "curve")
+    cmd = [bench_bin, "--data", os.path.join(ddir, "data"), "--names-only",
+           "--review-probability", "0", "--candidates", cands_path, "--dump", dump]
+    with open(os.path.join(ddir, "curve.log"), "w") as log:
+        if subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT).returncode != 0:
+            raise SystemExit(f"link bench failed; log {ddir}/curve.log")
+    validated = {}
+    with open(os.path.join(dump, "linkage_names.csv"), newline="") as fh:
+        for r in csv.DictReader(fh):
+            if r["outcome"] in ("validated", "reviewed") and pid(r["person_id"]):
+                validated[r["study_id"]] = pid(r["person_id"])
+    cands = collections.defaultdict(list)
+    with open(cands_path, newline="") as fh:
+        for r in csv.DictReader(fh):
+            cands[r["study_id"]].append((int(r["rank"]), pid(r["person_id"]),
+                                         float(r["score"]), float(r["probability"])))
+    out = {}
+    for bar in CURVE_BARS:
+        per = collections.defaultdict(collections.Counter)
+        for sid, (true, kind) in truth.items():
+            c = per[kind]
+            v = validated.get(sid)
+            q = [p for _, p, score, prob in sorted(cands.get(sid, []))
+                 if score >= 50 or prob >= bar]
+            ranked = [v] if v is not None else q
+            if true is None:
+                c["absent"] += 1
+                c["queued"] += v is None and bool(q)
+                c["wrong"] += v is not None
+                continue
+            c["present"] += 1
+            c["rank1"] += bool(ranked) and ranked[0] == true
+            c["wrong"] += v is not None and v != true
+        err = [k for k in per if k != "clean" and per[k]["present"]]
+        absent = sum(per[k]["absent"] for k in per)
+        out[bar] = {"absent_queued": sum(per[k]["queued"] for k in per),
+                    "absent": absent,
+                    "rank1": sum(per[k]["rank1"] for k in err),
+                    "with_errors": sum(per[k]["present"] for k in err),
+                    "wrong": sum(per[k]["wrong"] for k in per),
+                    "rank1_by_kind": {k: [per[k]["rank1"], per[k]["present"]] for k in err}}
+    worst = sorted(out[0.5]["rank1_by_kind"].items(),
+                   key=lambda kv: kv[1][0] / kv[1][1])[:2]
+    print("  review bar trade-off (link bench, one run at bar 0): bar, absent queued, "
+          "rank-1 over rows with errors, wrong, rank-1 of the kinds most missed")
+    for bar, r in out.items():
+        kinds = "  ".join(f"{k} {pct(*r['rank1_by_kind'][k]).strip()}" for k, _ in worst)
+        print(f"    {bar:4.2f}  {pct(r['absent_queued'], r['absent'])}  "
+              f"{pct(r['rank1'], r['with_errors'])}  {r['wrong']:>3}  {kinds}")
+    return out
+
+
 def print_table(name, params, truth, res, times):
     absent = {k for _, k in truth.values()} - {k for p, k in truth.values() if p is not None}
     kinds = sorted({k for _, k in truth.values()},
@@ -523,6 +605,9 @@ def main():
     ap.add_argument("--splink", default=None, help="splink_peer.py (default: ../shared/peers)")
     ap.add_argument("--linkers", default="dars,splink")
     ap.add_argument("--reuse", action="store_true")
+    ap.add_argument("--curve", default=None, metavar="LINK_BENCH",
+                    help="the link bench executable (cargo bench --bench link --no-run "
+                         "prints it): also print the review bar's trade-off curve")
     args = ap.parse_args()
     linkers = [l for l in args.linkers.split(",") if l]
     if "dars" in linkers and not args.dars:
@@ -599,6 +684,18 @@ def main():
                       "(queued or validated / rows):")
                 for pat, n in tot.most_common():
                     print(f"    {q[pat]:>6} / {n:<6} {pat}")
+                # The floor no linker beats without losing true matches: an
+                # index person agrees on every field the row carries but the
+                # postcode, as that person would had they moved.
+                floor = sum(n for pat, n in q.items() if "all but postcode" in pat)
+                floor_all = sum(n for pat, n in tot.items() if "all but postcode" in pat)
+                print(f"  absent people queued whom someone in the index matches on every field "
+                      f"but the postcode (indistinguishable from that person having moved): "
+                      f"{floor} of {len(queued)} queued ({pct(floor, len(absent_ids)).strip()} "
+                      f"of the absent; {floor_all} such absent people in all)")
+                entry["absent_floor"] = {"queued_indistinguishable": floor,
+                                         "indistinguishable": floor_all,
+                                         "queued": len(queued), "absent": len(absent_ids)}
             if patterns:
                 print("  field levels of the true pair where it was queued below someone else:")
                 for (kind, pat), n in patterns.most_common(15):
@@ -607,6 +704,8 @@ def main():
             entry["dars_misses"] = {f"{k} | {w}": n for (k, w), n in groups.items()}
             entry["dars_miss_patterns"] = {f"{k} | {w}": dict(c) for (k, w), c in
                                            by_group.items()}
+        if args.curve:
+            entry["curve"] = curve(args.curve, ddir, truth)
         summary[name] = entry
         with open(os.path.join(ddir, "results.json"), "w") as fh:
             json.dump(entry, fh, indent=1)

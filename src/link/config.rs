@@ -59,7 +59,14 @@ pub const REVIEW_THRESHOLD: f64 = 50.0;
 /// group): bars of 0.3, 0.5, 0.6 and 0.7 queue 13%, 9.7%, 8.7% and 7.7% of
 /// people absent from the index, while the married who moved ranked first
 /// are 97.6%, 94.3%, 92.8% and 90.5%; above 0.5 FEBRL 2 falls to Splink's
-/// 99.6%. 0.5: a candidate at least as likely as not.
+/// 99.6%. 0.5: a candidate at least as likely as not. At 2 000 000
+/// people x 200 000 rows (`bench.py --curve`, one run at bar 0) bars of
+/// 0.5, 0.55, 0.6 and 0.7 queue 10.7%, 9.9%, 9.2% and 7.6% of absent
+/// people, with rank-1 over rows with errors 98.4%, 98.3%, 98.2% and 97.8%
+/// (the married who moved 83.2%, 82.3%, 81.2%, 77.3%); at 0.55 FEBRL 2
+/// loses a row with three errors and ties Splink. A term-frequency `u` for
+/// the date of birth was measured and not kept: it moves scores, not the
+/// trade-off (README, issue #10).
 pub const REVIEW_PROBABILITY: f64 = 0.5;
 /// A study ID whose top two candidates are this close is ambiguous.
 pub const AMBIGUITY_MARGIN: f64 = 5.0;
