@@ -130,10 +130,24 @@ pub fn scan_pruned(path: &Path, keep: &dyn Fn(&str, &str) -> bool) -> PolarsResu
         }
         Ok(lf)
     } else {
-        if path.is_file() {
-            check_parquet_types(path, None)?;
+        if !path.is_file() {
+            // A glob, or a path that does not exist: polars' own error.
+            return LazyFrame::scan_parquet(p, ScanArgsParquet::default()).map_err(redact);
         }
-        LazyFrame::scan_parquet(p, ScanArgsParquet::default()).map_err(redact)
+        check_parquet_types(path, None)?;
+        // Scanned from a mapping of dars's own, whose pages are handed back
+        // as the scan passes them: polars' own mapping would keep every
+        // page read resident until the query ends (see MappedFile).
+        let mapped = crate::memory::MappedFile::open(path)?;
+        LazyFrame::scan_parquet_sources(
+            ScanSources::Buffers(std::sync::Arc::from([mapped.buffer()])),
+            ScanArgsParquet {
+                // One file: no partition folders to read columns from.
+                hive_options: polars::io::HiveOptions::new_disabled(),
+                ..ScanArgsParquet::default()
+            },
+        )
+        .map_err(redact)
     }
 }
 
@@ -456,6 +470,22 @@ pub fn key_type_problem(dtype: &DataType) -> Option<String> {
         other => format!("values of type {other}"),
     };
     Some(format!("{what} ({dtype})"))
+}
+
+/// Keeps the rows of a dataset whose `key` is one of the released persons'
+/// `person_id`s, as a filter on the scan itself: polars pushes it into the
+/// Parquet reader, which decodes the key column first and every other
+/// column only for the rows kept (its pre-filtered decode), instead of
+/// decoding every row of every column for a join to drop nine in ten
+/// (issue #11). The join after it still gives each row its person; this
+/// only saves the decoding. `key` is the dataset's key cast as the join
+/// casts it.
+pub fn keep_persons(dataset: LazyFrame, key: Expr, persons: &DataFrame) -> PolarsResult<LazyFrame> {
+    let ids = persons
+        .column("person_id")?
+        .as_materialized_series()
+        .unique()?;
+    Ok(dataset.filter(key.is_in(lit(ids).implode(false), false)))
 }
 
 /// Writes `df` as Parquet or CSV into any writer (an age stream).
