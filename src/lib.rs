@@ -3,7 +3,10 @@
 //! One module per pipeline stage, each a function from typed inputs to typed
 //! outputs; [`pipeline`] wires them together and is the only code that knows
 //! the work directory. `src/main.rs` is a thin shell over [`cli`].
-#![forbid(unsafe_code)]
+// `deny`, not `forbid`: one module may allow it, `memory::mapped` (a
+// mapping of a dataset file dars owns, whose pages it hands back to the
+// kernel as polars scans it, issue #11).
+#![deny(unsafe_code)]
 // Errors carry paths, keys and problem lists for the user. They are built
 // once, on the failure path, so their size costs nothing worth boxing for.
 #![allow(clippy::result_large_err)]

@@ -248,6 +248,12 @@ pub fn count_fields(
         })
         .collect();
     select.push(col("__dars_key").alias("__dars_person"));
+    let dataset = crate::tables::keep_persons(
+        dataset,
+        col(key).strict_cast(DataType::Int64),
+        &released.persons,
+    )
+    .map_err(&wrap)?;
     let semi = dataset
         .with_column(col(key).strict_cast(DataType::Int64).alias("__dars_key"))
         .join(

@@ -202,6 +202,12 @@ pub fn plan_records<'s>(
     let mut args = JoinArgs::new(JoinType::Inner);
     args.maintain_order = MaintainOrderJoin::Left;
     args.build_side = Some(JoinBuildSide::ForceRight);
+    let dataset = crate::tables::keep_persons(
+        dataset,
+        col(key).strict_cast(DataType::Int64),
+        &released.persons,
+    )
+    .map_err(&wrap)?;
     let mut lf = dataset
         .with_column(col(key).strict_cast(DataType::Int64).alias(key_alias))
         .join(persons, [col(key_alias)], [col("person_id")], args);
