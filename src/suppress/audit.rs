@@ -11,11 +11,10 @@
 //! modelling layer over the same solver and nothing we need.
 //!
 //! Speed: the cells are split into connected components of the system
-//! (cells published exactly are constants), the two programmes of
+//! (cells published exactly are constants), the two cold programmes of
 //! [`Lp::seed`] push every target of a component down and up at once, and
 //! each remaining minimum or maximum is re-optimised from the component's
-//! previous basis ([`Warm`]: only the objective changes) rather than
-//! solved from scratch. The optimum
+//! previous basis ([`Warm`]) rather than solved from scratch. The optimum
 //! of a linear programme does not depend on where the simplex starts, so
 //! the intervals are those of a cold solve (the tests and the bench's
 //! `--check` compare the two).
@@ -133,11 +132,13 @@ pub(crate) struct Lp {
     /// A bound no feasible point exceeds, for every variable (the LP's own
     /// upper bound where it has one, else one implied by the sums).
     ceiling: Vec<f64>,
+    /// Variables given a switch in the warm programmes (the seeded targets).
+    switchable: Vec<bool>,
     /// Each variable's true value (a consistent whole-number point).
     truth: Vec<f64>,
-    /// Component → its warm programme, `None` once it failed (the cold
-    /// path then answers).
-    warm: HashMap<usize, Option<Warm>>,
+    /// (component, maximise) → its warm programme, `None` once it failed
+    /// (the cold path then answers).
+    warm: HashMap<(usize, bool), Option<Warm>>,
     /// Whether to re-optimise warm programmes (else every cell is solved
     /// from scratch: the reference the tests and the bench compare with).
     warm_starts: bool,
@@ -146,18 +147,23 @@ pub(crate) struct Lp {
 /// One component's programme, solved once and then re-optimised from its
 /// last basis for each cell.
 ///
-/// Only the objective changes from one cell to the next (`x`, or `−x` for
-/// the maximum), through the `set_objective` that dars's copy of microlp
-/// adds (vendor/microlp/PATCHES.md): the basis of the previous optimum
-/// stays feasible, and the primal simplex gets from there to the new
-/// optimum in a few pivots instead of a cold solve. The programme is the
-/// component's own, nothing added to it.
+/// microlp cannot change an objective after a solve, only fix and unfix
+/// variables. So every target `x` gets a switch: a cost variable `z ≥ 0`
+/// (objective: minimise the sum of all `z`) and a free point `s` in `x`'s
+/// own range, tied by `z ≥ x − s` (for the minimum) or `z ≥ s − x` (for
+/// the maximum). While `s` is free it follows `x` and `z` is 0: the switch
+/// costs nothing and constrains nothing. Fixing `s` at `x`'s lower bound
+/// (or at a bound `x` never exceeds) makes the objective `x − low` (or
+/// `ceiling − x`), whose optimum is the cell's minimum (maximum) over the
+/// very same system; the dual simplex gets there from the previous basis
+/// in a few pivots instead of a cold solve. Unfixing `s` returns to the
+/// switch-free optimum for the next cell.
 struct Warm {
     solution: Solution,
     /// Component variable → its handle.
     handle: HashMap<usize, Variable>,
-    /// The component's variables in handle order.
-    order: Vec<usize>,
+    /// Target variable → its switch `s` and the value that turns it on.
+    switch: HashMap<usize, (Variable, f64)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -273,6 +279,7 @@ impl Lp {
             component_rows[component[row.terms[0].0]].push(i);
         }
         let ceiling = ceilings(&bounds, &rows);
+        let switchable = vec![false; bounds.len()];
         Lp {
             var_of,
             bounds,
@@ -283,6 +290,7 @@ impl Lp {
             int_seen: seen.clone(),
             seen,
             ceiling,
+            switchable,
             truth,
             warm: HashMap::new(),
             warm_starts,
@@ -330,10 +338,21 @@ impl Lp {
         Ok(self.interval(node, required)?.passes())
     }
 
+    /// Gives each of `nodes` a switch in the warm programmes, so that
+    /// their intervals are re-optimised rather than solved from scratch.
+    pub fn target(&mut self, nodes: &[usize]) {
+        for &n in nodes {
+            if let Ok(v) = self.var_of[n] {
+                self.switchable[v] = true;
+            }
+        }
+    }
+
     /// Pushes all of `nodes` down together, then up together: two
     /// programmes per component whose optima put many cells at their own
     /// bounds at once, so that most cells then need none of their own.
     pub fn seed(&mut self, nodes: &[usize]) -> Result<(), SolverError> {
+        self.target(nodes);
         let mut by_component: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
         for &n in nodes {
             if let Ok(v) = self.var_of[n] {
@@ -348,9 +367,7 @@ impl Lp {
                 OptimizationDirection::Minimize,
                 OptimizationDirection::Maximize,
             ] {
-                if self.warm_optimise(vars, direction).is_none() {
-                    self.solve(vars, direction)?;
-                }
+                self.solve(vars, direction)?;
             }
         }
         Ok(())
@@ -362,55 +379,48 @@ impl Lp {
         var: usize,
         direction: OptimizationDirection,
     ) -> Result<Option<f64>, SolverError> {
-        if let Some(x) = self.warm_optimise(&[var], direction) {
+        if let Some(x) = self.warm_optimise(var, direction) {
             return Ok(Some(x));
         }
         self.solve(&[var], direction)
     }
 
-    /// The optimum of the sum of `targets` (all in one component) from
-    /// the component's warm programme; `None` when there is none (every
-    /// programme cold, or it failed), or when the maximum may be unbounded
-    /// (a failed re-optimisation loses the basis), and the cold path
-    /// answers.
-    fn warm_optimise(&mut self, targets: &[usize], direction: OptimizationDirection) -> Option<f64> {
-        if !self.warm_starts {
+    /// The optimum of `var` from its component's warm programme; `None`
+    /// when it has none (not a seeded target, no finite ceiling, or the
+    /// programme failed), and the cold path answers.
+    fn warm_optimise(&mut self, var: usize, direction: OptimizationDirection) -> Option<f64> {
+        if !self.warm_starts || !self.switchable[var] {
             return None;
         }
         let maximise = direction == OptimizationDirection::Maximize;
-        if maximise && targets.iter().any(|&t| !self.ceiling[t].is_finite()) {
+        let key = (self.component[var], maximise);
+        if !self.warm.contains_key(&key) {
+            let warm = self.warm_build(key.0, maximise);
+            self.warm.insert(key, warm);
+        }
+        let warm = self.warm.get_mut(&key)?.take()?;
+        let Some(&(s, on)) = warm.switch.get(&var) else {
+            self.warm.insert(key, Some(warm));
             return None;
-        }
-        let c = self.component[targets[0]];
-        if !self.warm.contains_key(&c) {
-            let warm = self.warm_build(c);
-            self.warm.insert(c, warm);
-        }
-        let warm = self.warm.get_mut(&c)?.take()?;
-        let sign = if maximise { -1.0 } else { 1.0 };
-        let mut objective = vec![0.0; warm.order.len()];
-        for t in targets {
-            objective[warm.handle[t].idx()] = sign;
-        }
+        };
+        let x = warm.handle[&var];
         let Warm {
             solution,
             handle,
-            order,
+            switch,
         } = warm;
         // As for the cold path: an internal check of the solver fails this
         // programme, not the process; the cold path then answers.
         let solved = catch_unwind(AssertUnwindSafe(move || {
-            let solution = solution.set_objective(&objective).ok()?;
-            let value = sign * solution.objective();
-            let point: Vec<(usize, f64)> = order
-                .iter()
-                .map(|&v| (v, *solution.var_value(handle[&v])))
-                .collect();
-            Some((
+            let solution = solution.fix_var(s, on).ok()?;
+            let value = solution[x];
+            let point: Vec<(usize, f64)> = handle.iter().map(|(&v, &h)| (v, solution[h])).collect();
+            let (solution, unfixed) = solution.unfix_var(s);
+            unfixed.then_some((
                 Warm {
                     solution,
                     handle,
-                    order,
+                    switch,
                 },
                 value,
                 point,
@@ -420,7 +430,7 @@ impl Lp {
         .flatten();
         let (warm, value, point) = solved?;
         self.record(&point);
-        self.warm.insert(c, Some(warm));
+        self.warm.insert(key, Some(warm));
         Some(value)
     }
 
@@ -442,12 +452,12 @@ impl Lp {
         }
     }
 
-    /// Component `c`'s programme, solved once with no objective.
-    fn warm_build(&self, c: usize) -> Option<Warm> {
+    /// Component `c`'s programme with a switch for each of its targets,
+    /// solved once with every switch off.
+    fn warm_build(&self, c: usize, maximise: bool) -> Option<Warm> {
         let mut problem = Problem::new(OptimizationDirection::Minimize);
-        let order = self.component_vars[c].clone();
-        let mut handle = HashMap::with_capacity(order.len());
-        for &v in &order {
+        let mut handle = HashMap::with_capacity(self.component_vars[c].len());
+        for &v in &self.component_vars[c] {
             handle.insert(v, problem.add_var(0.0, self.bounds[v]));
         }
         for &r in &self.component_rows[c] {
@@ -459,13 +469,34 @@ impl Lp {
                 .collect();
             problem.add_constraint(terms.as_slice(), row.op, row.rhs);
         }
+        let mut switch = HashMap::new();
+        for &v in &self.component_vars[c] {
+            let (low, _) = self.bounds[v];
+            let ceiling = self.ceiling[v];
+            if !self.switchable[v] || (maximise && !ceiling.is_finite()) {
+                continue;
+            }
+            let z = problem.add_var(1.0, (0.0, f64::INFINITY));
+            let s = problem.add_var(0.0, (low, ceiling));
+            let x = handle[&v];
+            if maximise {
+                problem.add_constraint([(s, 1.0), (x, -1.0), (z, -1.0)], ComparisonOp::Le, 0.0);
+                switch.insert(v, (s, ceiling));
+            } else {
+                problem.add_constraint([(x, 1.0), (s, -1.0), (z, -1.0)], ComparisonOp::Le, 0.0);
+                switch.insert(v, (s, low));
+            }
+        }
+        if switch.is_empty() {
+            return None;
+        }
         let solution = catch_unwind(AssertUnwindSafe(|| problem.solve()))
             .ok()?
             .ok()?;
         Some(Warm {
             solution,
             handle,
-            order,
+            switch,
         })
     }
 

@@ -58,10 +58,6 @@ pub(crate) const MAX_NODES: usize = 400;
 /// The most rounds of [`Part::sweep`] in each direction.
 const SWEEP_ROUNDS: usize = 200;
 
-/// How many rounds of [`Part::sweep`] in a row may prove nothing new
-/// before it stops.
-const SWEEP_MISSES: usize = 3;
-
 /// Whole numbers are recognised within this of an integer.
 const EPS: f64 = 1e-6;
 
@@ -271,12 +267,8 @@ impl Part<'_> {
     /// together, then a dive to whole numbers from its optimum. Each table
     /// found is a consistent one, so every cell it shows at its LP bound
     /// has that bound as its whole-number one too, with no search of its
-    /// own. Rounds until [`SWEEP_MISSES`] rounds in a row prove nothing
-    /// new, each miss choosing its cells from another place in the list
-    /// (a round's programme is a re-optimisation of the base one, far
-    /// cheaper than the search of one bound of its own).
+    /// own. Rounds until a round proves nothing new.
     fn sweep(&mut self, stars: &[(usize, (u64, Option<u64>))], maximise: bool) {
-        let mut misses = 0;
         for _ in 0..SWEEP_ROUNDS {
             let pending: Vec<usize> = stars
                 .iter()
@@ -305,8 +297,7 @@ impl Part<'_> {
                     .collect()
             };
             let mut chosen = Vec::new();
-            let start = misses * pending.len() / (SWEEP_MISSES + 1);
-            for &v in pending[start..].iter().chain(&pending[..start]) {
+            for &v in &pending {
                 let rows = rows_of(v);
                 if rows.iter().all(|&k| !taken[k]) {
                     for k in rows {
@@ -317,19 +308,9 @@ impl Part<'_> {
             }
             let pending = chosen;
             let sign = if maximise { -1.0 } else { 1.0 };
-            // From the part's base programme, only the objective changed
-            // (a warm re-optimisation, not a cold solve).
-            self.ensure_base();
-            let Some(Ok((base, handles))) = self.base.as_deref() else {
-                return;
-            };
-            let handles = handles.clone();
-            let mut objective = vec![0.0; handles.len()];
-            for v in &pending {
-                objective[self.local[v]] = sign;
-            }
-            let base = base.clone();
-            let Some(sol) = catch_unwind(AssertUnwindSafe(|| base.set_objective(&objective)))
+            let (problem, handles) =
+                self.programme(|v| if pending.contains(&v) { sign } else { 0.0 });
+            let Some(sol) = catch_unwind(AssertUnwindSafe(|| problem.solve()))
                 .ok()
                 .and_then(Result::ok)
             else {
@@ -337,11 +318,7 @@ impl Part<'_> {
             };
             let hold: Vec<usize> = pending.iter().map(|v| self.local[v]).collect();
             let Some(point) = self.dive_fixed(sol, &handles, &hold) else {
-                misses += 1;
-                if misses > SWEEP_MISSES {
-                    return;
-                }
-                continue;
+                return;
             };
             let before = self.seen.clone();
             for (s, &x) in self.seen.iter_mut().zip(&point) {
@@ -355,13 +332,8 @@ impl Part<'_> {
                     self.seen[i].0 <= low as i64 && before[i].0 > low as i64
                 }
             });
-            if proved {
-                misses = 0;
-            } else {
-                misses += 1;
-                if misses > SWEEP_MISSES {
-                    return;
-                }
+            if !proved {
+                return;
             }
         }
     }

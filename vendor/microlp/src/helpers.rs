@@ -4,7 +4,7 @@ use std::ops::Deref;
 pub(crate) fn resized_view<IStorage, DStorage>(
     vec: &CsVecBase<IStorage, DStorage, f64>,
     len: usize,
-) -> CsVecView<'_, f64> // dars patch: the elided lifetime named (a rustc warning)
+) -> CsVecView<f64>
 where
     IStorage: Deref<Target = [usize]>,
     DStorage: Deref<Target = [f64]>,

@@ -454,7 +454,7 @@ impl Solution {
     /// # Warning
     /// If you used integer variables, there might be rounding errors in the variable results
     /// for example you could see 0.999999999999 instead of 1.0.
-    pub fn iter(&self) -> SolutionIter<'_> { // dars patch: the elided lifetime named (a rustc warning)
+    pub fn iter(&self) -> SolutionIter {
         SolutionIter {
             solution: self,
             var_idx: 0,
@@ -508,24 +508,6 @@ impl Solution {
         assert!(var.0 < self.num_vars);
         let res = self.solver.unfix_var(var.0);
         (self, res)
-    }
-
-    /// dars patch: the solution of the same problem with another
-    /// objective, `objective[i]` the coefficient of the `i`-th variable (in
-    /// the problem's own direction; variables past the slice's end keep
-    /// theirs), re-optimised from this solution's basis.
-    ///
-    /// # Errors
-    ///
-    /// Will return an error if the objective is unbounded.
-    pub fn set_objective(mut self, objective: &[f64]) -> Result<Self, Error> {
-        assert!(objective.len() <= self.num_vars);
-        let coeffs: Vec<f64> = match self.direction {
-            OptimizationDirection::Minimize => objective.to_vec(),
-            OptimizationDirection::Maximize => objective.iter().map(|c| -c).collect(),
-        };
-        self.solver.set_obj_coeffs(&coeffs)?;
-        Ok(self)
     }
 
     // TODO: remove_constraint

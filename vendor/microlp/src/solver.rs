@@ -450,21 +450,6 @@ impl Solver {
         self.restore_feasibility()
     }
 
-    /// dars patch: replaces the objective coefficients of the first
-    /// `coeffs.len()` variables (the others keep theirs) and re-optimises
-    /// from the current basis by the primal simplex. The basis stays
-    /// primal feasible through an objective change, so only the pivots
-    /// from the old optimum to the new one are paid for, not a cold solve.
-    pub(crate) fn set_obj_coeffs(&mut self, coeffs: &[f64]) -> Result<(), Error> {
-        assert!(self.is_primal_feasible);
-        for (c, &x) in self.orig_obj_coeffs.iter_mut().zip(coeffs) {
-            *c = x;
-        }
-        self.recalc_obj_coeffs()?;
-        self.is_dual_feasible = false;
-        self.optimize()
-    }
-
     /// Return true if the var was really unset.
     pub(crate) fn unfix_var(&mut self, var: usize) -> bool {
         if let VarState::NonBasic(col) = self.var_states[var] {
