@@ -53,6 +53,18 @@
 //! 566-unknown part, 57 ms each), then 85 bounds (34 after) for their own
 //! dive.
 //!
+//! Release build (`cargo bench --bench suppress -- --only secondary`),
+//! load 4.7-4.8, three runs: 5.05-5.67 s for protect with the
+//! whole-number audit, 6.26-6.32 s user CPU for the bench process. A
+//! warm objective change patched into microlp (reverted; README,
+//! "Where the time goes") gave the same intervals in 5.70-6.23 s.
+//!
+//! `--only parts [--sizes 600,1500,3000]`: the whole-number audit of one
+//! `hes` part of about each many unknowns, the release bound of 600
+//! lifted. Release build, load 3.3-4.2: 590 unknowns 1.8 s (LP audit
+//! 0.26 s), 1 466 unknowns 42 s (LP audit 1.4 s); about 2 950 not
+//! finished in 900 s.
+//!
 //! The data is synthetic and skewed (some regions and diagnosis chapters
 //! are rare) so that the table has many small cells to suppress. Prints
 //! counts and timings only.
@@ -64,7 +76,8 @@ use rand::{Rng, SeedableRng};
 
 use dars::aggregate::{count_frame, from_counts, set_percent_of, CountTable, Unit};
 use dars::suppress::{
-    protect_tables, protect_tables_cold, protect_tables_lp, Profile, ProfileSpec, ReleaseTable,
+    protect_tables, protect_tables_cold, protect_tables_lp, protect_tables_whole_up_to, Profile,
+    ProfileSpec, ReleaseTable,
 };
 
 fn main() {
@@ -79,6 +92,9 @@ fn main() {
     // `--dump FILE`: every audited cell's key, action and interval, to
     // compare two builds' results line for line.
     let mut dump: Option<String> = None;
+    // `--only parts --sizes 600,1500`: the whole-number audit of one part of
+    // about each many unknown cells, the release bound of 600 lifted.
+    let mut sizes: Vec<usize> = vec![600, 1500, 3000];
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         if flag == "--rows" {
@@ -89,7 +105,18 @@ fn main() {
             only = args.next();
         } else if flag == "--dump" {
             dump = args.next();
+        } else if flag == "--sizes" {
+            sizes = args
+                .next()
+                .map(|v| v.split(',').filter_map(|x| x.parse().ok()).collect())
+                .unwrap_or(sizes);
         }
+    }
+    if only.as_deref() == Some("parts") {
+        for size in sizes {
+            part_size(size);
+        }
+        return;
     }
     if only.as_deref() != Some("secondary") {
         whole_number_audit(dump.as_deref());
@@ -250,6 +277,59 @@ fn whole_number_audit(dump: Option<&str>) {
     if let Some(path) = dump {
         write_dump(&format!("{path}.whole"), &whole);
     }
+}
+
+/// The whole-number audit of one connected part of about `size` unknown
+/// cells: a three-way `hes` table with every margin (every count rounded,
+/// so every cell but the national total and the true zeros is unknown),
+/// timed against the LP audit alone, with the release bound of 600
+/// unknowns lifted.
+fn part_size(size: usize) {
+    // (a + 1)(b + 1)(c + 1) cells with margins.
+    let (a, b, c) = match size {
+        0..=600 => (11, 9, 4),
+        601..=1500 => (14, 9, 9),
+        _ => (14, 9, 19),
+    };
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(size as u64);
+    let dims: Vec<String> = ["region", "age", "sex"].map(String::from).to_vec();
+    let mut rows = std::collections::HashMap::new();
+    for r in 0..a {
+        for g in 0..b {
+            for s in 0..c {
+                let n = if rng.gen_range(0..4) == 0 {
+                    rng.gen_range(0..10u64)
+                } else {
+                    rng.gen_range(0..80u64)
+                };
+                rows.insert(vec![format!("R{r}"), format!("A{g}"), format!("S{s}")], n);
+            }
+        }
+    }
+    let table = from_counts(&dims, rows, true, "bench").expect("count");
+    let release = ReleaseTable {
+        name: "bench".into(),
+        table,
+        profile: Profile::hes(),
+    };
+    let t = Instant::now();
+    let lp = protect_tables_lp(&[&release]).expect("protect").remove(0);
+    let lp_secs = t.elapsed().as_secs_f64();
+    let unknowns = lp
+        .cells
+        .iter()
+        .filter(|c| c.action != dars::suppress::Action::Exempt && c.original > 0)
+        .count();
+    let t = Instant::now();
+    let whole = protect_tables_whole_up_to(&[&release], usize::MAX)
+        .expect("protect")
+        .remove(0);
+    let whole_secs = t.elapsed().as_secs_f64();
+    let k = &whole.counts;
+    println!(
+        "part of {unknowns} unknowns ({} cells, {a} x {b} x {c} with margins, hes): LP audit {lp_secs:.2}s, with the whole-number audit {whole_secs:.2}s; {} `*`, {} whole-number, {} rounded counts pinned, {} audit failures",
+        k.cells, k.audited, k.whole_number, k.pinned, k.audit_failures,
+    );
 }
 
 /// Every cell's key, released value, action and interval (with its kind

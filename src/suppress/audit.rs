@@ -33,7 +33,7 @@ use microlp::{ComparisonOp, OptimizationDirection, Problem, Solution, Variable};
 use super::model::Model;
 
 mod whole;
-pub(crate) use whole::WholeMode;
+pub(crate) use whole::{WholeMode, MAX_UNKNOWNS};
 
 /// The values a reader could give a suppressed cell: `low..=high`, or
 /// `low..` when nothing bounds it above.

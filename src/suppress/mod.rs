@@ -256,7 +256,7 @@ pub fn protect(table: &CountTable, profile: &Profile) -> Result<ProtectedTable, 
 /// release; audit failures are recorded in the cells and counts, not
 /// raised (see [`protect_release`]).
 pub fn protect_tables(tables: &[&ReleaseTable]) -> Result<Vec<ProtectedTable>, SuppressError> {
-    protect_tables_with(tables, true, Some(WholeMode::Fast))
+    protect_tables_with(tables, true, Some(WholeMode::Fast), audit::MAX_UNKNOWNS)
 }
 
 /// [`protect_tables`] without the whole-number audit (every interval the
@@ -264,7 +264,7 @@ pub fn protect_tables(tables: &[&ReleaseTable]) -> Result<Vec<ProtectedTable>, S
 /// releases.
 #[doc(hidden)]
 pub fn protect_tables_lp(tables: &[&ReleaseTable]) -> Result<Vec<ProtectedTable>, SuppressError> {
-    protect_tables_with(tables, true, None)
+    protect_tables_with(tables, true, None, 0)
 }
 
 /// [`protect_tables`] with the whole-number audit's shortcuts off: no
@@ -276,7 +276,12 @@ pub fn protect_tables_lp(tables: &[&ReleaseTable]) -> Result<Vec<ProtectedTable>
 pub fn protect_tables_reference(
     tables: &[&ReleaseTable],
 ) -> Result<Vec<ProtectedTable>, SuppressError> {
-    protect_tables_with(tables, true, Some(WholeMode::Reference))
+    protect_tables_with(
+        tables,
+        true,
+        Some(WholeMode::Reference),
+        audit::MAX_UNKNOWNS,
+    )
 }
 
 /// [`protect_tables`] with every linear programme solved from scratch, as
@@ -285,13 +290,25 @@ pub fn protect_tables_reference(
 /// Slow; not for releases.
 #[doc(hidden)]
 pub fn protect_tables_cold(tables: &[&ReleaseTable]) -> Result<Vec<ProtectedTable>, SuppressError> {
-    protect_tables_with(tables, false, Some(WholeMode::Fast))
+    protect_tables_with(tables, false, Some(WholeMode::Fast), audit::MAX_UNKNOWNS)
+}
+
+/// [`protect_tables`] with the whole-number audit of every part of at
+/// most `max_unknowns` unknown cells instead of the release bound (600):
+/// what the bench times per part size. Not for releases.
+#[doc(hidden)]
+pub fn protect_tables_whole_up_to(
+    tables: &[&ReleaseTable],
+    max_unknowns: usize,
+) -> Result<Vec<ProtectedTable>, SuppressError> {
+    protect_tables_with(tables, true, Some(WholeMode::Fast), max_unknowns)
 }
 
 fn protect_tables_with(
     tables: &[&ReleaseTable],
     warm_starts: bool,
     whole_number: Option<WholeMode>,
+    max_unknowns: usize,
 ) -> Result<Vec<ProtectedTable>, SuppressError> {
     let mut model = Model::build(tables);
     model.primary();
@@ -309,13 +326,27 @@ fn protect_tables_with(
     let audited: Vec<usize> = (0..model.nodes.len())
         .filter(|&n| model.nodes[n].status.suppressed() && model.required_width(n).is_some())
         .collect();
-    let mut intervals =
-        audit_intervals(&model, &audited, warm_starts, false, whole_number).map_err(solver)?;
+    let mut intervals = audit_intervals(
+        &model,
+        &audited,
+        warm_starts,
+        false,
+        whole_number,
+        max_unknowns,
+    )
+    .map_err(solver)?;
     if tables.iter().any(|t| t.table.persons) {
         // What a reader deduces, who cannot know that margins of persons
         // add up; the safe test above stays the one that decides.
-        let reader =
-            audit_intervals(&model, &audited, warm_starts, true, whole_number).map_err(solver)?;
+        let reader = audit_intervals(
+            &model,
+            &audited,
+            warm_starts,
+            true,
+            whole_number,
+            max_unknowns,
+        )
+        .map_err(solver)?;
         for (n, i) in intervals.iter_mut() {
             if let Some(r) = reader.get(n) {
                 if (r.low, r.high) != (i.low, i.high) {
@@ -342,6 +373,7 @@ fn audit_intervals(
     warm_starts: bool,
     reader: bool,
     whole_number: Option<WholeMode>,
+    max_unknowns: usize,
 ) -> Result<HashMap<usize, Interval>, audit::SolverError> {
     let mut lp = audit::Lp::build_view(model, warm_starts, reader);
     let mut intervals: HashMap<usize, Interval> = HashMap::new();
@@ -373,6 +405,7 @@ fn audit_intervals(
             .filter_map(|&n| lp.var(n))
             .collect::<Vec<_>>(),
         mode,
+        max_unknowns,
     );
     for &n in audited {
         let Some(v) = lp.var(n) else { continue };

@@ -42,12 +42,9 @@ use microlp::{ComparisonOp, OptimizationDirection, Problem, Solution, Variable};
 use super::Lp;
 
 /// The most unknown cells a connected part may have for its whole-number
-/// audit. Chosen by measurement (`benches/suppress.rs`): a 500-cell
-/// three-way table with every margin under `hes`, one part of 499
-/// unknowns, took 4–6 s at first and about 1 s of CPU now (not
-/// re-measured between 600 and 3 000 unknowns); with the bound at 3 000 the full bench (whose
-/// `hes` table is one part of ~2 500 unknowns) had not finished after 20
-/// minutes.
+/// audit. Chosen by measurement (`benches/suppress.rs --only parts`, one
+/// three-way `hes` part of each size): 590 unknowns 1.8 s (1.8 s CPU),
+/// 1 466 unknowns 42 s (41 s CPU), about 3 000 not finished in 900 s.
 pub(crate) const MAX_UNKNOWNS: usize = 600;
 
 /// The most programmes one branch and bound (one cell, one direction) may
@@ -116,12 +113,14 @@ struct Part<'a> {
 impl Lp {
     /// The whole-number audit of `stars` (variables of suppressed cells,
     /// each with its LP interval, which bounds the whole-number one) and
-    /// `rounded` (variables of rounded counts).
+    /// `rounded` (variables of rounded counts), in every part of at most
+    /// `max_unknowns` unknown cells ([`MAX_UNKNOWNS`] in a release).
     pub(crate) fn whole(
         &self,
         stars: &[(usize, (u64, Option<u64>))],
         rounded: &[usize],
         mode: WholeMode,
+        max_unknowns: usize,
     ) -> Whole {
         let fast = mode == WholeMode::Fast;
         let mut out = Whole::default();
@@ -136,7 +135,7 @@ impl Lp {
         }
         for (c, (stars, rounded)) in by_part {
             let vars = &self.component_vars[c];
-            if vars.len() > MAX_UNKNOWNS {
+            if vars.len() > max_unknowns {
                 out.fell_back += stars.len() + rounded.len();
                 continue;
             }
