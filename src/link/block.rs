@@ -6,18 +6,24 @@
 //! compares integers, never strings. Before any pair is made, the people of
 //! every wanted block (those sharing a value some cohort row looks up) are
 //! found in one parallel pass over the index per set of key columns and
-//! grouped by value, so that the comparisons are known up front: a block
-//! larger than `max_block` is dropped and reported, and if the total still
-//! exceeds `max_comparisons` the largest remaining blocks are dropped until
-//! it fits. Memory is therefore bounded by `max_comparisons` (and the
-//! index), whatever the data, and the report says what was left out and
-//! why.
+//! grouped by value, so that the comparisons are known up front. A block
+//! larger than `max_block` (a default date of birth such as 1900-01-01, a
+//! common forename on it) is first narrowed to the people who could still
+//! be the row's person on the fields the key does not use: the row's
+//! gender (people whose gender is not known stay), then, if that is not
+//! enough, its postcode area (people without a postcode stay). A block
+//! still too big is dropped. If the total still exceeds `max_comparisons`
+//! the largest remaining blocks are dropped until it fits. Memory is
+//! therefore bounded by `max_comparisons` (and the index), whatever the
+//! data, and the report says, per key, what narrowing and the caps left
+//! out.
 
 use polars::prelude::{PlHashMap, PlHashSet};
 use rayon::prelude::*;
 
 use super::index::{self, column, Index};
 use super::LinkError;
+use crate::domain::Gender;
 
 /// A blocking key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -123,10 +129,17 @@ pub struct KeyReport {
     pub lookups: usize,
     /// Comparisons the key asked for (cohort lookups times block sizes).
     pub comparisons: u64,
-    /// Lookups left out because their block was too big, and the
-    /// comparisons they would have cost.
+    /// Lookups left out because their block was too big even narrowed,
+    /// or for the comparison budget, and the comparisons they would have
+    /// cost.
     pub capped_lookups: usize,
     pub capped_comparisons: u64,
+    /// Lookups whose block was too big and was narrowed to the row's
+    /// gender or postcode area (see the module doc), and the comparisons
+    /// the narrowing left out: a true person who changed gender code or
+    /// moved to another area is among these.
+    pub narrowed_lookups: usize,
+    pub narrowed_comparisons: u64,
 }
 
 /// What blocking did, per key, for the run summary and the bench.
@@ -153,6 +166,8 @@ impl BlockingReport {
                     r.comparisons += k.comparisons;
                     r.capped_lookups += k.capped_lookups;
                     r.capped_comparisons += k.capped_comparisons;
+                    r.narrowed_lookups += k.narrowed_lookups;
+                    r.narrowed_comparisons += k.narrowed_comparisons;
                 }
                 None => self.keys.push(k),
             }
@@ -168,6 +183,62 @@ pub struct Pair {
     pub row: u32,
     pub idx: u32,
     pub keys: u16,
+}
+
+/// What a cohort row offers to narrow a block too big to compare whole:
+/// its gender (male or female) and its postcode area. The default narrows
+/// nothing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Narrowing {
+    pub gender: Option<Gender>,
+    /// The leading letters of the postcode ("LS"), ASCII, at most two.
+    pub area: Option<[u8; 2]>,
+}
+
+impl Narrowing {
+    /// A row's narrowing: its gender when known, its postcode's area.
+    pub fn of(gender: Option<Gender>, postcode: Option<&str>) -> Self {
+        Self {
+            gender: gender.filter(|g| *g != Gender::NotKnown),
+            area: postcode.and_then(area_code),
+        }
+    }
+
+    /// The people of `block` who could still be the row's person: of its
+    /// gender, then, if still more than `max`, of its area. `None` when
+    /// even that leaves more than `max` (or nothing narrows).
+    fn apply(&self, index: &Index, block: &[u32], max: usize) -> Option<Vec<u32>> {
+        let mut kept: Vec<u32> = block.to_vec();
+        if let Some(g) = self.gender {
+            kept.retain(|&i| match index.people[i as usize].gender {
+                Some(x) if x != Gender::NotKnown => x == g,
+                _ => true,
+            });
+        }
+        if kept.len() > max {
+            let area = self.area?;
+            kept.retain(|&i| match index.person(i).postcode.and_then(area_code) {
+                Some(a) => a == area,
+                None => true,
+            });
+        }
+        (kept.len() <= max).then_some(kept)
+    }
+}
+
+/// A postcode's area as a fixed-size code: its leading letters ("LS",
+/// "M"), `None` when it has none or more than two.
+fn area_code(postcode: &str) -> Option<[u8; 2]> {
+    let letters = postcode
+        .trim_start()
+        .bytes()
+        .take_while(u8::is_ascii_alphabetic)
+        .count();
+    match postcode.trim_start().as_bytes()[..letters] {
+        [a] => Some([a.to_ascii_uppercase(), 0]),
+        [a, b] => Some([a.to_ascii_uppercase(), b.to_ascii_uppercase()]),
+        _ => None,
+    }
 }
 
 /// Blocking limits.
@@ -324,10 +395,23 @@ impl Blocks {
 
 /// The candidate pairs of the cohort look-ups `lookups`, deduplicated,
 /// sorted by row then index row, and what each key cost. `report`
-/// accumulates across calls.
+/// accumulates across calls. A block too big is dropped whole (see
+/// [`candidates_narrowed`] to narrow it first).
 pub fn candidates(
     index: &Index,
     lookups: Vec<Lookups>,
+    limits: Limits,
+    report: &mut BlockingReport,
+) -> Result<Vec<Pair>, LinkError> {
+    candidates_narrowed(index, lookups, &|_| Narrowing::default(), limits, report)
+}
+
+/// As [`candidates`], narrowing a block too big to the people who could
+/// still be row `r`'s person by `narrowing(r)` (see the module doc).
+pub fn candidates_narrowed(
+    index: &Index,
+    lookups: Vec<Lookups>,
+    narrowing: &(dyn Fn(u32) -> Narrowing + Sync),
     limits: Limits,
     report: &mut BlockingReport,
 ) -> Result<Vec<Pair>, LinkError> {
@@ -358,7 +442,7 @@ pub fn candidates(
             .expect("a pass for every key")
             .1
     };
-    let sized: Vec<(Lookups, Vec<u64>)> = lookups
+    let whole: Vec<(Lookups, Vec<u64>)> = lookups
         .into_iter()
         .map(|l| {
             let blocks = block_of(l.key);
@@ -371,8 +455,52 @@ pub fn candidates(
         })
         .collect();
 
-    // 2. Caps: every block above `max_block`, then the largest blocks
-    // until the total fits `max_comparisons`.
+    // 2. Narrowing: each block above `max_block` once per distinct
+    // narrowing of the rows that look it up (a default date looked up by
+    // a thousand rows is narrowed a few dozen times, not a thousand),
+    // in parallel; the lookup then takes the narrowed block's size.
+    let full: Vec<Vec<u64>> = whole.iter().map(|(_, b)| b.clone()).collect();
+    let mut wanted: Vec<(usize, u128, Narrowing)> = whole
+        .iter()
+        .enumerate()
+        .flat_map(|(s, (l, b))| {
+            b.iter()
+                .zip(l.rows.iter().zip(&l.codes))
+                .filter(|(&n, _)| n as usize > limits.max_block)
+                .map(move |(_, (&row, &c))| (s, c, narrowing(row)))
+        })
+        .filter(|(_, _, n)| *n != Narrowing::default())
+        .collect();
+    wanted.sort_unstable_by_key(|&(s, c, n)| (s, c, n.gender.map(|g| g as u8), n.area));
+    wanted.dedup();
+    let narrowed: PlHashMap<(usize, u128, Narrowing), Vec<u32>> = wanted
+        .into_par_iter()
+        .filter_map(|(s, c, n)| {
+            let block = block_of(whole[s].0.key).block(c);
+            n.apply(index, block, limits.max_block)
+                .map(|kept| ((s, c, n), kept))
+        })
+        .collect();
+    let narrowed_block = |s: usize, i: usize| -> Option<&Vec<u32>> {
+        let l = &whole[s].0;
+        if full[s][i] as usize <= limits.max_block {
+            return None;
+        }
+        narrowed.get(&(s, l.codes[i], narrowing(l.rows[i])))
+    };
+    let sized: Vec<(&Lookups, Vec<u64>)> = whole
+        .iter()
+        .enumerate()
+        .map(|(s, (l, b))| {
+            let sizes = (0..b.len())
+                .map(|i| narrowed_block(s, i).map_or(b[i], |k| k.len() as u64))
+                .collect();
+            (l, sizes)
+        })
+        .collect();
+
+    // 3. Caps: every block still above `max_block`, then the largest
+    // blocks until the total fits `max_comparisons`.
     let mut keep: Vec<Vec<bool>> = sized
         .iter()
         .map(|(_, b)| b.iter().map(|&n| n as usize <= limits.max_block).collect())
@@ -399,26 +527,40 @@ pub fn candidates(
         }
     }
 
-    // 3. Pairs: every kept look-up with every person of its block.
+    // 4. Pairs: every kept look-up with every person of its block, or of
+    // its narrowed block.
     let mut pairs = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
     let mut this = BlockingReport {
         keys: Vec::new(),
         max_block: limits.max_block,
         max_comparisons: limits.max_comparisons,
     };
-    for ((l, sizes), kept) in sized.iter().zip(keep) {
+    for (s, ((l, sizes), kept)) in sized.iter().zip(keep).enumerate() {
         let key = l.key;
         let mut r = KeyReport {
             key: key.name(),
             lookups: sizes.len(),
             ..Default::default()
         };
-        for (n, k) in sizes.iter().zip(&kept) {
-            r.comparisons += n;
+        for ((n, asked), k) in sizes.iter().zip(&full[s]).zip(&kept) {
+            r.comparisons += asked;
+            if n != asked {
+                r.narrowed_lookups += 1;
+                r.narrowed_comparisons += asked - n;
+            }
             if !k {
                 r.capped_lookups += 1;
                 r.capped_comparisons += n;
             }
+        }
+        if r.narrowed_lookups > 0 {
+            tracing::info!(
+                key = key.name(),
+                narrowed_lookups = r.narrowed_lookups,
+                narrowed_comparisons = r.narrowed_comparisons,
+                max_block = limits.max_block,
+                "blocking key narrowed: blocks too big were narrowed to the row's gender or postcode area"
+            );
         }
         if r.capped_lookups > 0 {
             tracing::warn!(
@@ -431,9 +573,13 @@ pub fn candidates(
         }
         this.keys.push(r);
         let blocks = block_of(key);
-        for ((&row, &c), k) in l.rows.iter().zip(&l.codes).zip(&kept) {
+        for (i, ((&row, &c), k)) in l.rows.iter().zip(&l.codes).zip(&kept).enumerate() {
             if *k {
-                pairs.extend(blocks.block(c).iter().map(|&idx| Pair {
+                let block = match narrowed_block(s, i) {
+                    Some(kept) => kept.as_slice(),
+                    None => blocks.block(c),
+                };
+                pairs.extend(block.iter().map(|&idx| Pair {
                     row,
                     idx,
                     keys: key.bit(),

@@ -186,7 +186,8 @@ pub struct LinkCounts {
     #[serde(default)]
     pub rejected: usize,
     /// Blocking keys that left lookups out (blocks too big, or the
-    /// comparison budget), with what they left out.
+    /// comparison budget) or narrowed them (a block too big cut to the
+    /// row's gender or postcode area), with what they left out.
     #[serde(default)]
     pub capped_keys: Vec<CappedKey>,
     /// The model estimated on this run's data (see `estimate`).
@@ -200,6 +201,10 @@ pub struct CappedKey {
     pub key: String,
     pub capped_lookups: usize,
     pub capped_comparisons: u64,
+    #[serde(default)]
+    pub narrowed_lookups: usize,
+    #[serde(default)]
+    pub narrowed_comparisons: u64,
 }
 
 /// Wall time of each tier, for the bench and the run summary.
@@ -339,11 +344,13 @@ pub fn link(
         capped_keys: blocking
             .keys
             .iter()
-            .filter(|k| k.capped_lookups > 0)
+            .filter(|k| k.capped_lookups > 0 || k.narrowed_lookups > 0)
             .map(|k| CappedKey {
                 key: k.key.to_string(),
                 capped_lookups: k.capped_lookups,
                 capped_comparisons: k.capped_comparisons,
+                narrowed_lookups: k.narrowed_lookups,
+                narrowed_comparisons: k.narrowed_comparisons,
             })
             .collect(),
         ..LinkCounts::default()

@@ -686,3 +686,90 @@ fn review_queue_csv_puts_both_sides_side_by_side() {
     let ambiguous = header.iter().position(|h| h == "ambiguous").unwrap();
     assert_eq!(&first[ambiguous], "true");
 }
+
+/// Issue #10, bad input: a block too big (a default date of birth shared
+/// with a common forename) is narrowed to the row's gender and postcode
+/// area rather than dropped, so the married person who moved nearby is
+/// still found; the narrowing is counted in the run summary.
+#[test]
+fn issue_10_a_block_too_big_is_narrowed_to_gender_and_area_not_dropped() {
+    const OTHER: [&str; 6] = ["Okafor", "Nowak", "Brennan", "Kowalczyk", "Adeyemi", "Lund"];
+    const AWAY: [&str; 5] = ["M1 1AA", "B12 9ZZ", "EC1A 1BB", "M14 5TT", "B12 4QQ"];
+    let mut people = Vec::new();
+    // The true person: born on the default date, at LS2.
+    let mut x = p(1, "1900-01-01", "2", "LS2 7UE");
+    x.forename = "Sam";
+    x.surname = "Okafor";
+    people.push(x);
+    // 59 others on the same date with the same forename: men anywhere,
+    // women away from the LS area.
+    for i in 2..=60i64 {
+        let mut y = p(
+            i,
+            "1900-01-01",
+            if i % 2 == 0 { "1" } else { "2" },
+            "LS1 1AA",
+        );
+        y.forename = "Sam";
+        y.surname = OTHER[(i % 6) as usize];
+        if i % 2 == 1 {
+            y.postcode = Some(AWAY[(i % 5) as usize]);
+        } else if i % 4 == 0 {
+            y.postcode = Some("LS9 8AB");
+        }
+        people.push(y);
+    }
+    // Married (a new surname), moved within the area (LS6, not LS2), no
+    // NHS number: only date of birth + forename can find her.
+    let r = named(
+        row("S1", None, "1900-01-01", Gender::Female, "LS6 3QQ"),
+        "Sam",
+        "Whitfield",
+    );
+    let cfg = LinkConfig {
+        max_block: 10,
+        ..with_names()
+    };
+    let l = link(&cohort(vec![r], true), demographics(&people), &cfg).unwrap();
+    let key = l
+        .blocking
+        .keys
+        .iter()
+        .find(|k| k.key == "dob+forename")
+        .unwrap();
+    assert_eq!(key.lookups, 1);
+    assert_eq!(key.comparisons, 60);
+    assert_eq!((key.narrowed_lookups, key.capped_lookups), (1, 0));
+    // 30 women, 29 of them away from LS: one comparison left.
+    assert_eq!(key.narrowed_comparisons, 59);
+    assert_eq!(l.rows[0].outcome, Outcome::Queued, "{}", l.rows[0].reason);
+    assert_eq!(entry(&l, "S1").candidates[0].person_id, 1);
+    let summary = l
+        .counts
+        .capped_keys
+        .iter()
+        .find(|k| k.key == "dob+forename")
+        .expect("the narrowed key in the summary");
+    assert_eq!(
+        (summary.narrowed_lookups, summary.narrowed_comparisons),
+        (1, 59)
+    );
+
+    // Without a gender or a postcode on the row there is nothing to narrow
+    // by: the block is dropped and counted as before.
+    let mut bare = named(
+        row("S1", None, "1900-01-01", Gender::NotKnown, "LS6 3QQ"),
+        "Sam",
+        "Whitfield",
+    );
+    bare.postcode = None;
+    let l = link(&cohort(vec![bare], true), demographics(&people), &cfg).unwrap();
+    let key = l
+        .blocking
+        .keys
+        .iter()
+        .find(|k| k.key == "dob+forename")
+        .unwrap();
+    assert_eq!((key.narrowed_lookups, key.capped_lookups), (0, 1));
+    assert_eq!(key.capped_comparisons, 60);
+}

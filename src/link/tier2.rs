@@ -59,7 +59,11 @@ pub fn run(input: Input<'_>) -> Result<Tier2, LinkError> {
         .map(|(i, _)| i as u32)
         .collect();
     let lookups = candidates::lookups(index, rows, &wanted, scoring.names);
-    let mut pairs = block::candidates(index, lookups, limits, blocking)?;
+    let narrowing = |row: u32| {
+        let r = &rows[row as usize];
+        block::Narrowing::of(r.gender, r.postcode.as_ref().map(|p| p.as_str()))
+    };
+    let mut pairs = block::candidates_narrowed(index, lookups, &narrowing, limits, blocking)?;
     let wanted_set: HashSet<u32> = wanted.iter().copied().collect();
     pairs.extend(
         nhs_pairs
