@@ -64,5 +64,11 @@ pub fn run(args: &Args, cli: &Cli) -> Result<(), Failure> {
             k.key, k.capped_lookups, k.capped_comparisons, b.max_block, b.max_comparisons
         );
     }
+    for k in b.keys.iter().filter(|k| k.narrowed_lookups > 0) {
+        eprintln!(
+            "note: blocking key {} narrowed {} lookups whose blocks exceeded {} people to the row's gender or postcode area, leaving out {} comparisons; someone who moved to another area is among them",
+            k.key, k.narrowed_lookups, b.max_block, k.narrowed_comparisons
+        );
+    }
     Ok(())
 }
