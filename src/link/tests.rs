@@ -168,6 +168,15 @@ fn outcomes(l: &Linkage) -> Vec<(&str, Outcome, Option<i64>)> {
         .collect()
 }
 
+/// What blocking key `name` did in run `l`.
+fn key_report<'a>(l: &'a Linkage, name: &str) -> &'a block::KeyReport {
+    l.blocking
+        .keys
+        .iter()
+        .find(|k| k.key == name)
+        .unwrap_or_else(|| panic!("no report for key {name}"))
+}
+
 fn entry<'a>(l: &'a Linkage, study: &str) -> &'a QueueEntry {
     l.queue
         .iter()
@@ -479,12 +488,7 @@ fn oversized_blocks_are_capped_and_reported() {
         ..config()
     };
     let l = link(&cohort(vec![r.clone()], false), demographics(&people), &cfg).unwrap();
-    let key = l
-        .blocking
-        .keys
-        .iter()
-        .find(|k| k.key == "dob+district")
-        .unwrap();
+    let key = key_report(&l, "dob+district");
     assert_eq!(key.lookups, 1);
     assert_eq!(key.comparisons, 40);
     assert_eq!(key.capped_lookups, 1);
@@ -731,12 +735,7 @@ fn issue_10_a_block_too_big_is_narrowed_to_gender_and_area_not_dropped() {
         ..with_names()
     };
     let l = link(&cohort(vec![r], true), demographics(&people), &cfg).unwrap();
-    let key = l
-        .blocking
-        .keys
-        .iter()
-        .find(|k| k.key == "dob+forename")
-        .unwrap();
+    let key = key_report(&l, "dob+forename");
     assert_eq!(key.lookups, 1);
     assert_eq!(key.comparisons, 60);
     assert_eq!((key.narrowed_lookups, key.capped_lookups), (1, 0));
@@ -764,12 +763,7 @@ fn issue_10_a_block_too_big_is_narrowed_to_gender_and_area_not_dropped() {
     );
     bare.postcode = None;
     let l = link(&cohort(vec![bare], true), demographics(&people), &cfg).unwrap();
-    let key = l
-        .blocking
-        .keys
-        .iter()
-        .find(|k| k.key == "dob+forename")
-        .unwrap();
+    let key = key_report(&l, "dob+forename");
     assert_eq!((key.narrowed_lookups, key.capped_lookups), (0, 1));
     assert_eq!(key.capped_comparisons, 60);
 }
