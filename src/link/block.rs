@@ -203,26 +203,60 @@ impl Narrowing {
             area: postcode.and_then(area_code),
         }
     }
+}
 
-    /// The people of `block` who could still be the row's person: of its
-    /// gender, then, if still more than `max`, of its area. `None` when
-    /// even that leaves more than `max` (or nothing narrows).
-    fn apply(&self, index: &Index, block: &[u32], max: usize) -> Option<Vec<u32>> {
-        let mut kept: Vec<u32> = block.to_vec();
-        if let Some(g) = self.gender {
-            kept.retain(|&i| match index.people[i as usize].gender {
-                Some(x) if x != Gender::NotKnown => x == g,
-                _ => true,
-            });
+/// A person's gender and postcode area as far as narrowing reads them
+/// (`None`: not known, no postcode).
+type Part = (Option<Gender>, Option<[u8; 2]>);
+
+/// The people of one block too big, grouped by gender and postcode area,
+/// so that each narrowing of it is a union of a few groups, found without
+/// going through the block again: a default date looked up by thousands
+/// of rows costs one pass over its people, however the rows narrow.
+struct Parts(Vec<(Part, Vec<u32>)>);
+
+impl Parts {
+    fn of(index: &Index, block: &[u32]) -> Self {
+        let mut groups: PlHashMap<Part, Vec<u32>> = PlHashMap::default();
+        for &i in block {
+            let gender = index.people[i as usize]
+                .gender
+                .filter(|g| *g != Gender::NotKnown);
+            let area = index.person(i).postcode.and_then(area_code);
+            groups.entry((gender, area)).or_default().push(i);
         }
-        if kept.len() > max {
-            let area = self.area?;
-            kept.retain(|&i| match index.person(i).postcode.and_then(area_code) {
-                Some(a) => a == area,
-                None => true,
-            });
-        }
-        (kept.len() <= max).then_some(kept)
+        Self(groups.into_iter().collect())
+    }
+
+    /// The people who could still be the row's person: of its gender
+    /// (or not known), then, if still more than `max`, of its area (or
+    /// without a postcode), in index order. `None` when even that leaves
+    /// more than `max`.
+    fn narrow(&self, n: Narrowing, max: usize) -> Option<Vec<u32>> {
+        let gender = |p: &Part| n.gender.is_none() || p.0.is_none() || p.0 == n.gender;
+        let both = |p: &Part| gender(p) && (p.1.is_none() || p.1 == n.area);
+        let size = |keep: &dyn Fn(&Part) -> bool| -> usize {
+            self.0
+                .iter()
+                .filter(|(p, _)| keep(p))
+                .map(|(_, v)| v.len())
+                .sum()
+        };
+        let keep: &dyn Fn(&Part) -> bool = if n.gender.is_some() && size(&gender) <= max {
+            &gender
+        } else if n.area.is_some() && size(&both) <= max {
+            &both
+        } else {
+            return None;
+        };
+        let mut kept: Vec<u32> = self
+            .0
+            .iter()
+            .filter(|(p, _)| keep(p))
+            .flat_map(|(_, v)| v.iter().copied())
+            .collect();
+        kept.sort_unstable();
+        Some(kept)
     }
 }
 
@@ -455,10 +489,10 @@ pub fn candidates_narrowed(
         })
         .collect();
 
-    // 2. Narrowing: each block above `max_block` once per distinct
-    // narrowing of the rows that look it up (a default date looked up by
-    // a thousand rows is narrowed a few dozen times, not a thousand),
-    // in parallel; the lookup then takes the narrowed block's size.
+    // 2. Narrowing: each block above `max_block` that a row with a
+    // gender or a postcode looks up is grouped once (see `Parts`), in
+    // parallel, then narrowed once per distinct narrowing of those rows;
+    // the lookup then takes the narrowed block's size.
     let full: Vec<Vec<u64>> = whole.iter().map(|(_, b)| b.clone()).collect();
     let mut wanted: Vec<(usize, u128, Narrowing)> = whole
         .iter()
@@ -473,11 +507,17 @@ pub fn candidates_narrowed(
         .collect();
     wanted.sort_unstable_by_key(|&(s, c, n)| (s, c, n.gender.map(|g| g as u8), n.area));
     wanted.dedup();
+    let mut big: Vec<(usize, u128)> = wanted.iter().map(|&(s, c, _)| (s, c)).collect();
+    big.dedup();
+    let parts: PlHashMap<(usize, u128), Parts> = big
+        .into_par_iter()
+        .map(|(s, c)| ((s, c), Parts::of(index, block_of(whole[s].0.key).block(c))))
+        .collect();
     let narrowed: PlHashMap<(usize, u128, Narrowing), Vec<u32>> = wanted
         .into_par_iter()
         .filter_map(|(s, c, n)| {
-            let block = block_of(whole[s].0.key).block(c);
-            n.apply(index, block, limits.max_block)
+            parts[&(s, c)]
+                .narrow(n, limits.max_block)
                 .map(|kept| ((s, c, n), kept))
         })
         .collect();

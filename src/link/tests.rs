@@ -767,3 +767,74 @@ fn issue_10_a_block_too_big_is_narrowed_to_gender_and_area_not_dropped() {
     assert_eq!((key.narrowed_lookups, key.capped_lookups), (0, 1));
     assert_eq!(key.capped_comparisons, 60);
 }
+
+/// Issue #10, bad input: a cohort whose every row has the same (default)
+/// date of birth and no names, against an index with thousands on that
+/// date. Every key's lookups are counted as made, narrowed or capped,
+/// what was left out adds up, and the run stays inside its budget.
+#[test]
+fn issue_10_a_degenerate_cohort_is_narrowed_and_capped_with_counts() {
+    const UNITS: [&str; 6] = [
+        "LS1 1AA", "LS2 2BB", "M1 1CC", "M14 4DD", "B12 9ZZ", "EC1A 1BB",
+    ];
+    let people: Vec<P> = (0..4800i64)
+        .map(|i| {
+            let gender = if (i / 6) % 2 == 0 { "1" } else { "2" };
+            p(100_000 + i, "1900-01-01", gender, UNITS[(i % 6) as usize])
+        })
+        .collect();
+    let rows: Vec<CohortRow> = (0..2000usize)
+        .map(|j| {
+            let gender = match j % 10 {
+                0 => Gender::NotKnown,
+                k if k % 2 == 1 => Gender::Male,
+                _ => Gender::Female,
+            };
+            let mut r = row(&format!("S{j}"), None, "1900-01-01", gender, UNITS[j % 6]);
+            r.line = j as u64 + 2;
+            r
+        })
+        .collect();
+    let l = link(&cohort(rows, true), demographics(&people), &with_names()).unwrap();
+    // Every district and every full postcode holds 800 of them (400 of
+    // each gender): rows with a gender are narrowed to 400; the 200
+    // without one cannot be narrowed (a district is inside one area) and
+    // are capped.
+    for name in ["dob+district", "postcode+year"] {
+        let key = key_report(&l, name);
+        assert_eq!(key.lookups, 2000, "{name}");
+        assert_eq!(key.comparisons, 2000 * 800, "{name}");
+        assert_eq!(
+            (key.narrowed_lookups, key.narrowed_comparisons),
+            (1800, 1800 * 400),
+            "{name}"
+        );
+        assert_eq!(
+            (key.capped_lookups, key.capped_comparisons),
+            (200, 200 * 800),
+            "{name}"
+        );
+        let summary = l
+            .counts
+            .capped_keys
+            .iter()
+            .find(|k| k.key == name)
+            .expect("in the summary");
+        assert_eq!(
+            (summary.narrowed_lookups, summary.capped_lookups),
+            (1800, 200)
+        );
+    }
+    let made: u64 = l
+        .blocking
+        .keys
+        .iter()
+        .map(|k| k.comparisons - k.narrowed_comparisons - k.capped_comparisons)
+        .sum();
+    assert!(made <= LinkConfig::default().max_comparisons);
+    assert_eq!(made, 2 * 1800 * 400);
+    assert!(l
+        .rows
+        .iter()
+        .all(|r| matches!(r.outcome, Outcome::Queued | Outcome::Unmatched)));
+}
