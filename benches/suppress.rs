@@ -65,6 +65,16 @@
 //! 0.26 s), 1 466 unknowns 42 s (LP audit 1.4 s); about 2 950 not
 //! finished in 900 s.
 //!
+//! `--dump PREFIX` (with `--only secondary` or `--only whole`, the latter
+//! writing `PREFIX.whole.*`) also writes the published table, the rule, the
+//! true table and dars's reports, which `benches/suppress_highs.py` audits
+//! again with HiGHS, timed beside this bench (README, "HiGHS on the same
+//! programmes"). Side by side, 4 December 2026, load 3.5-4.9, dev build at
+//! `CARGO_PROFILE_DEV_OPT_LEVEL=3`: `--only secondary` all of protect
+//! 4.43-4.81 s (secondary alone 0.39-0.44 s, with the LP audit
+//! 1.52-1.64 s); the same audit in HiGHS 6.0-6.9 s (LP 0.72-0.85 s warm
+//! with the primal simplex), every interval equal.
+//!
 //! The data is synthetic and skewed (some regions and diagnosis chapters
 //! are rare) so that the table has many small cells to suppress. Prints
 //! counts and timings only.
@@ -90,7 +100,9 @@ fn main() {
     // whole-number audit of a 500-cell percentage table).
     let mut only: Option<String> = None;
     // `--dump FILE`: every audited cell's key, action and interval, to
-    // compare two builds' results line for line.
+    // compare two builds' results line for line; beside it the published
+    // table, the rule, the true table and dars's reports, for an outside
+    // solver (`write_release`, `benches/suppress_highs.py`).
     let mut dump: Option<String> = None;
     // `--only parts --sizes 600,1500`: the whole-number audit of one part of
     // about each many unknown cells, the release bound of 600 lifted.
@@ -175,13 +187,22 @@ fn main() {
             table: table.clone(),
             profile: custom(true, true),
         };
+        // Secondary suppression alone (no audit), so that the LP audit's
+        // and the whole-number audit's shares can be told apart below.
+        let (alone, p) = time(&table, custom(true, false));
+        report(
+            "secondary alone (custom 1-7, no rounding, no audit), all of protect",
+            cells,
+            alone,
+            &p,
+        );
         let t = Instant::now();
-        let p = protect_tables_lp(&[&release]).expect("protect").remove(0);
+        let lp = protect_tables_lp(&[&release]).expect("protect").remove(0);
         report(
             "secondary and LP audit (custom 1-7, no rounding), all of protect",
             cells,
             t.elapsed().as_secs_f64(),
-            &p,
+            &lp,
         );
         let (both, p) = time(&table, custom(true, true));
         report(
@@ -196,6 +217,7 @@ fn main() {
         );
         if let Some(path) = &dump {
             write_dump(path, &p);
+            write_release(path, &release, &lp, &p);
         }
         return;
     }
@@ -275,7 +297,9 @@ fn whole_number_audit(dump: Option<&str>) {
         c.audit_failures,
     );
     if let Some(path) = dump {
-        write_dump(&format!("{path}.whole"), &whole);
+        let path = format!("{path}.whole");
+        write_dump(&path, &whole);
+        write_release(&path, &release, &lp, &whole);
     }
 }
 
@@ -349,6 +373,77 @@ fn write_dump(path: &str, p: &dars::suppress::ProtectedTable) {
     }
     std::fs::write(path, out).expect("write dump");
     println!("  wrote {path}");
+}
+
+/// What an outside solver needs to audit the table dars audited
+/// (`benches/suppress_highs.py`), beside `PATH`:
+/// - `PATH.published.csv`: the table as released (dimension columns,
+///   margins `Total`, the count as a number or `*`, and `percent` when the
+///   table has percentages): all a reader is told;
+/// - `PATH.rule.toml`: the rule, in the keys of `dars suppress --profile`;
+/// - `PATH.true.csv`: the true counts (internal; synthetic here), a
+///   whole-number table the reader's programme must admit;
+/// - `PATH.report.csv`: dars's suppression report with the whole-number
+///   audit (`protect_tables`), `PATH.lp.report.csv` with the LP audit
+///   alone (`protect_tables_lp`); rows in the same order as the other two.
+fn write_release(
+    path: &str,
+    release: &ReleaseTable,
+    lp: &dars::suppress::ProtectedTable,
+    whole: &dars::suppress::ProtectedTable,
+) {
+    assert_eq!(
+        lp.cells.iter().map(|c| c.value).collect::<Vec<_>>(),
+        whole.cells.iter().map(|c| c.value).collect::<Vec<_>>(),
+        "the LP-only and the whole-number runs publish the same table"
+    );
+    let mut published = csv::Writer::from_path(format!("{path}.published.csv")).expect("create");
+    let mut truth = csv::Writer::from_path(format!("{path}.true.csv")).expect("create");
+    let mut header = whole.dims.clone();
+    header.push("count".into());
+    truth.write_record(&header).expect("write");
+    if whole.has_percent {
+        header.push("percent".into());
+    }
+    published.write_record(&header).expect("write");
+    for c in &whole.cells {
+        let mut record = c.key.clone();
+        record.push(c.original.to_string());
+        truth.write_record(&record).expect("write");
+        record.pop();
+        record.push(c.value.to_string());
+        if whole.has_percent {
+            record.push(
+                c.percent
+                    .as_ref()
+                    .and_then(|p| p.value.clone())
+                    .unwrap_or_default(),
+            );
+        }
+        published.write_record(&record).expect("write");
+    }
+    published.flush().expect("write");
+    truth.flush().expect("write");
+    let r = &release.profile;
+    let rule = format!(
+        "# {}\nmask = [{}, {}]\nround_to = {}\nexempt_national = {}\nzeros = \"{}\"\npercent_decimals = {}\nsecondary = {}\naudit = {}\nprotection = {}\n",
+        r.name,
+        r.mask_low,
+        r.mask_high,
+        r.round_to,
+        r.exempt_national,
+        if r.suppress_zeros { "suppress" } else { "show" },
+        r.percent_decimals,
+        r.secondary,
+        r.audit,
+        r.protection
+    );
+    std::fs::write(format!("{path}.rule.toml"), rule).expect("write rule");
+    for (suffix, p) in [("report.csv", whole), ("lp.report.csv", lp)] {
+        let file = std::fs::File::create(format!("{path}.{suffix}")).expect("create");
+        dars::suppress::report::write_csv(std::io::BufWriter::new(file), p).expect("write report");
+    }
+    println!("  wrote {path}.{{published.csv,rule.toml,true.csv,report.csv,lp.report.csv}}");
 }
 
 fn time(table: &CountTable, profile: Profile) -> (f64, dars::suppress::ProtectedTable) {
