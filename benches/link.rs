@@ -191,12 +191,6 @@ fn run(dir: &Path, demographics: &Path, names: bool, bar: Option<f64>, out: &Out
                 p.field, p.level, p.m, p.u, p.bits
             );
         }
-        for d in &c.model.surname_dob_dependence {
-            println!(
-                "    surname+dob exact, forename {:<18} postcode {:<9} pairs {:>10.1} (independent {:>10.1})  {:>7.2} bits",
-                d.forename, d.postcode, d.observed_pairs, d.expected_pairs, d.bits
-            );
-        }
     }
     for k in &linkage.blocking.keys {
         println!(

@@ -8,7 +8,7 @@ use super::compare::{self, CohortNhs, Field, Level};
 use super::estimate::{EmPair, NEUTRAL};
 use super::index::{Index, IndexPerson};
 use super::model::{
-    self, level_index, KinTable, Model, NhsGroup, FORENAME, LEVELS, MAX_LEVELS, NHS, POSTCODE,
+    self, level_index, Model, NhsGroup, FORENAME, LEVELS, MAX_LEVELS, NHS, POSTCODE,
     POSTCODE_LEVELS, SURNAME, SURNAME_LEVELS,
 };
 use super::phonetic;
@@ -296,9 +296,6 @@ pub struct RowWeights {
     bits: [[f64; MAX_LEVELS]; 6],
     joint_bits: [[f64; POSTCODE_LEVELS]; SURNAME_LEVELS],
     log_u: [[f64; MAX_LEVELS]; 6],
-    /// `log2` of the factor on `u` of a pair agreeing exactly on surname
-    /// and date of birth (see `Model::kin`), by forename and postcode level.
-    kin: KinTable,
 }
 
 #[derive(Clone)]
@@ -327,7 +324,6 @@ impl RowWeights {
             bits,
             joint_bits,
             log_u,
-            kin: model.kin.log2_factor,
         })
     }
 
@@ -386,12 +382,7 @@ impl RowWeights {
             (Some(s), None) => self.bits[SURNAME][s],
             (None, Some(p)) => self.bits[POSTCODE][p],
             (None, None) => 0.0,
-        } - self.kin_log2(&l)
-    }
-
-    /// See `model::kin_log2`.
-    fn kin_log2(&self, l: &[Option<usize>; 6]) -> f64 {
-        model::kin_log2(&self.kin, l)
+        }
     }
 
     /// The weight a perfect match would give this row, with `fields` the
@@ -420,14 +411,8 @@ impl RowWeights {
             }
         }
         let (s, p) = (out.levels[SURNAME], out.levels[POSTCODE]);
-        let l: [Option<usize>; 6] = std::array::from_fn(|f| level_index(f, levels[f]));
-        let kin = self.kin_log2(&l);
-        out.log_u += kin;
         if s != NEUTRAL && p != NEUTRAL {
-            // The dependence goes with surname and postcode when the
-            // estimate leaves those two out.
-            out.log_u_joint =
-                self.log_u[SURNAME][s as usize] + self.log_u[POSTCODE][p as usize] + kin;
+            out.log_u_joint = self.log_u[SURNAME][s as usize] + self.log_u[POSTCODE][p as usize];
         }
         out
     }

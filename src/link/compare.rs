@@ -191,12 +191,7 @@ pub fn compare_postcode(cohort: Option<&Postcode>, index: Option<&str>) -> Level
     let (Some(c), Some(i)) = (cohort, index) else {
         return Level::Missing;
     };
-    compare_postcode_str(c.as_str(), i)
-}
-
-/// Two postcodes both normalised as [`Postcode::as_str`] writes them (two
-/// people of the index, or a cohort's and an index person's).
-pub fn compare_postcode_str(c: &str, i: &str) -> Level {
+    let c = c.as_str();
     // As `Postcode::district`, `sector` and `area`.
     let district = |s: &str| s.split(' ').next().unwrap_or(s).len();
     let area = |s: &str| s.bytes().take_while(u8::is_ascii_alphabetic).count();

@@ -161,27 +161,6 @@ pub struct ModelSummary {
     #[serde(default)]
     pub in_index_by_nhs_number: Vec<InIndex>,
     pub parameters: Vec<Parameter>,
-    /// The dependence measured on the index among distinct people sharing
-    /// surname and date of birth (see `model::Kin`), per forename and
-    /// postcode level (`missing` for the margin over the other field).
-    #[serde(default)]
-    pub surname_dob_dependence: Vec<Dependence>,
-}
-
-/// One cell of the surname and date-of-birth dependence, for the run
-/// summary.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Dependence {
-    pub forename: String,
-    pub postcode: String,
-    /// Ordered pairs of distinct people of the index sharing surname and
-    /// date of birth at these levels.
-    pub observed_pairs: f64,
-    /// The same if the fields were independent.
-    pub expected_pairs: f64,
-    /// The weight this adds to a pair at these levels: `−log2` of the
-    /// factor on its `u`.
-    pub bits: f64,
 }
 
 #[derive(Clone)]
@@ -397,25 +376,7 @@ fn summary(
             });
         }
     }
-    let name_of = |levels: &[super::compare::Level], i: usize| {
-        levels.get(i).map_or("missing", |l| l.as_str()).to_string()
-    };
-    let mut surname_dob_dependence = Vec::new();
-    if model.kin.expected.iter().flatten().any(|e| *e > 0.0) {
-        for f in 0..model::KIN_F {
-            for p in 0..model::KIN_P {
-                surname_dob_dependence.push(Dependence {
-                    forename: name_of(LEVELS[model::FORENAME], f),
-                    postcode: name_of(LEVELS[POSTCODE], p),
-                    observed_pairs: model.kin.observed[f][p],
-                    expected_pairs: model.kin.expected[f][p],
-                    bits: -model.kin.log2_factor[f][p],
-                });
-            }
-        }
-    }
     ModelSummary {
-        surname_dob_dependence,
         rows,
         pairs,
         iterations,

@@ -11,27 +11,6 @@
 //! NHS number one edit away, the share of the index holding a number that
 //! close to the row's (measured per row).
 //!
-//! **Surname and date of birth together.** Taking `u` field by field as
-//! independent is wrong for one combination a real index is full of:
-//! distinct people who share surname and date of birth are mostly twins,
-//! who also share the postcode and not the forename. The index says how
-//! often (see [`Kin`]): it is grouped by (surname, date of birth), every
-//! pair of distinct people in a group is compared on forename and
-//! postcode, and the count at each pair of levels is set against what
-//! independence predicts (`N'(N' − 1) · u_surname · u_dob · u_forename ·
-//! u_postcode`, the model's average `u`s). A pair agreeing exactly on
-//! surname and date of birth has its `u` multiplied by the ratio,
-//! `(observed + 2) / (expected + 2)` (two pseudo-pairs: with neither
-//! observed nor expected pairs the factor is 1): a stranger sharing
-//! surname, date of birth and address under another forename is then
-//! scored as the twin such a pair usually is, not as a rare coincidence.
-//! The counts are exact sums over each value's group, so a default date
-//! of birth shared by thousands is counted as the coincidence it is, on
-//! both sides of the ratio. A forename or postcode missing on either side
-//! takes the ratio summed over the other field's levels. Measured at each
-//! run when names are in use; in the run summary
-//! (`surname_dob_dependence`).
-//!
 //! `m` is estimated from the candidate pairs by expectation-maximisation
 //! (see `estimate`), starting from, and shrunk towards, the round prior
 //! values in [`prior`]. Missing values, gender not known and names not in
@@ -99,105 +78,6 @@ pub const POSTCODE_LEVELS: usize = 5;
 /// The joint `m` of surname and postcode, surname level by postcode level.
 pub type Joint = [[f64; POSTCODE_LEVELS]; SURNAME_LEVELS];
 
-/// Date of birth, by its index in [`Field::ALL`].
-pub const DOB: usize = 1;
-/// Levels of the forename, and of the postcode, with a last slot for
-/// neutral (missing on either side).
-pub const KIN_F: usize = NAME_LEVELS.len() + 1;
-pub const KIN_P: usize = POSTCODE_LEVELS + 1;
-/// A value per forename level by postcode level, neutral last in each.
-pub type KinTable = [[f64; KIN_P]; KIN_F];
-/// Pseudo-pairs (ordered) on both sides of each dependence factor: with
-/// few pairs observed and expected the factor is 1 (independence).
-pub const KIN_PSEUDO_PAIRS: f64 = 2.0;
-/// Members of one (surname, date of birth) group whose pairs are
-/// compared; a larger group (a default date shared with a common
-/// surname) is represented by its first members, each pair weighted up.
-const KIN_GROUP: usize = 64;
-
-/// How often two distinct people of the index who share surname and date
-/// of birth show each forename and postcode level, against what
-/// independence of the fields predicts (see [`Model::kin`]).
-#[derive(Debug, Clone)]
-pub struct Kin {
-    /// Ordered pairs of distinct people sharing surname and date of birth,
-    /// both with a forename and a postcode, by the level of each.
-    pub observed: KinTable,
-    /// The same under independence: `N'(N' − 1) · u_surname · u_dob ·
-    /// u_forename(level) · u_postcode(level)`, `N'` the people with all
-    /// four fields.
-    pub expected: KinTable,
-    /// `log2` of the dependence factor `(observed + k) / (expected + k)`
-    /// ([`KIN_PSEUDO_PAIRS`]), summed over the neutral slot's level.
-    pub log2_factor: KinTable,
-}
-
-impl Kin {
-    /// Independence: every factor 1.
-    pub fn none() -> Self {
-        Self {
-            observed: [[0.0; KIN_P]; KIN_F],
-            expected: [[0.0; KIN_P]; KIN_F],
-            log2_factor: [[0.0; KIN_P]; KIN_F],
-        }
-    }
-
-    /// The factors from the observed and expected cells: each cell's own,
-    /// and for a neutral forename or postcode the sum over the other
-    /// field's levels (the dependence of what is left).
-    fn from_counts(observed: KinTable, expected: KinTable) -> Self {
-        let (nf, np) = (KIN_F - 1, KIN_P - 1);
-        let sum = |t: &KinTable, f: Option<usize>, p: Option<usize>| -> f64 {
-            let mut s = 0.0;
-            for (fi, row) in t.iter().enumerate().take(nf) {
-                for (pi, v) in row.iter().enumerate().take(np) {
-                    if f.is_none_or(|f| f == fi) && p.is_none_or(|p| p == pi) {
-                        s += v;
-                    }
-                }
-            }
-            s
-        };
-        let mut o = observed;
-        let mut e = expected;
-        for f in 0..KIN_F {
-            for p in 0..KIN_P {
-                let (fs, ps) = ((f < nf).then_some(f), (p < np).then_some(p));
-                if fs.is_none() || ps.is_none() {
-                    o[f][p] = sum(&observed, fs, ps);
-                    e[f][p] = sum(&expected, fs, ps);
-                }
-            }
-        }
-        let mut log2_factor = [[0.0; KIN_P]; KIN_F];
-        for f in 0..KIN_F {
-            for p in 0..KIN_P {
-                log2_factor[f][p] =
-                    ((o[f][p] + KIN_PSEUDO_PAIRS) / (e[f][p] + KIN_PSEUDO_PAIRS)).log2();
-            }
-        }
-        Self {
-            observed: o,
-            expected: e,
-            log2_factor,
-        }
-    }
-}
-
-/// `log2` of the dependence factor on the `u` of a pair at `levels`
-/// (level indexes in [`LEVELS`], `None` neutral), from
-/// [`Kin::log2_factor`]: the cell of its forename and postcode levels for
-/// a pair agreeing exactly on surname and date of birth, else 0.
-pub fn kin_log2(table: &KinTable, levels: &[Option<usize>; 6]) -> f64 {
-    if levels[SURNAME] == Some(0) && levels[DOB] == Some(0) {
-        let f = levels[FORENAME].unwrap_or(KIN_F - 1);
-        let p = levels[POSTCODE].unwrap_or(KIN_P - 1);
-        table[f][p]
-    } else {
-        0.0
-    }
-}
-
 /// Index of `level` among `field`'s levels; `None` for a neutral level.
 pub fn level_index(field: usize, level: Level) -> Option<usize> {
     LEVELS[field].iter().position(|l| *l == level)
@@ -262,11 +142,6 @@ pub struct Model {
     /// holds is a sign that the person was never registered, one somebody
     /// holds that they were.
     pub in_index: [f64; NhsGroup::COUNT],
-    /// The coincidence of the other fields among distinct people of the
-    /// index who share surname and date of birth (twins, siblings, a
-    /// household): the `u` of a pair agreeing exactly on both is the
-    /// product of the fields' `u` times this factor (see [`Kin`]).
-    pub kin: Kin,
     forename_counts: PlHashMap<String, u32>,
     surname_counts: PlHashMap<String, u32>,
 }
@@ -301,7 +176,7 @@ impl Model {
         forename_u[0] = typical(&forename_counts);
         let mut surname_u = sample.surname;
         surname_u[0] = typical(&surname_counts);
-        let mut model = Self {
+        Ok(Self {
             people,
             m: prior::M.map(|m| m.to_vec()),
             m_joint: prior::joint(),
@@ -327,14 +202,9 @@ impl Model {
                 surname_u.to_vec(),
             ],
             in_index: [prior::IN_INDEX; NhsGroup::COUNT],
-            kin: Kin::none(),
             forename_counts,
             surname_counts,
-        };
-        if names {
-            model.kin = measure_kin(index, &model.u);
-        }
-        Ok(model)
+        })
     }
 
     /// The `u` of one level for one row: the name's own frequency for an
@@ -487,105 +357,4 @@ fn sample_u(index: &Index, names: bool) -> SampledU {
         surname: shares(surname, NAME_LEVELS.len()),
         gender: shares(gender, 2),
     }
-}
-
-/// Groups the index by surname and date of birth and compares the forename
-/// and postcode of every pair of distinct people in each group (see
-/// [`Kin`]); `u` is the model's, for what independence predicts.
-fn measure_kin(index: &Index, u: &[Vec<f64>; 6]) -> Kin {
-    use rayon::prelude::*;
-
-    use super::index::{NONE, NO_DATE};
-    let mut keyed: Vec<(u64, u32)> = index
-        .people
-        .iter()
-        .enumerate()
-        .filter(|(_, p)| p.surname != NONE && p.dob != NO_DATE)
-        .map(|(i, p)| {
-            (
-                (u64::from(p.surname) << 32) | u64::from(p.dob as u32),
-                i as u32,
-            )
-        })
-        .collect();
-    keyed.par_sort_unstable();
-    let complete = |i: u32| {
-        let p = index.person(i);
-        p.forename_key.is_some() && p.surname_key.is_some() && p.postcode.is_some()
-    };
-    // People with all four fields: the population independence is taken
-    // over (by the dictionary numbers: a blank name or an unparsed
-    // postcode still counts here, a few at most).
-    let people = index
-        .people
-        .iter()
-        .filter(|p| {
-            p.surname != NONE && p.dob != NO_DATE && p.forename != NONE && p.postcode != NONE
-        })
-        .count() as f64;
-    let groups: Vec<&[(u64, u32)]> = keyed
-        .chunk_by(|a, b| a.0 == b.0)
-        .filter(|g| g.len() >= 2)
-        .collect();
-    let observed = groups
-        .par_iter()
-        .fold(
-            || [[0.0; KIN_P]; KIN_F],
-            |mut t, group| {
-                let members: Vec<u32> = group
-                    .iter()
-                    .map(|(_, i)| *i)
-                    .filter(|&i| complete(i))
-                    .collect();
-                let n = members.len();
-                let m = n.min(KIN_GROUP);
-                if m < 2 {
-                    return t;
-                }
-                // Ordered pairs each unordered pair of the first `m` stands for.
-                let weight = 2.0 * (n * (n - 1)) as f64 / (m * (m - 1)) as f64;
-                for a in 0..m {
-                    let pa = index.person(members[a]);
-                    for &b in &members[a + 1..m] {
-                        let pb = index.person(b);
-                        let (f, s) = compare::compare_names(
-                            (pa.forename_key, pa.surname_key),
-                            (pb.forename_key, pb.surname_key),
-                        );
-                        let (Some(pca), Some(pcb)) = (pa.postcode, pb.postcode) else {
-                            continue;
-                        };
-                        let p = compare::compare_postcode_str(pca, pcb);
-                        if s != Level::Exact {
-                            continue;
-                        }
-                        if let (Some(f), Some(p)) =
-                            (level_index(FORENAME, f), level_index(POSTCODE, p))
-                        {
-                            t[f][p] += weight;
-                        }
-                    }
-                }
-                t
-            },
-        )
-        .reduce(
-            || [[0.0; KIN_P]; KIN_F],
-            |mut a, b| {
-                for (ra, rb) in a.iter_mut().zip(&b) {
-                    for (x, y) in ra.iter_mut().zip(rb) {
-                        *x += y;
-                    }
-                }
-                a
-            },
-        );
-    let base = people * (people - 1.0).max(0.0) * u[SURNAME][0] * u[DOB][0];
-    let mut expected = [[0.0; KIN_P]; KIN_F];
-    for (f, row) in expected.iter_mut().enumerate().take(KIN_F - 1) {
-        for (p, cell) in row.iter_mut().enumerate().take(KIN_P - 1) {
-            *cell = base * u[FORENAME][f] * u[POSTCODE][p];
-        }
-    }
-    Kin::from_counts(observed, expected)
 }

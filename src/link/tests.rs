@@ -461,60 +461,6 @@ fn a_rare_surname_says_more_than_smith() {
     );
 }
 
-/// Issue #10: twins in the index (same surname, date of birth and
-/// postcode, another forename) are measured as far commoner than
-/// independence says, so a pair at those levels weighs less; an index
-/// without them keeps the product of the fields' `u`.
-#[test]
-fn issue_10_twins_in_the_index_make_a_new_forename_at_the_same_address_likelier_a_stranger() {
-    let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
-    let mut twins = Vec::new();
-    for k in 0..60i64 {
-        let dob = leak(format!("201{}-0{}-{:02}", k % 10, 1 + k % 9, 1 + k % 28));
-        let pc = leak(format!("LS{} {}AB", 1 + k % 9, k % 10));
-        let surname = leak(format!("Twinfamily{k}"));
-        for (j, forename) in ["Castor", "Pollux"].iter().enumerate() {
-            let mut x = p(1 + 2 * k + j as i64, dob, "1", pc);
-            x.forename = forename;
-            x.surname = surname;
-            twins.push(x);
-        }
-    }
-    let (forename, postcode) = (Some(6), Some(0)); // disagree, full
-    let measure = |people: &[P]| {
-        let index = index::Index::load(demographics(people), true).unwrap();
-        model::Model::measure(&index, true).unwrap()
-    };
-    let with = measure(&twins);
-    let without = measure(&twins.iter().step_by(2).cloned().collect::<Vec<_>>());
-    let cell = |m: &model::Model, f: Option<usize>, p: Option<usize>| {
-        m.kin.log2_factor[f.unwrap_or(model::KIN_F - 1)][p.unwrap_or(model::KIN_P - 1)]
-    };
-    // 60 twin pairs, 120 ordered pairs, where independence expects well
-    // under one.
-    assert!(with.kin.observed[6][0] >= 120.0, "{:?}", with.kin.observed);
-    assert!(cell(&with, forename, postcode) > 5.0);
-    assert!(cell(&without, forename, postcode).abs() < 0.5);
-    // The same forename at the same address: no such pair, no change.
-    assert!(cell(&with, Some(0), postcode).abs() < 0.5);
-    let levels = |f| {
-        let mut l = [None; 6];
-        l[model::SURNAME] = Some(0);
-        l[model::DOB] = Some(0);
-        l[model::FORENAME] = f;
-        l[model::POSTCODE] = postcode;
-        l
-    };
-    let kin = &with.kin.log2_factor;
-    assert_eq!(
-        model::kin_log2(kin, &levels(forename)),
-        cell(&with, forename, postcode)
-    );
-    let mut other_dob = levels(forename);
-    other_dob[model::DOB] = Some(1);
-    assert_eq!(model::kin_log2(kin, &other_dob), 0.0);
-}
-
 /// Issue #3: a key whose blocks grow too big is reported and capped.
 #[test]
 fn oversized_blocks_are_capped_and_reported() {
