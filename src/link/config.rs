@@ -65,8 +65,9 @@ pub const REVIEW_THRESHOLD: f64 = 50.0;
 /// people, with rank-1 over rows with errors 98.4%, 98.3%, 98.2% and 97.8%
 /// (the married who moved 83.2%, 82.3%, 81.2%, 77.3%); at 0.55 FEBRL 2
 /// loses a row with three errors and ties Splink. A term-frequency `u` for
-/// the date of birth was measured and not kept: it moves scores, not the
-/// trade-off (README, issue #10).
+/// the date of birth, and a joint `u` of surname and date of birth
+/// measured on the index (twins), were measured and not kept: they move
+/// scores along the trade-off, not the trade-off (README, issue #10).
 pub const REVIEW_PROBABILITY: f64 = 0.5;
 /// A study ID whose top two candidates are this close is ambiguous.
 pub const AMBIGUITY_MARGIN: f64 = 5.0;
