@@ -226,7 +226,7 @@ destination = "file://{ddir}/outbox"
     with open(os.path.join(ddir, "dars.log"), errors="replace") as fh:
         for line in fh:
             # dars's own summary and warnings carry counts and key names only
-            if line.startswith(("warning:", "review queue:")) or " rows: " in line[:20]:
+            if line.startswith(("warning:", "note:", "review queue:")) or " rows: " in line[:20]:
                 print("  dars says: " + line.rstrip(), flush=True)
     return out, wall, peak
 
