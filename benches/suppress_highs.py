@@ -249,11 +249,7 @@ def lp_intervals(t, warm, primal=False):
         for sense in (MIN, MAX):
             if not warm:
                 h.clearSolver()
-            if last is not None and last != v:
-                h.changeColCost(last, 0.0)
-            h.changeColCost(v, 1.0)
-            last = v
-            h.changeObjectiveSense(sense)
+            last = aim(h, last, v, sense)
             status = phase.run(h)
             x = bound(h, status, sense == MAX, i, "LP " + ("maximum" if sense == MAX else "minimum"))
             sides.append(x)
@@ -263,6 +259,16 @@ def lp_intervals(t, warm, primal=False):
         high = None if sides[1] is None else int(np.floor(sides[1] + 1e-6))
         out[i] = (low, high)
     return out, points, phase.done()
+
+
+def aim(h, last, v, sense):
+    """Makes column `v` the objective (in `sense`) of the Highs instance whose
+    objective was column `last` (or none): the warm objective change. -> v"""
+    if last is not None and last != v:
+        h.changeColCost(last, 0.0)
+    h.changeColCost(v, 1.0)
+    h.changeObjectiveSense(sense)
+    return v
 
 
 def mip_intervals(t, lp, points, prune):
@@ -293,11 +299,7 @@ def mip_intervals(t, lp, points, prune):
     def solve(i, sense):
         nonlocal last
         v = t.var[i]
-        if last is not None and last != v:
-            h.changeColCost(last, 0.0)
-        h.changeColCost(v, 1.0)
-        last = v
-        h.changeObjectiveSense(sense)
+        last = aim(h, last, v, sense)
         status = phase.run(h)
         x = bound(h, status, sense == MAX, i, "whole-number " + ("maximum" if sense == MAX else "minimum"))
         if status == OPTIMAL and prune:

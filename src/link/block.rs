@@ -493,7 +493,6 @@ pub fn candidates_narrowed(
     // gender or a postcode looks up is grouped once (see `Parts`), in
     // parallel, then narrowed once per distinct narrowing of those rows;
     // the lookup then takes the narrowed block's size.
-    let full: Vec<Vec<u64>> = whole.iter().map(|(_, b)| b.clone()).collect();
     let mut wanted: Vec<(usize, u128, Narrowing)> = whole
         .iter()
         .enumerate()
@@ -523,7 +522,7 @@ pub fn candidates_narrowed(
         .collect();
     let narrowed_block = |s: usize, i: usize| -> Option<&Vec<u32>> {
         let l = &whole[s].0;
-        if full[s][i] as usize <= limits.max_block {
+        if whole[s].1[i] as usize <= limits.max_block {
             return None;
         }
         narrowed.get(&(s, l.codes[i], narrowing(l.rows[i])))
@@ -582,7 +581,7 @@ pub fn candidates_narrowed(
             lookups: sizes.len(),
             ..Default::default()
         };
-        for ((n, asked), k) in sizes.iter().zip(&full[s]).zip(&kept) {
+        for ((n, asked), k) in sizes.iter().zip(&whole[s].1).zip(&kept) {
             r.comparisons += asked;
             if n != asked {
                 r.narrowed_lookups += 1;
