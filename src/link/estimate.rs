@@ -517,17 +517,26 @@ fn lookalike_step(model: &mut Model, t: &ClassTally, joint_prior: &Joint) -> f64
     // The guard on the date of birth.
     let cap = model.m[DOB][0];
     if shared_total > cap {
-        let (keep, grow) = (cap / shared_total, (1.0 - cap) / (1.0 - shared_total));
+        let (keep, grow) = (
+            cap / shared_total,
+            (1.0 - cap) / (1.0 - shared_total).max(1e-12),
+        );
         for p in 0..POSTCODE_LEVELS {
             shared[p] *= keep;
             not_shared[p] *= grow;
         }
     }
-    for d in 0..DOB_LEVELS {
-        for p in 0..POSTCODE_LEVELS {
-            let v = (if d == 0 { shared[p] } else { 0.0 } + u_dob[d] * not_shared[p]).max(M_FLOOR);
-            moved = moved.max((v - model.m_look_joint[d][p]).abs());
-            model.m_look_joint[d][p] = v;
+    for (d, (row, u_d)) in model
+        .m_look_joint
+        .iter_mut()
+        .zip(u_dob)
+        .enumerate()
+        .take(DOB_LEVELS)
+    {
+        for (p, cell) in row.iter_mut().enumerate() {
+            let v = (if d == 0 { shared[p] } else { 0.0 } + u_d * not_shared[p]).max(M_FLOOR);
+            moved = moved.max((v - *cell).abs());
+            *cell = v;
         }
     }
     moved
