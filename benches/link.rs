@@ -181,6 +181,10 @@ fn run(dir: &Path, demographics: &Path, names: bool, bar: Option<f64>, out: &Out
         );
     }
     println!(
+        "    absent people who are a lookalike (tau) {:.3}",
+        c.model.lookalike
+    );
+    println!(
         "  whole link stage       {total:>7.2} s  {:>10.0} rows/s",
         c.rows as f64 / total
     );
@@ -188,6 +192,12 @@ fn run(dir: &Path, demographics: &Path, names: bool, bar: Option<f64>, out: &Out
         for p in &c.model.parameters {
             println!(
                 "    {:<14} {:<18} m {:>8.5}  u {:>10.3e}  {:>7.2} bits",
+                p.field, p.level, p.m, p.u, p.bits
+            );
+        }
+        for p in &c.model.lookalike_parameters {
+            println!(
+                "    lookalike {:<14} {:<18} m_R {:>8.5}  u {:>10.3e}  {:>7.2} bits",
                 p.field, p.level, p.m, p.u, p.bits
             );
         }

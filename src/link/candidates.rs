@@ -8,8 +8,8 @@ use super::compare::{self, CohortNhs, Field, Level};
 use super::estimate::{EmPair, NEUTRAL};
 use super::index::{Index, IndexPerson};
 use super::model::{
-    self, level_index, Model, NhsGroup, FORENAME, LEVELS, MAX_LEVELS, NHS, POSTCODE,
-    POSTCODE_LEVELS, SURNAME, SURNAME_LEVELS,
+    self, level_index, Model, NhsGroup, DOB, DOB_LEVELS, FORENAME, LEVELS, MAX_LEVELS, NHS,
+    POSTCODE, POSTCODE_LEVELS, SURNAME, SURNAME_LEVELS,
 };
 use super::phonetic;
 use crate::domain::date::to_epoch_days;
@@ -291,10 +291,13 @@ pub fn levels(scoring: &Scoring, row: &Prepared<'_>, person: &IndexPerson<'_>) -
 /// looked up once per row rather than once per pair. Surname and postcode
 /// weigh jointly when both are compared (see `Model::m_joint`), each by its
 /// margin when the other is missing.
+/// The lookalike weights `log2(m_R / u)` are tabled the same way.
 #[derive(Clone)]
 pub struct RowWeights {
     bits: [[f64; MAX_LEVELS]; 6],
     joint_bits: [[f64; POSTCODE_LEVELS]; SURNAME_LEVELS],
+    look_bits: [[f64; MAX_LEVELS]; 6],
+    look_joint_bits: [[f64; POSTCODE_LEVELS]; SURNAME_LEVELS],
     log_u: [[f64; MAX_LEVELS]; 6],
 }
 
@@ -307,22 +310,30 @@ impl RowWeights {
     /// computed once per model.
     pub fn base(model: &Model) -> RowWeightsBase {
         let mut bits = [[0.0; MAX_LEVELS]; 6];
+        let mut look_bits = [[0.0; MAX_LEVELS]; 6];
         let mut log_u = [[0.0; MAX_LEVELS]; 6];
         for (f, levels) in LEVELS.iter().enumerate() {
             for (l, level) in levels.iter().enumerate() {
                 bits[f][l] = model.weight(f, *level, None, 1);
+                look_bits[f][l] = model.lookalike_weight(f, *level, None, 1);
                 log_u[f][l] = model.u_of(f, l, None, 1).max(1e-300).log2();
             }
         }
         let mut joint_bits = [[0.0; POSTCODE_LEVELS]; SURNAME_LEVELS];
-        for (s, r) in joint_bits.iter_mut().enumerate() {
-            for (p, b) in r.iter_mut().enumerate() {
-                *b = model.joint_weight(s, p, None);
+        let mut look_joint_bits = [[0.0; POSTCODE_LEVELS]; SURNAME_LEVELS];
+        for s in 0..SURNAME_LEVELS {
+            for p in 0..POSTCODE_LEVELS {
+                joint_bits[s][p] = model.joint_weight(s, p, None);
+                if s < DOB_LEVELS {
+                    look_joint_bits[s][p] = model.lookalike_joint_weight(s, p);
+                }
             }
         }
         RowWeightsBase(Self {
             bits,
             joint_bits,
+            look_bits,
+            look_joint_bits,
             log_u,
         })
     }
@@ -340,6 +351,7 @@ impl RowWeights {
             for (l, level) in LEVELS[NHS].iter().enumerate() {
                 if matches!(level, Level::OneEdit | Level::Transposition) {
                     t.bits[NHS][l] = model.weight(NHS, *level, None, held);
+                    t.look_bits[NHS][l] = model.lookalike_weight(NHS, *level, None, held);
                     t.log_u[NHS][l] = model.u_of(NHS, l, None, held).max(1e-300).log2();
                 }
             }
@@ -354,6 +366,7 @@ impl RowWeights {
                 }
                 let u = model.u_of(f, l, Some(name), 1);
                 t.bits[f][l] = model::bits(model.m[f][l], u);
+                t.look_bits[f][l] = model::bits(model.m_look[f][l], u);
                 t.log_u[f][l] = u.max(1e-300).log2();
                 if f == SURNAME {
                     for (p, b) in t.joint_bits[l].iter_mut().enumerate() {
@@ -367,20 +380,37 @@ impl RowWeights {
 
     /// The summed weight of a pair at `levels`, in bits.
     pub fn weight(&self, levels: &[Level; 6]) -> f64 {
+        Self::sum(&self.bits, &self.joint_bits, SURNAME, levels)
+    }
+
+    /// The summed lookalike weight `log2(m_R / u)` of a pair at `levels`
+    /// (`r` in `estimate`): date of birth and postcode jointly.
+    pub fn lookalike_weight(&self, levels: &[Level; 6]) -> f64 {
+        Self::sum(&self.look_bits, &self.look_joint_bits, DOB, levels)
+    }
+
+    /// The summed `bits` at `levels`, field `first` and postcode by
+    /// `joint_bits` when both are compared.
+    fn sum(
+        bits: &[[f64; MAX_LEVELS]; 6],
+        joint_bits: &[[f64; POSTCODE_LEVELS]; SURNAME_LEVELS],
+        first: usize,
+        levels: &[Level; 6],
+    ) -> f64 {
         let l: [Option<usize>; 6] = std::array::from_fn(|f| level_index(f, levels[f]));
         let mut w = 0.0;
         for (f, l) in l.iter().enumerate() {
-            if f == SURNAME || f == POSTCODE {
+            if f == first || f == POSTCODE {
                 continue;
             }
             if let Some(l) = l {
-                w += self.bits[f][*l];
+                w += bits[f][*l];
             }
         }
-        w + match (l[SURNAME], l[POSTCODE]) {
-            (Some(s), Some(p)) => self.joint_bits[s][p],
-            (Some(s), None) => self.bits[SURNAME][s],
-            (None, Some(p)) => self.bits[POSTCODE][p],
+        w + match (l[first], l[POSTCODE]) {
+            (Some(s), Some(p)) => joint_bits[s][p],
+            (Some(s), None) => bits[first][s],
+            (None, Some(p)) => bits[POSTCODE][p],
             (None, None) => 0.0,
         }
     }
@@ -513,7 +543,16 @@ pub fn queue_entry(
 ) -> Scored {
     let prepared = compared.prepared(row, scoring.names);
     let prior = model.pair_prior(compared.group);
+    let look_prior = model.lookalike_prior();
     let table = RowWeights::new(base, model, &prepared);
+    // The three-class posterior of `estimate`: each pair's match odds
+    // against the row's person being absent, either a stranger to every
+    // candidate (1) or some candidate's lookalike (`c · 2^r`).
+    let lookalikes: f64 = compared
+        .pairs
+        .iter()
+        .map(|p| look_prior * table.lookalike_weight(&p.levels).exp2())
+        .sum();
     let best = table.best(scoring.fields).max(f64::EPSILON);
     let mut candidates: Vec<Candidate> = compared
         .pairs
@@ -535,7 +574,7 @@ pub fn queue_entry(
             }
         })
         .collect();
-    let denominator = 1.0 + candidates.iter().map(|c| c.probability).sum::<f64>();
+    let denominator = 1.0 + lookalikes + candidates.iter().map(|c| c.probability).sum::<f64>();
     for c in &mut candidates {
         c.probability /= denominator;
     }

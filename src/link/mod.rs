@@ -52,7 +52,13 @@
 //!   per what the row's NHS number says: a valid number somebody in the
 //!   index holds, a valid number nobody holds (a sign the person was never
 //!   registered: 6% of such rows are in the index on the outside bench),
-//!   digits failing modulus 11, or none.
+//!   digits failing modulus 11, or none;
+//! - a third class, the absent lookalike (a relative or namesake of a
+//!   candidate, not in the index), has its own `m_R` per field and level
+//!   and its own share `τ` of absent people, estimated by the same EM, so
+//!   that someone sharing a surname and a date of birth with a person of
+//!   the index is weighed against lookalikes, not only against random
+//!   strangers.
 //!
 //! The estimated `m`, `u` and weights are in the run summary (`model` of
 //! the linkage counts). Missing values, gender not known and names not in
@@ -67,7 +73,8 @@
 //! and twins stay close instead of both saturating. Candidates are ranked
 //! by weight (the same order as the score), and queued when the score
 //! reaches the review threshold or when their chance of being the row's
-//! person (the estimate's posterior, prior odds `ρ / ((1 − ρ) N)` per pair)
+//! person (the estimate's three-class posterior: the candidate, an absent
+//! person who is some candidate's lookalike, or an absent stranger)
 //! reaches the review probability (0.5: at least as likely as not); at
 //! most `max_candidates` per study ID. A study ID
 //! whose top two are within the ambiguity margin (twins without names) is

@@ -68,14 +68,21 @@ pub const MAX_LEVELS: usize = 7;
 /// [`Model::m_joint`]), by their index in [`Field::ALL`].
 pub const SURNAME: usize = 5;
 pub const POSTCODE: usize = 3;
-/// NHS number and forename, by their index in [`Field::ALL`].
+/// NHS number, date of birth and forename, by their index in
+/// [`Field::ALL`].
 pub const NHS: usize = 0;
+pub const DOB: usize = 1;
 pub const FORENAME: usize = 4;
 /// Levels of surname and of postcode.
 pub const SURNAME_LEVELS: usize = NAME_LEVELS.len();
 pub const POSTCODE_LEVELS: usize = 5;
 
-/// The joint `m` of surname and postcode, surname level by postcode level.
+/// Levels of date of birth.
+pub const DOB_LEVELS: usize = 5;
+
+/// The joint `m` of surname and postcode, surname level by postcode level
+/// (for the lookalike class, date of birth by postcode: its first
+/// [`DOB_LEVELS`] rows).
 pub type Joint = [[f64; POSTCODE_LEVELS]; SURNAME_LEVELS];
 
 /// Index of `level` among `field`'s levels; `None` for a neutral level.
@@ -100,6 +107,43 @@ pub mod prior {
     /// Share of cohort rows whose person is in the index.
     pub const IN_INDEX: f64 = 0.95;
 
+    /// `m_R` of the lookalike class (see `estimate`): the levels a person
+    /// absent from the index shows against the one person of the index
+    /// they resemble. Lookalikes are of two kinds, and the prior is their
+    /// round mixture, not a fit. *Relatives* (a parent, child, sibling or
+    /// spouse) share the surname and usually the address or the area, and
+    /// differ in forename and date of birth (only twins share it); they
+    /// are of either sex. *Namesakes* share the forename, often the
+    /// surname, now and then the date of birth by chance, and live
+    /// anywhere. Neither holds the other's NHS number, though a row may
+    /// carry a relative's (a card shared in a household). For NHS
+    /// number, forename and surname only the exact level is a prior of its
+    /// own (the share of lookalikes sharing the value; the other levels
+    /// start here but are a stranger's `u` scaled to the rest, see
+    /// `estimate`); date of birth and postcode enter as the product of
+    /// their rows, the pair sharing both a date and a full postcode
+    /// excluded in the estimate.
+    pub const LOOKALIKE_M: [&[f64]; 6] = [
+        // NHS number: exact, one edit, transposition, disagree.
+        &[0.02, 0.005, 0.005, 0.97],
+        // Date of birth: exact (twins, a namesake's birthday), swapped,
+        // one component, year only (siblings born in one year), other.
+        &[0.1, 0.01, 0.02, 0.07, 0.8],
+        // Gender: a relative of either sex, a namesake of the same.
+        &[0.6, 0.4],
+        // Postcode: full (a household), sector, district, area, other.
+        &[0.3, 0.1, 0.1, 0.15, 0.35],
+        // Forename: a namesake's, else a relative's other name.
+        &[0.2, 0.005, 0.02, 0.01, 0.02, 0.045, 0.7],
+        // Surname: the family's, save those who married into or out of it.
+        &[0.6, 0.005, 0.02, 0.03, 0.02, 0.025, 0.3],
+    ];
+    /// Share of people absent from the index who are the lookalike of
+    /// someone in it (`τ`): most people have a relative or a namesake in a
+    /// population register, but how many of a cohort's absent people do is
+    /// the cohort's; even odds, for the data to move.
+    pub const LOOKALIKE: f64 = 0.5;
+
     /// The joint prior of surname and postcode: the product of theirs
     /// (independence, until the data say otherwise).
     pub fn joint() -> super::Joint {
@@ -107,6 +151,19 @@ pub mod prior {
         for (s, row) in j.iter_mut().enumerate() {
             for (p, cell) in row.iter_mut().enumerate() {
                 *cell = M[super::SURNAME][s] * M[super::POSTCODE][p];
+            }
+        }
+        j
+    }
+
+    /// The joint prior of date of birth and postcode of the lookalike
+    /// class (see [`super::Model::m_look_joint`]): the product of its
+    /// margins.
+    pub fn lookalike_joint() -> super::Joint {
+        let mut j = [[0.0; super::POSTCODE_LEVELS]; super::SURNAME_LEVELS];
+        for (d, row) in j.iter_mut().enumerate().take(super::DOB_LEVELS) {
+            for (p, cell) in row.iter_mut().enumerate() {
+                *cell = LOOKALIKE_M[super::DOB][d] * LOOKALIKE_M[super::POSTCODE][p];
             }
         }
         j
@@ -142,6 +199,22 @@ pub struct Model {
     /// holds is a sign that the person was never registered, one somebody
     /// holds that they were.
     pub in_index: [f64; NhsGroup::COUNT],
+    /// `m_R` of the lookalike class per field and level (see `estimate`):
+    /// a person absent from the index who resembles a given person of it.
+    /// For date of birth and postcode, the margins of
+    /// [`Self::m_look_joint`].
+    pub m_look: [Vec<f64>; 6],
+    /// `m_R` of date of birth and postcode together, date level by
+    /// postcode level (the first [`DOB_LEVELS`] rows): lookalikes are of
+    /// kinds, and the kind sets both at once. A relative at the same
+    /// address was born on another date (twins excepted); a namesake or
+    /// someone sharing a birthday lives elsewhere. Independence would let
+    /// the first kind's address and the second's date make a twin at home
+    /// of every nickname.
+    pub m_look_joint: Joint,
+    /// `τ`: the share of people absent from the index who are the
+    /// lookalike of someone in it.
+    pub lookalike: f64,
     forename_counts: PlHashMap<String, u32>,
     surname_counts: PlHashMap<String, u32>,
 }
@@ -202,6 +275,9 @@ impl Model {
                 surname_u.to_vec(),
             ],
             in_index: [prior::IN_INDEX; NhsGroup::COUNT],
+            m_look: prior::LOOKALIKE_M.map(|m| m.to_vec()),
+            m_look_joint: prior::lookalike_joint(),
+            lookalike: prior::LOOKALIKE,
             forename_counts,
             surname_counts,
         })
@@ -251,8 +327,33 @@ impl Model {
         )
     }
 
+    /// The lookalike weight `log2(m_R / u)` of `level` for field `field`
+    /// (as [`Self::weight`]).
+    pub fn lookalike_weight(
+        &self,
+        field: usize,
+        level: Level,
+        name: Option<&str>,
+        held: usize,
+    ) -> f64 {
+        match level_index(field, level) {
+            Some(l) => bits(self.m_look[field][l], self.u_of(field, l, name, held)),
+            None => 0.0,
+        }
+    }
+
+    /// The lookalike weight of date-of-birth level `d` with postcode
+    /// level `p`, estimated jointly.
+    pub fn lookalike_joint_weight(&self, d: usize, p: usize) -> f64 {
+        bits(
+            self.m_look_joint[d][p],
+            self.u_of(DOB, d, None, 1) * self.u_of(POSTCODE, p, None, 1),
+        )
+    }
+
     /// Sets the margins of surname and postcode in [`Self::m`] from
-    /// [`Self::m_joint`].
+    /// [`Self::m_joint`], and of date of birth and postcode in
+    /// [`Self::m_look`] from [`Self::m_look_joint`].
     pub fn set_margins(&mut self) {
         for s in 0..SURNAME_LEVELS {
             self.m[SURNAME][s] = self.m_joint[s].iter().sum();
@@ -260,16 +361,28 @@ impl Model {
         for p in 0..POSTCODE_LEVELS {
             self.m[POSTCODE][p] = self.m_joint.iter().map(|r| r[p]).sum();
         }
+        for d in 0..DOB_LEVELS {
+            self.m_look[DOB][d] = self.m_look_joint[d].iter().sum();
+        }
+        for p in 0..POSTCODE_LEVELS {
+            self.m_look[POSTCODE][p] = self.m_look_joint[..DOB_LEVELS].iter().map(|r| r[p]).sum();
+        }
     }
 
-    /// The prior odds multiplier of a single pair: the chance that a given
-    /// person of the index is the row's, before looking at the fields.
-    /// The prior odds of a single pair for a row of `group`: the odds that
-    /// the row's person is in the index, `ρ / (1 − ρ)`, shared among its
-    /// `N` people.
+    /// The prior odds of a single pair for a row of `group` being a match,
+    /// against the row's person being absent and a lookalike of nobody:
+    /// `a = ρ / ((1 − ρ)(1 − τ) N)` (see `estimate`), with `ρ` the group's
+    /// share in the index and `τ` the share of absent people who are a
+    /// lookalike.
     pub fn pair_prior(&self, group: NhsGroup) -> f64 {
         let rho = self.in_index[group as usize];
-        rho / ((1.0 - rho) * self.people)
+        rho / ((1.0 - rho) * (1.0 - self.lookalike) * self.people)
+    }
+
+    /// The prior odds of a single pair being a lookalike, on the same
+    /// footing: `c = τ / ((1 − τ) N)`.
+    pub fn lookalike_prior(&self) -> f64 {
+        self.lookalike / ((1.0 - self.lookalike) * self.people)
     }
 }
 
